@@ -1,0 +1,1 @@
+"""The synthetic world: seeded patients, orders, studies and IOD-conformant images."""
