@@ -1,0 +1,128 @@
+"""Application Entity factory on pynetdicom, with the settings a real site needs.
+
+pynetdicom leaves Nagle's algorithm on; with the peer's delayed ACKs that makes a
+C-STORE stream up to 45x slower (see BASELINES.md), so every socket an AE made here
+opens - as requestor or acceptor - gets TCP_NODELAY. The factory also fixes the
+maximum PDU size, the timeouts and optional AE-title allowlists in one place so no
+actor forgets one of them.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.transport import ThreadedAssociationServer
+
+from simulators.errors import AssociationError, ConfigError
+
+#: 128 KiB: big enough that a 512x512x16-bit slice needs 4 P-DATA PDUs, small enough
+#: to keep per-association memory bounded.
+DEFAULT_MAX_PDU = 131_072
+
+
+@dataclass(frozen=True, slots=True)
+class AeSettings:
+    """How one simulated system's DICOM Application Entity behaves on the wire."""
+
+    ae_title: str
+    max_pdu: int = DEFAULT_MAX_PDU
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 30.0
+    network_timeout: float = 60.0
+    connection_timeout: float = 10.0
+    maximum_associations: int = 50
+    #: Calling AE titles accepted as acceptor; empty means any.
+    allowed_calling: frozenset[str] = field(default_factory=frozenset)
+    #: Reject associations whose called AE title is not ours.
+    require_called: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.ae_title.strip()) <= 16:
+            raise ConfigError("AE title must be 1 to 16 characters", ae_title=self.ae_title)
+        if self.max_pdu and self.max_pdu < 4096:
+            raise ConfigError("max_pdu must be 0 (unlimited) or at least 4096", max_pdu=self.max_pdu)
+        if self.maximum_associations < 1:
+            raise ConfigError("maximum_associations must be at least 1",
+                              maximum_associations=self.maximum_associations)
+
+
+def _set_nodelay(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: switch Nagle off on the association's socket."""
+    transport = event.assoc.dul.socket
+    sock = getattr(transport, "socket", None)
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+#: Handlers every association made through this module binds.
+NODELAY_HANDLERS: list[tuple[Any, Any]] = [(evt.EVT_CONN_OPEN, _set_nodelay)]
+
+
+def make_ae(settings: AeSettings) -> AE:
+    """Build a pynetdicom AE configured from ``settings`` (contexts are added by callers)."""
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    ae.connection_timeout = settings.connection_timeout
+    ae.maximum_associations = settings.maximum_associations
+    ae.require_called_aet = settings.require_called
+    ae.require_calling_aet = sorted(settings.allowed_calling)
+    return ae
+
+
+def start_server(ae: AE, host: str, port: int,
+                 handlers: Sequence[tuple[Any, ...]] = ()) -> ThreadedAssociationServer:
+    """Start a non-blocking acceptor with TCP_NODELAY; ``port`` 0 picks a free port.
+
+    The bound port is ``server.server_address[1]``.
+    """
+    try:
+        return ae.start_server((host, port), block=False,
+                               evt_handlers=[*NODELAY_HANDLERS, *handlers])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                          ae_title=ae.ae_title) from exc
+
+
+def associate(ae: AE, host: str, port: int, called_ae: str,
+              handlers: Iterable[tuple[Any, ...]] = (),
+              **kwargs: Any) -> Association:
+    """Open an association with TCP_NODELAY or raise :class:`AssociationError` saying why."""
+    assoc = ae.associate(host, port, ae_title=called_ae,
+                         evt_handlers=[*NODELAY_HANDLERS, *handlers], **kwargs)
+    if assoc.is_established:
+        return assoc
+    peer = f"{host}:{port}"
+    context = {"peer": peer, "calling_ae": ae.ae_title, "called_ae": called_ae}
+    if assoc.is_rejected:
+        rej = assoc.acceptor.primitive
+        reason = describe_rejection(rej.result, rej.result_source, rej.diagnostic) if rej else "rejected"
+        raise AssociationError(f"association rejected: {reason}", **context)
+    if assoc.is_aborted:
+        raise AssociationError("association aborted by peer during negotiation", **context)
+    raise AssociationError("peer unreachable or did not answer the association request", **context)
+
+
+_REJECT_REASONS = {
+    (1, 1): "no reason given", (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognised", (1, 7): "called AE title not recognised",
+    (2, 1): "no reason given", (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion", (3, 2): "local limit exceeded",
+}
+
+
+def describe_rejection(result: int | None, source: int | None, diagnostic: int | None) -> str:
+    """Words for an A-ASSOCIATE-RJ (PS3.8 9.3.4): result, source and reason."""
+    kind = {1: "permanent", 2: "transient"}.get(result or 0, f"result {result}")
+    why = _REJECT_REASONS.get((source or 0, diagnostic or 0), f"source {source} reason {diagnostic}")
+    return f"{kind}, {why}"
+
+
+__all__ = ["AeSettings", "make_ae", "start_server", "associate", "describe_rejection",
+           "NODELAY_HANDLERS", "DEFAULT_MAX_PDU"]
