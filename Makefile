@@ -1,0 +1,30 @@
+# Two commands matter on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test bench venv clean
+
+$(BIN)/pacsim: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/pacsim
+
+venv: $(BIN)/pacsim
+
+## demo: the main job on the embedded default (EHR -> RIS -> modality -> archive)
+demo: venv
+	$(BIN)/pacsim demo
+
+## test: the whole suite (tests needing DCMTK, dicom3tools or Orthanc skip without them, fail in CI)
+test: venv
+	$(BIN)/pytest
+
+## bench: throughput against DCMTK and Orthanc, printed as ratios (see benchmarks/)
+bench: venv
+	$(BIN)/python -m benchmarks.modality_store
+	$(BIN)/python -m benchmarks.archive_ingest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,96 @@
+"""pacsim's command line: parse arguments, call simulators, map errors to exit codes.
+
+Exit codes are a contract for CI: 0 success, 1 an expectation failed, 2 invalid
+input or an environment error (bad config, unreachable peer, missing tool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from simulators import __version__
+from simulators.errors import PacsimError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run one actor until SIGTERM/SIGINT, logging to stdout."""
+    from simulators.actors.registry import build_actor
+
+    actor = build_actor(args.kind, config_file=args.config, host=args.host, port=args.port,
+                        ae_title=args.ae_title)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with actor:
+        print(f"pacsim serve {args.kind}: {actor.describe()}", flush=True)
+        run = getattr(actor, "run_until", None)
+        if callable(run):
+            run(stop)
+        else:
+            while not stop.wait(0.5):
+                pass
+    print(f"pacsim serve {args.kind}: stopped", flush=True)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from simulators.demo import run_demo
+
+    return run_demo(seed=args.seed, modality=args.modality, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from simulators.actors.registry import KINDS
+
+    parser = argparse.ArgumentParser(
+        prog="pacsim", description="Simulated modalities, RIS/EHR and legacy PACS for PACS testing.")
+    parser.add_argument("--version", action="version", version=f"pacsim {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run one simulated system until stopped",
+                           description="Run one actor in the foreground; SIGTERM stops it cleanly.")
+    serve.add_argument("kind", choices=sorted(KINDS), help="which actor")
+    serve.add_argument("--config", type=Path, help="YAML file of the actor's settings")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
+    serve.add_argument("--ae-title", help="DICOM AE title of this actor")
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="a full modality workflow on the embedded default",
+                          description="EHR admits and orders, the modality performs the exam, "
+                                      "the built-in archive holds the study.")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"])
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    if args.command == "serve":
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except PacsimError as exc:
+        print(f"pacsim: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

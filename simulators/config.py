@@ -1,0 +1,142 @@
+"""Actor settings from layers: dataclass defaults < YAML file < PACSIM_* env < CLI flags.
+
+Every actor takes a frozen-or-plain config dataclass. This module turns a YAML file
+and overrides into one, converting types the dataclass declares (tuples, frozensets,
+paths, ints) and refusing unknown keys with the file and line, because a typo in a
+site's config that is silently ignored is how a test environment drifts from the
+site it mirrors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+from simulators.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def _line_of(node: yaml.Node | None, key: str) -> int | None:
+    """1-based line of ``key`` in a YAML mapping node, for error messages."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if getattr(key_node, "value", None) == key:
+                return key_node.start_mark.line + 1
+    return None
+
+
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """Load a YAML file that must hold a mapping; returns the data and its node tree."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                          line=line) from exc
+    if data is None:
+        return {}, node
+    if not isinstance(data, dict):
+        raise ConfigError("config file must be a mapping of setting: value", file=str(path))
+    return data, node
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Convert a YAML/env value to the type a dataclass field declares."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, where)
+            except (ConfigError, TypeError, ValueError):
+                continue
+        raise ConfigError(f"{where}: cannot use {value!r} as {hint}")
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in {"1", "true", "yes", "on"}:
+                    return True
+                if lowered in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if hint in (int, float, str):
+            return hint(value)
+        if hint is Path:
+            return Path(value)
+        if origin in (frozenset, set):
+            items = value.split(",") if isinstance(value, str) else list(value or [])
+            return frozenset(str(item).strip() for item in items if str(item).strip())
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_convert(item, args[0], where) for item in items)
+            if len(items) != len(args):
+                raise ValueError(f"expected {len(args)} items")
+            return tuple(_convert(item, arg, where) for item, arg in zip(items, args))
+        if origin is dict:
+            if not isinstance(value, Mapping):
+                raise TypeError("expected a mapping")
+            key_type, value_type = args or (str, Any)
+            return {_convert(k, key_type, where): _convert(v, value_type, where)
+                    for k, v in value.items()}
+        if origin in (list,):
+            return [_convert(item, args[0], where) for item in value] if args else list(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot use {value!r} as {getattr(hint, '__name__', hint)}"
+                          f" ({exc})") from exc
+    return value
+
+
+def build_config(cls: type[C], *, file: Path | None = None, env_prefix: str = "PACSIM_",
+                 overrides: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> C:
+    """Build ``cls`` from defaults, then ``file``, then ``env_prefix``+FIELD env, then overrides."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    if file is not None:
+        data, node = read_yaml_mapping(file)
+        for key, value in data.items():
+            line = _line_of(node, str(key))
+            where = f"{file}:{line or '?'}: {key}"
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                raise ConfigError(f"{where}: unknown setting (known: {known})")
+            values[key] = _convert(value, hints[key], where)
+    env = os.environ if environ is None else environ
+    for name in fields:
+        raw = env.get(f"{env_prefix}{name.upper()}")
+        if raw is not None:
+            values[name] = _convert(raw, hints[name], f"${env_prefix}{name.upper()}")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
+        values[key] = _convert(value, hints[key], f"--{key.replace('_', '-')}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"incomplete settings for {cls.__name__}: {exc}") from exc
+
+
+__all__ = ["build_config", "read_yaml_mapping"]
