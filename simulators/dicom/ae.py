@@ -94,12 +94,16 @@ def associate(ae: AE, host: str, port: int, called_ae: str,
               handlers: Iterable[tuple[Any, ...]] = (),
               **kwargs: Any) -> Association:
     """Open an association with TCP_NODELAY or raise :class:`AssociationError` saying why."""
+    opened: list[bool] = []  # pynetdicom reports a refused connection as an abort
+    on_open = (evt.EVT_CONN_OPEN, lambda _event: opened.append(True))
     assoc = ae.associate(host, port, ae_title=called_ae,
-                         evt_handlers=[*NODELAY_HANDLERS, *handlers], **kwargs)
+                         evt_handlers=[*NODELAY_HANDLERS, on_open, *handlers], **kwargs)
     if assoc.is_established:
         return assoc
     peer = f"{host}:{port}"
     context = {"peer": peer, "calling_ae": ae.ae_title, "called_ae": called_ae}
+    if not opened:
+        raise AssociationError("peer unreachable: TCP connection failed", **context)
     if assoc.is_rejected:
         rej = assoc.acceptor.primitive
         reason = describe_rejection(rej.result, rej.result_source, rej.diagnostic) if rej else "rejected"
