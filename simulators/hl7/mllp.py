@@ -1,0 +1,243 @@
+"""MLLP over TCP: the asyncio server (the clients live in ``mllp_client``, re-exported).
+
+Why our own and not hl7apy's or python-hl7's: hl7apy's server answers one message
+and closes, and closes silently on errors; python-hl7's client reads once, so an ACK
+split over two TCP segments comes back truncated. Here:
+
+* one connection carries any number of messages, answered in order (original
+  acknowledgment mode: the sender waits for each ACK);
+* framing is :class:`simulators.hl7.framing.FrameDecoder` (split frames, several
+  frames per read, garbage between frames, LF/CRLF separators);
+* a frame over ``max_frame`` closes that connection with memory bounded; a frame not
+  completed within ``read_timeout`` closes that connection; a disconnect mid-frame
+  only ends that connection: the listener keeps serving;
+* the handler runs in a thread pool, so a slow handler does not stall other
+  connections, and a handler exception becomes an AE ACK with ERR (207), never a
+  silent close; :class:`Hl7Error` from the handler picks the ACK code and ERR itself;
+* every message is one event: ``hl7.receive`` on the server, ``hl7.send`` on the
+  client, with the ACK code (MSA-1) as status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from types import TracebackType
+from typing import Callable, Self
+
+from simulators.errors import ConfigError, MllpError
+from simulators.events import EventBus, bus as default_bus
+from simulators.hl7.ack import ack
+from simulators.hl7.er7 import Hl7Error, message_label
+from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
+from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
+
+log = logging.getLogger(__name__)
+
+#: One decoded message in (segments separated by CR), ACK text out (None: no reply).
+Handler = Callable[[str], "str | None"]
+
+_READ_SIZE = 65536
+
+
+class MllpServer:
+    """An MLLP listener in its own asyncio loop on a daemon thread."""
+
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
+                 max_frame: int = 1_048_576, read_timeout: float = 30.0,
+                 encoding: str = "utf-8", name: str = "mllp",
+                 events: EventBus | None = None, max_workers: int = 32) -> None:
+        if max_frame <= 0 or read_timeout <= 0:
+            raise ConfigError("max_frame and read_timeout must be positive",
+                              max_frame=max_frame, read_timeout=read_timeout)
+        self.handler = handler
+        self.host, self.port = host, port
+        self.max_frame, self.read_timeout = max_frame, read_timeout
+        self.encoding, self.name = encoding, name
+        self.events = events or default_bus
+        self._max_workers = max_workers
+        self._address: tuple[str, int] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound; the real port when constructed with port 0."""
+        if self._address is None:
+            raise MllpError("MLLP server is not started", name=self.name)
+        return self._address
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections right now (tests use it to prove a connection was closed)."""
+        return len(self._connections)
+
+    def start(self) -> None:
+        """Bind and listen; returns once the socket accepts connections. Idempotent."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._loop = asyncio.new_event_loop()
+            self._executor = ThreadPoolExecutor(self._max_workers,
+                                                thread_name_prefix=f"mllp-{self.name}")
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            self._thread = threading.Thread(target=self._run, args=(ready, failure),
+                                            name=f"mllp-{self.name}", daemon=True)
+            self._thread.start()
+            ready.wait()
+            if failure:
+                self._thread.join()
+                self._thread = None
+                self._executor.shutdown(wait=False)
+                raise MllpError(f"cannot listen on {self.host}:{self.port}",
+                                name=self.name, error=str(failure[0])) from failure[0]
+        log.info("MLLP server %s listening on %s:%d", self.name, *self.address)
+
+    def stop(self) -> None:
+        """Close the listener and every connection; safe to call twice."""
+        with self._lock:
+            thread, loop, executor = self._thread, self._loop, self._executor
+            if thread is None or loop is None:
+                return
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+            self._thread = self._loop = self._executor = None
+            self._address = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- event loop thread -------------------------------------------------------
+    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._serve_connection, self.host, self.port))
+            self._address = self._server.sockets[0].getsockname()[:2]
+        except OSError as exc:
+            failure.append(exc)
+            loop.close()
+            ready.set()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._close_all())
+            loop.close()
+
+    async def _close_all(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await self._read_frames(reader, writer, peer)
+        except (ConnectionError, OSError) as exc:
+            log.info("MLLP %s: connection from %s lost: %s", self.name, peer, exc)
+        except asyncio.CancelledError:
+            # stop() cancels open connections; ending normally keeps Python 3.11's
+            # stream callback from logging the cancellation as an error.
+            pass
+        finally:
+            try:
+                writer.close()
+                with suppress(Exception, asyncio.CancelledError):  # last step: cancel is fine
+                    await writer.wait_closed()
+            finally:  # only now, so stop() also waits for this close to finish
+                self._connections.discard(task)
+
+    async def _read_frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        decoder = FrameDecoder(self.max_frame)
+        frame_started: float | None = None
+        while True:
+            timeout = None
+            if decoder.in_frame:
+                frame_started = frame_started if frame_started is not None else loop.time()
+                timeout = max(0.0, self.read_timeout - (loop.time() - frame_started))
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+            except TimeoutError:
+                log.warning("MLLP %s: frame from %s not completed in %.1fs (%d bytes); "
+                            "closing", self.name, peer, self.read_timeout, decoder.pending)
+                return
+            if not data:
+                if decoder.in_frame:
+                    log.warning("MLLP %s: %s disconnected mid-frame (%d bytes dropped)",
+                                self.name, peer, decoder.pending)
+                return
+            result = decoder.feed(data)
+            if result.discarded:
+                log.warning("MLLP %s: discarded %d bytes outside a frame from %s",
+                            self.name, result.discarded, peer)
+            if result.truncated:
+                log.warning("MLLP %s: %d truncated frame(s) from %s dropped",
+                            self.name, result.truncated, peer)
+            if result.frames:
+                frame_started = None
+            for frame in result.frames:
+                reply = await self._answer(frame, peer)
+                if reply is not None:
+                    writer.write(encode_frame(reply, self.encoding))
+                    await writer.drain()
+            if result.oversize:
+                log.warning("MLLP %s: frame from %s exceeds %d bytes; closing",
+                            self.name, peer, self.max_frame)
+                return
+
+    async def _answer(self, frame: bytes, peer: str) -> str | None:
+        """Run the handler off the loop; turn its exceptions into AE/AR ACKs."""
+        text = decode_frame(frame, self.encoding)
+        with self.events.exchange("hl7.receive", self.name, peer,
+                                  message=message_label(text)) as event:
+            event.bytes = len(frame)
+            try:
+                reply = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.handler, text)
+            except Hl7Error as exc:
+                log.info("MLLP %s: %s rejected: %s", self.name, peer, exc)
+                reply = ack(text, exc.ack_code, error_code=exc.hl7_code,
+                            error_text=exc.message, error_location=exc.location)
+            except Exception as exc:  # noqa: BLE001 - any handler bug must still get a NACK
+                log.exception("MLLP %s: handler failed for a message from %s", self.name, peer)
+                reply = ack(text, "AE", error_code=207,
+                            error_text=f"application error: {type(exc).__name__}")
+            record_reply(event, reply)
+            return reply
+
+
+__all__ = ["Handler", "MllpServer", "MllpClient", "AsyncMllpClient"]
