@@ -1,0 +1,168 @@
+"""The RIS's HL7 front: ADT and orders in (RAD-1, RAD-2, RAD-12), ACKs out.
+
+Why a module of its own: deciding what an incoming message *means* for the order book
+(and which ACK/ERR it earns) is the order filler's business logic; the MLLP server
+only moves frames. Messages are processed one at a time, in arrival order, the way
+an order filler's interface engine does, so an A08 never races the NW it follows.
+
+ACK policy (HL7 v2.5.1 chapter 2, table 0357), original acknowledgment mode:
+
+* AA: accepted and applied;
+* AE 101 required field missing (no PID-3, no OBR-18...), AE 102 bad date,
+  AE 103 table value not found (sex ``Q``, order control ``ZZ``), AE 204 unknown
+  key (cancel for an order the RIS never had), AE 205 duplicate key (NW for an
+  accession that is already being performed);
+* AR 200 unsupported message type, AR 201 unsupported trigger event;
+* a repeated MSH-10 from the same sender gets the *identical* ACK again and has no
+  second effect (senders retry after a lost ACK; a retry must not double-book).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Callable, Mapping
+
+from hl7apy.core import Message
+from pydicom.uid import generate_uid
+
+from simulators.actors.ris_orders import OrderBook
+from simulators.errors import WorldError
+from simulators.hl7.ack import ack
+from simulators.hl7.er7 import Header, Hl7Error, read_header
+from simulators.hl7.parsing import (
+    merged_patient_id, order_fields, order_from_message, parse, patient_from_message,
+)
+from simulators.world.models import Order
+
+log = logging.getLogger(__name__)
+
+ADT_REGISTER_EVENTS = frozenset({"A01", "A04", "A05", "A08"})
+ORDER_TRIGGERS = {"ORM": "O01", "OMG": "O19"}
+#: How many (sender, control ID) answers are remembered for duplicate detection.
+CONTROL_ID_MEMORY = 10_000
+
+Station = tuple[str, str]
+OrderListener = Callable[[Order, str], None]
+
+
+def fill_order_gaps(order: Order, stations: Mapping[str, Station],
+                    default_station: Station | None) -> Order:
+    """Give an order from a foreign placer what the filler must assign itself.
+
+    IHE leaves the Study Instance UID, requested procedure ID, step ID and station to
+    the order filler when the placer does not send them. The study UID is derived
+    from the accession (same accession, same UID) so a resent order stays stable.
+    """
+    step = order.step
+    modality = step.modality or order.procedure.modality
+    if not modality:
+        raise Hl7Error("modality missing (OBR-24)", hl7_code=101, location="OBR^1^24")
+    routed = stations.get(modality) or default_station
+    station_ae = step.station_ae or (routed[0] if routed else "")
+    station_name = step.station_name or (routed[1] if routed and not step.station_ae
+                                         else station_ae)
+    step = replace(step, modality=modality, station_ae=station_ae, station_name=station_name,
+                   step_id=step.step_id or f"{order.accession}-1",
+                   description=step.description or order.procedure.meaning)
+    return order.with_changes(
+        step=step,
+        requested_procedure_id=order.requested_procedure_id or order.accession,
+        study_uid=order.study_uid or generate_uid(entropy_srcs=["pacsim-ris", order.accession]),
+        filler_number=order.filler_number or order.accession,
+    )
+
+
+class RisHl7Handler:
+    """Callable for :class:`~simulators.hl7.mllp.MllpServer`: message text in, ACK out."""
+
+    def __init__(self, book: OrderBook, *, stations: Mapping[str, Station] | None = None,
+                 default_station: Station | None = None,
+                 on_order: OrderListener | None = None, application: str = "PACSIM_RIS") -> None:
+        self.book = book
+        self.stations = dict(stations or {})
+        self.default_station = default_station
+        self.on_order = on_order
+        self.application = application
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def __call__(self, text: str) -> str:
+        header = read_header(text)  # no MSH at all: Hl7Error 100, the server NACKs it
+        key = (header.sending_application, header.control_id)
+        with self._lock:
+            if header.control_id and key in self._answers:
+                log.info("duplicate control ID %s from %s: same ACK, no effect",
+                         header.control_id, header.sending_application or "?")
+                return self._answers[key]
+            try:
+                self._dispatch(parse(text), header)
+                reply = ack(text, "AA", sending_application=self.application)
+            except Hl7Error as exc:
+                log.info("HL7 %s^%s refused: %s", header.message_type, header.trigger_event, exc)
+                reply = ack(text, exc.ack_code, error_code=exc.hl7_code, error_text=exc.message,
+                            error_location=exc.location, sending_application=self.application)
+            if header.control_id:
+                self._answers[key] = reply
+                while len(self._answers) > CONTROL_ID_MEMORY:
+                    self._answers.popitem(last=False)
+            return reply
+
+    # ----------------------------------------------------------------- dispatch
+    def _dispatch(self, msg: Message, header: Header) -> None:
+        kind, event = header.message_type, header.trigger_event
+        if kind == "ADT":
+            self._adt(msg, event)
+        elif kind in ORDER_TRIGGERS:
+            if event != ORDER_TRIGGERS[kind]:
+                raise Hl7Error(f"{kind}^{event} is not supported", hl7_code=201,
+                               location="MSH^1^9^2")
+            self._order(msg)
+        else:
+            raise Hl7Error(f"message type {kind or '?'} is not supported", hl7_code=200,
+                           location="MSH^1^9")
+
+    def _adt(self, msg: Message, event: str) -> None:
+        if event in ADT_REGISTER_EVENTS:
+            changed = self.book.register_patient(patient_from_message(msg))
+            log.info("ADT^%s applied; %d order(s) updated", event, changed)
+        elif event == "A40":
+            surviving = patient_from_message(msg)
+            merged = merged_patient_id(msg)
+            moved = self.book.merge(surviving, merged)
+            log.info("ADT^A40: %s merged into %s; %d order(s) moved", merged,
+                     surviving.patient_id, moved)
+        else:
+            raise Hl7Error(f"ADT^{event} is not supported", hl7_code=201, location="MSH^1^9^2")
+
+    def _order(self, msg: Message) -> None:
+        fields = order_fields(msg)
+        control = fields["control"]
+        if control == "CA":
+            existing = (self.book.order(fields["accession"]) if fields["accession"] else None) \
+                or (self.book.find_by_placer(fields["placer"]) if fields["placer"] else None)
+            if existing is None:
+                raise Hl7Error("no such order to cancel", hl7_code=204, location="ORC^1^2")
+            cancelled = self.book.cancel(existing.accession)
+            if cancelled is not None:
+                self._notify(cancelled, "CA")
+            return
+        order = fill_order_gaps(order_from_message(msg), self.stations, self.default_station)
+        try:
+            scheduled = self.book.schedule(order)
+        except WorldError as exc:
+            raise Hl7Error(exc.message, hl7_code=205, location="OBR^1^18") from exc
+        self._notify(scheduled, control)
+
+    def _notify(self, order: Order, control: str) -> None:
+        if self.on_order is None:
+            return
+        try:
+            self.on_order(order, control)
+        except Exception:  # noqa: BLE001 - forwarding trouble never changes our ACK
+            log.exception("order listener failed for %s", order.accession)
+
+
+__all__ = ["RisHl7Handler", "fill_order_gaps", "ADT_REGISTER_EVENTS", "ORDER_TRIGGERS"]

@@ -1,0 +1,216 @@
+"""Modality Worklist: orders as MWL item datasets, and answering MWL C-FIND queries.
+
+Why here and not in the RIS actor: the item layout (PS3.4 K.6 Table K.6-1) and the
+query answering rules (return only requested keys, A900 for an identifier that is
+not an MWL identifier, FE00 on C-CANCEL) are what a modality sees; an archive with a
+built-in worklist, or a test double of a broken RIS, reuses them unchanged. The
+matching itself is :mod:`simulators.dicom.matching`.
+
+Status codes used (PS3.4 C.4.1.1.4 / K.4.1.1.4, PS3.7 Annex C):
+
+* ``FF00`` pending, one per matching item (every requested key is returned, absent
+  ones zero-length, so ``FF01`` "optional keys not supported" is never needed);
+* ``0000`` success, after the last item (pynetdicom sends it when the generator ends);
+* ``FE00`` cancel, when the SCU sent C-CANCEL while results were still pending;
+* ``A900`` "Identifier does not match SOP Class": the identifier is structurally not
+  an MWL query (a Query/Retrieve Level, a sequence key with more than one item, a key
+  whose VR differs from the data dictionary);
+* ``C000`` "unable to process": the identifier cannot be decoded, or answering failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Iterator
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from simulators.dicom.matching import match_dataset
+from simulators.world.models import Order
+
+log = logging.getLogger(__name__)
+
+STATUS_PENDING = 0xFF00
+STATUS_CANCEL = 0xFE00
+STATUS_NOT_MWL_IDENTIFIER = 0xA900
+STATUS_UNABLE_TO_PROCESS = 0xC000
+
+#: Scheduled Procedure Step Start Date/Time: the pair combined date-time matching joins.
+SPS_START_PAIR = (0x00400002, 0x00400003)
+#: Query/Retrieve Level: belongs to Q/R identifiers, never to MWL ones.
+_QR_LEVEL_TAG = 0x00080052
+UTF8 = "ISO_IR 192"
+
+FindResponse = tuple[int | Dataset, Dataset | None]
+
+
+# ------------------------------------------------------------------ building items
+def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def _needs_unicode(*texts: str) -> bool:
+    return any(not text.isascii() for text in texts)
+
+
+def build_worklist_item(order: Order) -> Dataset:
+    """One MWL item (PS3.4 K.6 Table K.6-1) for ``order``'s scheduled step.
+
+    The Specific Character Set is written first so pydicom encodes every later text
+    value with it: the patient's own charset when it has one, ``ISO_IR 192`` (UTF-8)
+    when any text is non-ASCII, and absent (default repertoire) otherwise.
+    """
+    patient, step, procedure = order.patient, order.step, order.procedure
+    ds = Dataset()
+    texts = (patient.family_name, patient.given_name, step.description, procedure.meaning,
+             step.station_name, step.performing_physician, order.referring_physician,
+             order.reason)
+    charset = patient.charset or (UTF8 if _needs_unicode(*texts) else None)
+    if charset:
+        ds.SpecificCharacterSet = charset
+    # Patient Identification / Demographic (K.6.1.2.x)
+    ds.PatientName = patient.dicom_name
+    ds.PatientID = patient.patient_id
+    ds.IssuerOfPatientID = patient.issuer
+    ds.PatientBirthDate = patient.dicom_birth_date
+    ds.PatientSex = patient.sex
+    # Imaging Service Request
+    ds.AccessionNumber = order.accession
+    ds.ReferringPhysicianName = order.referring_physician
+    ds.PlacerOrderNumberImagingServiceRequest = order.placer_number
+    ds.FillerOrderNumberImagingServiceRequest = order.filler_number
+    # Requested Procedure
+    ds.RequestedProcedureID = order.requested_procedure_id
+    ds.RequestedProcedureDescription = procedure.meaning
+    ds.RequestedProcedureCodeSequence = Sequence(
+        [_code_item(procedure.code, procedure.scheme, procedure.meaning)])
+    ds.StudyInstanceUID = order.study_uid
+    ds.RequestedProcedurePriority = order.priority
+    ds.ReasonForTheRequestedProcedure = order.reason
+    ds.ReferencedStudySequence = Sequence()
+    ds.ReferencedPatientSequence = Sequence()
+    # Scheduled Procedure Step
+    sps = Dataset()
+    sps.Modality = step.modality
+    sps.ScheduledStationAETitle = step.station_ae
+    sps.ScheduledStationName = step.station_name
+    sps.ScheduledProcedureStepStartDate = step.start.strftime("%Y%m%d")
+    sps.ScheduledProcedureStepStartTime = step.start.strftime("%H%M%S")
+    sps.ScheduledPerformingPhysicianName = step.performing_physician
+    sps.ScheduledProcedureStepDescription = step.description
+    sps.ScheduledProtocolCodeSequence = Sequence(
+        [_code_item(procedure.code, procedure.scheme, procedure.meaning)])
+    sps.ScheduledProcedureStepID = step.step_id
+    sps.ScheduledProcedureStepStatus = step.status
+    sps.ScheduledProcedureStepLocation = step.station_name
+    ds.ScheduledProcedureStepSequence = Sequence([sps])
+    return ds
+
+
+# -------------------------------------------------------------- query validation
+def _vr_mismatch(element: Any) -> bool:
+    """A key whose VR is not the dictionary's (explicit-VR identifiers only)."""
+    try:
+        expected = dictionary_VR(element.tag)
+    except KeyError:
+        return False  # unknown/private tags are ignored, not rejected
+    return " or " not in expected and element.VR not in (expected, "UN")
+
+
+def invalid_mwl_identifier(identifier: Dataset) -> str | None:
+    """Why ``identifier`` is not an MWL query (for an A900), or ``None`` if it is one."""
+    if _QR_LEVEL_TAG in identifier:
+        return "Query/Retrieve Level (0008,0052) is not an MWL key"
+    return _invalid_keys(identifier, depth=0)
+
+
+def _invalid_keys(dataset: Dataset, depth: int) -> str | None:
+    for element in dataset:
+        if element.tag.is_private or element.tag.element == 0:
+            continue
+        if _vr_mismatch(element):
+            return f"{element.keyword or element.tag} has VR {element.VR}"
+        if element.VR == "SQ":
+            items = element.value or []
+            if len(items) > 1:
+                return f"sequence key {element.keyword} has {len(items)} items (C.2.2.2.6: one)"
+            if items and depth < 4:
+                reason = _invalid_keys(items[0], depth + 1)
+                if reason:
+                    return reason
+    return None
+
+
+def status_dataset(code: int, comment: str) -> Dataset:
+    """A C-FIND status with an Error Comment (LO: at most 64 characters)."""
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment[:64]
+    return status
+
+
+# ----------------------------------------------------------------- answering
+def answer_mwl_query(identifier: Dataset, items: Iterable[Dataset], *,
+                     is_cancelled: Callable[[], bool] = lambda: False,
+                     pn_case_sensitive: bool = False, combined_datetime: bool = False,
+                     max_results: int | None = None) -> Iterator[FindResponse]:
+    """Yield the C-FIND responses for ``identifier`` against worklist ``items``.
+
+    Pending (FF00) per match, FE00 as soon as a C-CANCEL is seen (then nothing
+    more), A900 for a non-MWL identifier. ``combined_datetime`` switches Scheduled
+    Procedure Step Start Date/Time to combined matching (C.2.2.2.5.1), which an SCU
+    asks for through extended negotiation. ``max_results`` bounds a broad query.
+    """
+    reason = invalid_mwl_identifier(identifier)
+    if reason is not None:
+        yield status_dataset(STATUS_NOT_MWL_IDENTIFIER, reason), None
+        return
+    pairs = [SPS_START_PAIR] if combined_datetime else []
+    sent = 0
+    for item in items:
+        if is_cancelled():
+            yield STATUS_CANCEL, None
+            return
+        if max_results is not None and sent >= max_results:
+            return
+        response = match_dataset(identifier, item, pn_case_sensitive=pn_case_sensitive,
+                                 combined_pairs=pairs)
+        if response is None:
+            continue
+        sent += 1
+        yield STATUS_PENDING, response
+    if is_cancelled():
+        yield STATUS_CANCEL, None
+
+
+def handle_mwl_find(event: Any, items: Iterable[Dataset], **options: Any) -> Iterator[FindResponse]:
+    """The EVT_C_FIND handler body for MWL: decode, answer, never raise.
+
+    A decoding failure or an internal error becomes a C000 response instead of an
+    exception, so pynetdicom keeps the association (and the server) healthy.
+    """
+    try:
+        identifier = event.identifier
+    except Exception as exc:  # noqa: BLE001 - any decode error is the peer's bad bytes
+        log.warning("undecodable MWL identifier: %s", exc)
+        yield status_dataset(STATUS_UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+        return
+    try:
+        yield from answer_mwl_query(identifier, items,
+                                    is_cancelled=lambda: bool(event.is_cancelled), **options)
+    except Exception as exc:  # noqa: BLE001 - answer with a status, keep serving
+        log.exception("MWL query failed")
+        yield status_dataset(STATUS_UNABLE_TO_PROCESS, f"unable to process: {exc}"), None
+
+
+__all__ = [
+    "build_worklist_item", "invalid_mwl_identifier", "answer_mwl_query", "handle_mwl_find",
+    "status_dataset", "SPS_START_PAIR", "STATUS_PENDING", "STATUS_CANCEL",
+    "STATUS_NOT_MWL_IDENTIFIER", "STATUS_UNABLE_TO_PROCESS",
+]

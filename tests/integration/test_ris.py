@@ -1,0 +1,370 @@
+"""The RIS on loopback: DCMTK findscu against its worklist, pynetdicom MPPS, HL7 over
+real MLLP sockets, and garbage on its ports. Every assertion is on values read back
+over the wire (or from the RIS after a wire exchange)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification,
+)
+
+from simulators.actors.ris import Ris, RisConfig
+from simulators.dicom.ae import associate
+from simulators.events import EventBus, Exchange
+from simulators.hl7 import messages
+from simulators.hl7.er7 import ack_code
+from simulators.hl7.mllp import MllpClient
+from simulators.world.models import Order, Patient, Procedure, ScheduledStep
+from tests.helpers import require_tool
+
+START = dt.datetime(2026, 1, 15, 9, 30)
+
+
+def make_order(n: int, *, family: str = "DOE", given: str = "JANE", station: str = "CT01",
+               modality: str = "CT", patient: Patient | None = None,
+               start: dt.datetime = START) -> Order:
+    birth = dt.date(1970, 1, 1) + dt.timedelta(days=n)
+    patient = patient or Patient(f"PID{n}", "PACSIM", family, given, birth, "F",
+                                 None if (family + given).isascii() else "ISO_IR 192")
+    procedure = Procedure("29252-4", "CT CHEST W/O CONTRAST", "LN", modality, "CHEST")
+    step = ScheduledStep(f"SPS{n}", station, f"{station}_ROOM", modality, start, "CT CHEST")
+    return Order(f"PL{n}", f"FI{n}", f"ACC{n}", patient, procedure, f"RP{n}",
+                 f"1.2.826.0.1.3680043.10.999.{n}", step)
+
+
+@pytest.fixture
+def events() -> EventBus:
+    return EventBus()
+
+
+@pytest.fixture
+def ris(events: EventBus) -> Iterator[Ris]:
+    config = RisConfig(name="ris-test", stations={"MR": ("MR01", "MR_ROOM")})
+    with Ris(config, events=events) as actor:
+        yield actor
+
+
+def scu(ae_title: str = "MODALITY1") -> AE:
+    ae = AE(ae_title=ae_title)
+    for context in (Verification, ModalityWorklistInformationFind, ModalityPerformedProcedureStep):
+        ae.add_requested_context(context)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    return ae
+
+
+def mwl_query(station: str = "", **keys: str) -> Dataset:
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    query.PatientName = keys.get("PatientName", "")
+    query.PatientID = keys.get("PatientID", "")
+    query.AccessionNumber = keys.get("AccessionNumber", "")
+    query.StudyInstanceUID = ""
+    step = Dataset()
+    step.ScheduledStationAETitle = station
+    step.Modality = ""
+    step.ScheduledProcedureStepStartDate = keys.get("date", "")
+    step.ScheduledProcedureStepStatus = ""
+    query.ScheduledProcedureStepSequence = Sequence([step])
+    return query
+
+
+def c_find(ris: Ris, query: Dataset) -> tuple[list[Dataset], int]:
+    """All pending identifiers and the final status of one MWL C-FIND."""
+    assoc = associate(scu(), *ris.dicom_address, ris.config.ae_title)
+    try:
+        found, final = [], -1
+        for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
+            assert status is not None, "no C-FIND response"
+            if status.Status in (0xFF00, 0xFF01):
+                found.append(identifier)
+            else:
+                final = int(status.Status)
+        return found, final
+    finally:
+        assoc.release()
+
+
+def accessions(ris: Ris, **keys: str) -> set[str]:
+    found, final = c_find(ris, mwl_query(**keys))
+    assert final == 0x0000
+    return {str(ds.AccessionNumber) for ds in found}
+
+
+# ------------------------------------------------------------------ DCMTK findscu
+QUERY_DUMP = """\
+(0008,0005) CS [ISO_IR 192]
+(0008,0050) SH []
+(0010,0010) PN []
+(0010,0020) LO []
+(0020,000d) UI []
+(0040,0100) SQ (Sequence with undefined length)
+  (fffe,e000) na (Item with undefined length)
+    (0008,0060) CS []
+    (0040,0001) AE [CT01]
+    (0040,0002) DA [20260115-20260116]
+    (0040,0009) SH []
+  (fffe,e00d) na (ItemDelimitationItem)
+(fffe,e0dd) na (SequenceDelimitationItem)
+"""
+
+
+def test_findscu_worklist_returns_station_items_with_utf8_names(ris: Ris, tmp_path: Path,
+                                                                 events: EventBus) -> None:
+    tools = require_tool("findscu", "dump2dcm")
+    seen: list[Exchange] = []
+    events.subscribe(seen.append)
+    ris.schedule(make_order(1, family="MÜLLER", given="JÖRG"))
+    ris.schedule(make_order(2, family="ΝΙΚΟΛΑΟΥ", given="ΕΛΕΝΗ"))
+    ris.schedule(make_order(3, station="MR01", modality="MR"))                    # other station
+    ris.schedule(make_order(4, start=dt.datetime(2026, 1, 20, 8, 0)))            # outside range
+    (tmp_path / "query.txt").write_text(QUERY_DUMP, encoding="utf-8")
+    subprocess.run([tools["dump2dcm"], str(tmp_path / "query.txt"), str(tmp_path / "query.dcm")],
+                   check=True, capture_output=True, timeout=20)
+    host, port = ris.dicom_address
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.run([tools["findscu"], "-W", "-aet", "MODALITY1", "-aec", "PACSIM_RIS",
+                          "-X", "-od", str(out), host, str(port), str(tmp_path / "query.dcm")],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    responses = [pydicom.dcmread(path) for path in sorted(out.glob("rsp*.dcm"))]
+    names = {str(ds.AccessionNumber): str(ds.PatientName) for ds in responses}
+    assert names == {"ACC1": "MÜLLER^JÖRG", "ACC2": "ΝΙΚΟΛΑΟΥ^ΕΛΕΝΗ"}
+    for ds in responses:
+        assert ds.SpecificCharacterSet == "ISO_IR 192"
+        assert ds.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT01"
+        assert "PatientBirthDate" not in ds        # only requested keys come back
+    finds = [e for e in seen if e.kind == "dicom.c-find"]
+    assert finds and finds[-1].status == "0x0000" and finds[-1].detail["matches"] == 2
+
+
+def test_findscu_wildcard_name_is_case_insensitive(ris: Ris, tmp_path: Path) -> None:
+    tools = require_tool("findscu")
+    ris.schedule(make_order(1, family="SMITH"))
+    ris.schedule(make_order(2, family="SMYTHE"))
+    ris.schedule(make_order(3, family="JONES"))
+    host, port = ris.dicom_address
+    run = subprocess.run([tools["findscu"], "-W", "-aec", "PACSIM_RIS", "-X", "-od", str(tmp_path),
+                          "-k", "PatientName=sm?th*", "-k", "AccessionNumber",
+                          "-k", "ScheduledProcedureStepSequence[0].Modality=CT",
+                          host, str(port)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    found = {str(pydicom.dcmread(p).AccessionNumber) for p in tmp_path.glob("rsp*.dcm")}
+    assert found == {"ACC1", "ACC2"}
+
+
+# ---------------------------------------------------------------------------- MPPS
+def mpps_create(order: Order, status: str = "IN PROGRESS") -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ssas = Dataset()
+    ssas.StudyInstanceUID = order.study_uid
+    ssas.AccessionNumber = order.accession
+    ssas.RequestedProcedureID = order.requested_procedure_id
+    ssas.ScheduledProcedureStepID = order.step.step_id
+    ssas.ReferencedStudySequence = Sequence()
+    ds.ScheduledStepAttributesSequence = Sequence([ssas])
+    ds.PatientName = order.patient.dicom_name
+    ds.PatientID = order.patient.patient_id
+    ds.PerformedProcedureStepID = "PPS-" + order.accession
+    ds.PerformedStationAETitle = order.step.station_ae
+    ds.PerformedProcedureStepStartDate = "20260115"
+    ds.PerformedProcedureStepStartTime = "093500"
+    ds.PerformedProcedureStepStatus = status
+    ds.Modality = order.step.modality
+    ds.PerformedSeriesSequence = Sequence()
+    return ds
+
+
+def mpps_complete(series: bool = True) -> Dataset:
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "COMPLETED"
+    ds.PerformedProcedureStepEndDate = "20260115"
+    ds.PerformedProcedureStepEndTime = "094500"
+    item = Dataset()
+    item.SeriesInstanceUID = "1.2.826.0.1.3680043.10.999.77.1"
+    item.ProtocolName = "CHEST"
+    item.ReferencedImageSequence = Sequence()
+    ds.PerformedSeriesSequence = Sequence([item] if series else [])
+    return ds
+
+
+def test_mpps_statuses_over_the_wire_and_only_the_referenced_order_changes(ris: Ris) -> None:
+    target, bystander = ris.schedule(make_order(1)), ris.schedule(make_order(2))
+    uid = "1.2.826.0.1.3680043.10.999.500"
+    assoc = associate(scu(), *ris.dicom_address, ris.config.ae_title)
+    try:
+        def create(ds: Dataset, instance: str = uid) -> int:
+            status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, instance)
+            return int(status.Status)
+
+        def set_(ds: Dataset, instance: str = uid) -> tuple[int, str]:
+            status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, instance)
+            return int(status.Status), str(status.get("ErrorComment", ""))
+
+        assert create(mpps_create(target, status="COMPLETED")) == 0x0106
+        missing = mpps_create(target)
+        del missing.PerformedStationAETitle
+        assert create(missing) == 0x0120
+        assert create(mpps_create(target)) == 0x0000
+        assert ris.order("ACC1").step.status == "STARTED"
+        assert create(mpps_create(target)) == 0x0111
+        assert set_(mpps_complete(), "1.2.826.0.1.3680043.10.999.404")[0] == 0x0112
+        hijack = Dataset()
+        hijack.PatientID = bystander.patient.patient_id
+        assert set_(hijack)[0] == 0x0106
+        assert set_(mpps_complete(series=False))[0] == 0x0110
+        assert ris.order("ACC1").step.status == "STARTED"
+        assert set_(mpps_complete()) == (0x0000, "")
+        assert ris.order("ACC1").step.status == "COMPLETED"
+        late, comment = set_(mpps_complete())
+        assert (late, comment) == (0x0110, "Performed Procedure Step Object may no longer be updated")
+    finally:
+        assoc.release()
+    assert ris.order("ACC2") == bystander                      # untouched, field for field
+    assert accessions(ris) == {"ACC2"}                          # completed step left the list
+    (instance,) = ris.mpps_instances()
+    assert instance.status == "COMPLETED" and instance.dataset.PatientID == "PID1"
+    assert instance.scheduled is True
+
+
+def test_mpps_wrong_study_or_unscheduled_touches_no_order(ris: Ris) -> None:
+    order = ris.schedule(make_order(1))
+    wrong_study = mpps_create(order)
+    wrong_study.ScheduledStepAttributesSequence[0].StudyInstanceUID = "1.2.826.0.1.3680043.10.999.9"
+    unscheduled = mpps_create(order)
+    for keyword in ("AccessionNumber", "RequestedProcedureID", "ScheduledProcedureStepID"):
+        setattr(unscheduled.ScheduledStepAttributesSequence[0], keyword, "")
+    wrong_patient = mpps_create(order)
+    wrong_patient.PatientID = "SOMEONE-ELSE"
+    assoc = associate(scu(), *ris.dicom_address, ris.config.ae_title)
+    try:
+        for n, ds in enumerate((wrong_study, unscheduled, wrong_patient)):
+            status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep,
+                                            f"1.2.826.0.1.3680043.10.999.60{n}")
+            assert status.Status == 0x0000
+    finally:
+        assoc.release()
+    assert ris.order("ACC1") == order
+    assert all(i.scheduled is False for i in ris.mpps_instances())
+    assert len(ris.mpps_instances()) == 3
+
+
+# ----------------------------------------------------------------------------- HL7
+def test_hl7_order_lifecycle_on_the_worklist(ris: Ris) -> None:
+    patient = Patient("PID7", "PACSIM", "MÜLLER", "ANNA", dt.date(1960, 2, 3), "F", "ISO_IR 192")
+    order = make_order(7, patient=patient)
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        assert ack_code(client.send(messages.adt("A01", patient))) == "AA"
+        assert ack_code(client.send(messages.orm_o01(order, "NW"))) == "AA"
+        found, _ = c_find(ris, mwl_query(station="CT01"))
+        assert [str(ds.PatientName) for ds in found] == ["MÜLLER^ANNA"]
+        assert found[0].StudyInstanceUID == order.study_uid
+        renamed = patient.with_changes(family_name="MEIER")
+        assert ack_code(client.send(messages.adt("A08", renamed))) == "AA"
+        found, _ = c_find(ris, mwl_query(PatientID="PID7"))
+        assert [str(ds.PatientName) for ds in found] == ["MEIER^ANNA"]
+        assert ack_code(client.send(messages.orm_o01(order, "CA"))) == "AA"
+    assert accessions(ris) == set()
+    assert ris.order("ACC7").step.status == "DISCONTINUED"
+
+
+def test_hl7_merge_leaves_only_the_surviving_patient(ris: Ris) -> None:
+    survivor = Patient("PID-KEEP", "PACSIM", "DOE", "JANE", dt.date(1980, 1, 1), "F")
+    duplicate = Patient("PID-DUP", "PACSIM", "DOE", "JANE", dt.date(1980, 1, 1), "F")
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        for n, patient in ((1, survivor), (2, duplicate), (3, duplicate)):
+            assert ack_code(client.send(messages.orm_o01(make_order(n, patient=patient)))) == "AA"
+        assert ack_code(client.send(messages.adt("A40", survivor, merged=duplicate))) == "AA"
+    found, _ = c_find(ris, mwl_query())
+    assert {str(ds.PatientID) for ds in found} == {"PID-KEEP"}
+    assert len(found) == 3
+    assert c_find(ris, mwl_query(PatientID="PID-DUP"))[0] == []
+
+
+def swap(message: str, old: str, new: str) -> str:
+    """Corrupt one field of a valid message (fails loudly if the field moved)."""
+    assert old in message, (old, message)
+    return message.replace(old, new)
+
+
+def test_hl7_errors_get_the_right_ack_and_duplicates_are_idempotent(ris: Ris) -> None:
+    order = make_order(8)
+    birth = order.patient.dicom_birth_date
+    bad_sex = swap(messages.adt("A01", order.patient), f"|{birth}|F", f"|{birth}|Q")
+    no_pid3 = swap(messages.adt("A01", order.patient), "PID|1||PID8^^^PACSIM^MR|", "PID|1|||")
+    bad_control = swap(messages.orm_o01(order), "ORC|NW|", "ORC|ZZ|")
+    oru = messages.oru_r01(order, "no findings")
+    a99 = swap(messages.adt("A01", order.patient), "ADT^A01^ADT_A01", "ADT^A99^ADT_A01")
+    nw = messages.orm_o01(order, control_id="CTRL-DUP-1")
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        for message, code, err in ((bad_sex, "AE", "103"), (no_pid3, "AE", "101"),
+                                   (bad_control, "AE", "103"), (oru, "AR", "200"),
+                                   (a99, "AR", "201")):
+            reply = client.send(message)
+            assert ack_code(reply) == code, reply
+            err_segment = next(s for s in reply.split("\r") if s.startswith("ERR"))
+            assert f"|{err}^" in err_segment, reply
+        first, second = client.send(nw), client.send(nw)
+    assert ack_code(first) == "AA" and second == first
+    assert [o.accession for o in ris.orders()] == ["ACC8"]
+
+
+def test_rad4_forwarding_sends_procedure_scheduled(events: EventBus) -> None:
+    received: list[str] = []
+    from simulators.hl7.mllp import MllpServer
+
+    def target(text: str) -> str:
+        received.append(text)
+        return messages.ack(text, "AA")
+
+    with MllpServer(target, events=events, name="target") as server:
+        config = RisConfig(name="ris-fwd", forward_hl7=server.address)
+        with Ris(config, events=events) as ris:
+            ris.schedule(make_order(5))
+        # stop() waits for the forwarder, so the message has arrived by now
+    assert len(received) == 1
+    parsed = messages.parse(received[0])
+    assert messages.order_fields(parsed)["accession"] == "ACC5"
+
+
+# ---------------------------------------------------------------------- robustness
+def test_garbage_and_malformed_queries_leave_the_ris_serving(ris: Ris) -> None:
+    ris.schedule(make_order(1))
+    host, port = ris.dicom_address
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")       # unknown PDU type -> A-ABORT
+        assert sock.recv(64)[:1] == b"\x07"
+    for junk in (b"\x00" * 10, b"\x04\x00\x00\x00\x00\x10abc"):   # truncated PDUs, then gone
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(junk)
+    # A peer that claims a 4 GiB A-ASSOCIATE-RQ and stalls stays open while others work.
+    stalled = socket.create_connection((host, port), timeout=5)
+    stalled.sendall(b"\x01\x00\xff\xff\xff\xff\x00\x01")
+    qr = mwl_query()
+    qr.QueryRetrieveLevel = "STUDY"
+    found, final = c_find(ris, qr)
+    assert (found, final) == ([], 0xA900)
+    assoc = associate(scu(), host, port, ris.config.ae_title)
+    try:
+        assert assoc.send_c_echo().Status == 0x0000
+    finally:
+        assoc.release()
+    assert accessions(ris) == {"ACC1"}
+    hl7_host, hl7_port = ris.hl7_address
+    with socket.create_connection((hl7_host, hl7_port), timeout=5) as sock:
+        sock.sendall(b"\x0bMSH|^~\\&|half a frame")      # then vanish mid-frame
+    with MllpClient(hl7_host, hl7_port, timeout=10) as client:
+        assert ack_code(client.send(messages.adt("A04", make_order(9).patient))) == "AA"
+    stalled.close()
