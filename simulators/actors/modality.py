@@ -1,0 +1,379 @@
+"""The acquisition modality (IHE SWF RAD-5, 6, 8, 10, 7), on the fast DICOM client.
+
+A modality queries the worklist for its own station, then performs one item:
+MPPS N-CREATE IN PROGRESS, C-STORE of a study generated from the item (identity
+taken from the worklist answer, as a real scanner does), storage commitment
+(N-ACTION, then an N-EVENT-REPORT on the same association or on a new one to our
+own listener), and MPPS N-SET COMPLETED or DISCONTINUED. Each part is also a public
+operation (``mpps_start`` returns the ``Exam`` the others take), so scenarios can
+run them separately or stop half-way on purpose.
+
+Requests go through ``FastClient`` (asyncio on pynetdicom's codecs) because the load
+engine runs hundreds of modalities in one process; the listener for commitment
+reports on a new association is a plain pynetdicom acceptor (rare, low rate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pynetdicom import evt
+
+from simulators.actors.base import Actor
+from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings, make_ae, start_server
+from simulators.dicom.fast import FIND_MODELS, STORAGE_COMMITMENT, EventReport, FastClient
+from simulators.dicom.fast.requests import (
+    DISCONTINUED_REASONS, commitment_request, mpps_create, mpps_final, parse_commitment,
+    worklist_identifier,
+)
+from simulators.errors import ConfigError, ProtocolError
+from simulators.events import EventBus
+from simulators.world.context import StudyContext
+from simulators.world.images import build_study
+from simulators.world.world import World
+
+MODALITIES = ("CT", "MR", "CR", "DX", "MG", "US")
+MPPS_CLASS = "1.2.840.10008.3.1.2.3.3"
+COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # well-known SOP instance, PS3.4 J.3.5
+VERIFICATION = "1.2.840.10008.1.1"
+UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+
+#: A DICOM peer: (host, port, AE title).
+Peer = tuple[str, int, str]
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """One scanner as the site configured it. Image sizes are small by default."""
+
+    name: str = "modality"
+    ae_title: str = "MODALITY"
+    modality: str = "CT"
+    station_name: str = "CT01"
+    host: str = "127.0.0.1"
+    port: int = 0  # listener for storage-commitment reports on a new association
+    worklist: Peer | None = None
+    mpps: Peer | None = None
+    store: Peer | None = None
+    commitment: Peer | None = None
+    series: int = 1
+    per_series: int = 2
+    rows: int = 64
+    cols: int = 64
+    commitment_timeout: float = 30.0
+    timeout: float = 30.0
+    max_pdu: int = DEFAULT_MAX_PDU
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.modality.upper() not in MODALITIES:
+            raise ConfigError("unsupported modality", modality=self.modality,
+                              supported=",".join(MODALITIES))
+        object.__setattr__(self, "modality", self.modality.upper())
+        AeSettings(self.ae_title, max_pdu=self.max_pdu)  # validates AE title and PDU size
+        for role in ("worklist", "mpps", "store", "commitment"):
+            peer = getattr(self, role)
+            if peer is not None:
+                if len(peer) != 3 or not 0 < int(peer[1]) < 65536 or not str(peer[2]).strip():
+                    raise ConfigError(f"{role} peer must be (host, port, AE title)", peer=peer)
+                object.__setattr__(self, role, (str(peer[0]), int(peer[1]), str(peer[2])))
+        if min(self.series, self.per_series, self.rows, self.cols) < 1:
+            raise ConfigError("series, per_series, rows and cols must be positive")
+        if self.commitment_timeout <= 0 or self.timeout <= 0:
+            raise ConfigError("timeouts must be positive")
+
+
+@dataclass
+class Exam:
+    """One performed procedure step in progress: what the later parts need."""
+
+    context: StudyContext
+    mpps_uid: str
+    item: Dataset
+    started: dt.datetime
+    images: list[Dataset] = field(default_factory=list)
+    store_statuses: list[int] = field(default_factory=list)
+    create_status: int = 0x0000
+    mpps_status: str = "IN PROGRESS"
+    commitments: int = 0
+
+
+@dataclass(frozen=True)
+class CommitmentResult:
+    """A storage commitment outcome (PS3.4 J.3.3)."""
+
+    transaction_uid: str
+    action_status: int
+    committed: tuple[str, ...] = ()
+    failed: tuple[tuple[str, int], ...] = ()  # (SOP instance, Failure Reason)
+    same_association: bool | None = None  # None: no report arrived
+
+    @property
+    def complete(self) -> bool:
+        return self.same_association is not None and not self.failed
+
+
+@dataclass(frozen=True)
+class PerformResult:
+    """What ``perform`` did, step by step."""
+
+    study_uid: str
+    mpps_uid: str
+    performed_step_id: str
+    outcome: str
+    store_statuses: tuple[int, ...]
+    commitment: CommitmentResult | None
+    mpps_create_status: int
+    mpps_final_status: int
+
+    @property
+    def images(self) -> int:
+        return len(self.store_statuses)
+
+
+class Modality(Actor):
+    """Simulated acquisition modality; see the module docstring for the workflow."""
+
+    kind = "modality"
+
+    def __init__(self, config: ModalityConfig, *, world: World | None = None,
+                 events: EventBus | None = None) -> None:
+        super().__init__(config.name, events)
+        self.config = config
+        self.world = world or World(config.seed)
+        self.port = config.port
+        self._server: Any = None
+        self._reports: dict[str, EventReport] = {}
+        self._reports_changed = threading.Condition()
+        self._attempts: dict[str, int] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _start(self) -> None:
+        ae = make_ae(AeSettings(self.config.ae_title, max_pdu=self.config.max_pdu))
+        # Accept the archive's SCP/SCU role proposal for commitment reports (PS3.4 J.3.3).
+        ae.add_supported_context(STORAGE_COMMITMENT, UNCOMPRESSED, scu_role=True, scp_role=True)
+        ae.add_supported_context(VERIFICATION, UNCOMPRESSED)
+        self._server = start_server(ae, self.config.host, self.config.port,
+                                    [(evt.EVT_N_EVENT_REPORT, self._on_event_report)])
+        self.port = self._server.server_address[1]
+
+    def _stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def describe(self) -> str:
+        return (f"{self.config.modality} {self.config.ae_title} station {self.config.station_name}"
+                f" listening on {self.config.host}:{self.port}")
+
+    # -- RAD-5 worklist ------------------------------------------------------------------
+    def query_worklist(self, **match: Any) -> list[Dataset]:
+        """MWL C-FIND; by default for our station AE title and today's date.
+
+        Keyword arguments set matching keys (``PatientID="X"``, ``Modality="CT"``);
+        a value of ``None`` makes a key universal (``ScheduledStationAETitle=None``).
+        """
+        identifier = worklist_identifier(self.config.ae_title, dt.date.today(), match)
+        with self._client("worklist", [(FIND_MODELS["worklist"], UNCOMPRESSED)]) as client:
+            status, matches = client.find(identifier, "worklist")
+        if status != 0x0000:
+            raise ProtocolError("worklist query failed", status=f"0x{status:04X}",
+                                called_ae=self._peer("worklist")[2])
+        return matches
+
+    # -- the whole procedure ---------------------------------------------------------------
+    def perform(self, item: Dataset, *, series: int | None = None, per_series: int | None = None,
+                outcome: str = "COMPLETED", reason: str = "110514") -> PerformResult:
+        """Perform a worklist item end to end (RAD-6, 8, 10, 7).
+
+        ``DISCONTINUED`` stops after MPPS IN PROGRESS (no images, as when the wrong
+        worklist entry was selected) and sends the discontinuation reason code.
+        """
+        outcome = outcome.upper()
+        if outcome not in ("COMPLETED", "DISCONTINUED"):
+            raise ConfigError("outcome must be COMPLETED or DISCONTINUED", outcome=outcome)
+        exam = self.mpps_start(item)
+        commitment = None
+        if outcome == "COMPLETED":
+            self.store_study(exam, series=series, per_series=per_series)
+            commitment = self.request_commitment(exam)
+            final_status = self.mpps_complete(exam)
+        else:
+            final_status = self.mpps_discontinue(exam, reason=reason)
+        return PerformResult(exam.context.study_uid, exam.mpps_uid, exam.context.performed_step_id,
+                             outcome, tuple(exam.store_statuses), commitment,
+                             exam.create_status, final_status)
+
+    # -- RAD-6 / RAD-7 MPPS ------------------------------------------------------------------
+    def mpps_start(self, item: Dataset) -> Exam:
+        """N-CREATE the MPPS IN PROGRESS for a worklist item; raises on a failure status."""
+        started = dt.datetime.now().replace(microsecond=0)
+        study_uid = str(item.get("StudyInstanceUID", ""))
+        attempt = self._attempts.get(study_uid, 0)  # a repeated exam gets a new MPPS UID
+        self._attempts[study_uid] = attempt + 1
+        context = StudyContext.from_worklist(item, self.world, station_name=self.config.station_name,
+                                             attempt=attempt, performed_start=started)
+        mpps_uid = context.mpps_uid or generate_uid()
+        attributes = mpps_create(context, item, self.config.ae_title, started)
+        with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
+            result = client.n_create(MPPS_CLASS, mpps_uid, attributes)
+        if not result.ok:
+            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}",
+                                comment=result.comment or None, sop_instance=mpps_uid)
+        return Exam(context, result.instance_uid or mpps_uid, item, started,
+                    create_status=result.status)
+
+    def mpps_complete(self, exam: Exam) -> int:
+        """N-SET COMPLETED with the Performed Series Sequence of the stored images."""
+        return self._mpps_set(exam, "COMPLETED", None)
+
+    def mpps_discontinue(self, exam: Exam, *, reason: str = "110514") -> int:
+        """N-SET DISCONTINUED with a reason code (DCM 110514 "Incorrect worklist entry
+        selected" by default; see ``DISCONTINUED_REASONS``)."""
+        if reason not in DISCONTINUED_REASONS:
+            raise ConfigError("unknown discontinuation reason", reason=reason,
+                              known=",".join(DISCONTINUED_REASONS))
+        return self._mpps_set(exam, "DISCONTINUED", reason)
+
+    def _mpps_set(self, exam: Exam, status: str, reason: str | None) -> int:
+        modification = mpps_final(exam.context, exam.images, status, self.config.ae_title,
+                                  dt.datetime.now().replace(microsecond=0), reason)
+        with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
+            result = client.n_set(MPPS_CLASS, exam.mpps_uid, modification)
+        if result.ok:
+            exam.mpps_status = status
+        return result.status
+
+    # -- RAD-8 store ---------------------------------------------------------------------------
+    def build_images(self, exam: Exam, *, series: int | None = None,
+                     per_series: int | None = None) -> list[Dataset]:
+        """Generate the study's images from the exam's context (deterministic)."""
+        exam.images = build_study(exam.context, series=series or self.config.series,
+                                  per_series=per_series or self.config.per_series,
+                                  rows=self.config.rows, cols=self.config.cols)
+        return exam.images
+
+    def store_study(self, exam: Exam, *, series: int | None = None,
+                    per_series: int | None = None) -> list[int]:
+        """Generate (unless already built) and C-STORE the images; returns the statuses."""
+        if not exam.images:
+            self.build_images(exam, series=series, per_series=per_series)
+        exam.store_statuses = self.store_datasets(exam.images)
+        return exam.store_statuses
+
+    def store_datasets(self, datasets: list[Dataset]) -> list[int]:
+        """C-STORE datasets on one association (contexts from their SOP classes)."""
+        contexts = [(sop_class, [ExplicitVRLittleEndian])
+                    for sop_class in dict.fromkeys(str(ds.SOPClassUID) for ds in datasets)]
+        with self._client("store", contexts) as client:
+            return client.store_many(datasets)
+
+    def store_files(self, paths: Iterable[str | Path]) -> list[int]:
+        """C-STORE Part 10 files byte for byte (the benchmark's path). Like storescu,
+        it reads every file's meta first to propose one context per SOP class/syntax."""
+        paths = list(paths)
+        metas = (read_file_meta_info(path) for path in paths)
+        contexts = [(sop_class, [syntax]) for sop_class, syntax in dict.fromkeys(
+            (str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)) for meta in metas)]
+        with self._client("store", contexts) as client:
+            return client.store_files(paths)
+
+    # -- RAD-10 storage commitment ---------------------------------------------------------
+    def request_commitment(self, exam: Exam, *, timeout: float | None = None) -> CommitmentResult:
+        """N-ACTION for the stored images, then wait for the N-EVENT-REPORT on the same
+        association or on our listener, whichever comes first (bounded by ``timeout``)."""
+        exam.commitments += 1
+        transaction_uid = self.world.uid("commitment-transaction", exam.mpps_uid, exam.commitments)
+        references = [(str(ds.SOPClassUID), str(ds.SOPInstanceUID)) for ds in exam.images]
+        deadline = time.monotonic() + (timeout or self.config.commitment_timeout)
+        with self._client("commitment", [(STORAGE_COMMITMENT, UNCOMPRESSED)]) as client:
+            action = client.n_action(STORAGE_COMMITMENT, COMMITMENT_INSTANCE, 1,
+                                     commitment_request(transaction_uid, references))
+            if not action.ok:
+                return CommitmentResult(transaction_uid, action.status)
+            report = self._wait_same_association(client, transaction_uid, deadline)
+        same = report is not None
+        if report is None:
+            report = self._wait_listener(transaction_uid, deadline)
+        if report is None:
+            return CommitmentResult(transaction_uid, action.status)
+        committed, failed = parse_commitment(report.dataset)
+        return CommitmentResult(transaction_uid, action.status, committed, failed, same)
+
+    def _wait_same_association(self, client: FastClient, transaction_uid: str,
+                               deadline: float) -> EventReport | None:
+        """Poll the open association in short slices so a report that arrives on the
+        listener instead is noticed too; a peer releasing the association ends it."""
+        for _ in range(100_000):  # bounded in count as well as by the deadline
+            if time.monotonic() >= deadline or transaction_uid in self._reports:
+                return None
+            try:
+                report = client.poll_event_report(min(0.1, max(deadline - time.monotonic(), 0.01)))
+            except ProtocolError:
+                return None  # association ended: the report can still come on the listener
+            if report is not None and _transaction_of(report) == transaction_uid:
+                return report
+        return None
+
+    def _wait_listener(self, transaction_uid: str, deadline: float) -> EventReport | None:
+        with self._reports_changed:
+            self._reports_changed.wait_for(lambda: transaction_uid in self._reports,
+                                           timeout=max(deadline - time.monotonic(), 0))
+        return self._take_report(transaction_uid)
+
+    def _take_report(self, transaction_uid: str) -> EventReport | None:
+        with self._reports_changed:
+            return self._reports.pop(transaction_uid, None)
+
+    def _on_event_report(self, event: Any) -> tuple[int, Dataset | None]:
+        """Listener: a commitment result on a new association (PS3.4 J.3.3)."""
+        try:
+            dataset = event.event_information
+            report = EventReport(str(event.request.AffectedSOPClassUID),
+                                 str(event.request.AffectedSOPInstanceUID),
+                                 int(event.event_type), dataset)
+            transaction_uid = _transaction_of(report)
+        except Exception:  # noqa: BLE001 - a malformed report gets a status, never a crash
+            self.log.warning("undecodable N-EVENT-REPORT from %s", event.assoc.requestor.ae_title)
+            return 0x0110, None
+        if report.sop_class != STORAGE_COMMITMENT or not transaction_uid:
+            return 0x0118 if report.sop_class != STORAGE_COMMITMENT else 0x0115, None
+        with self._reports_changed:
+            self._reports[transaction_uid] = report
+            self._reports_changed.notify_all()
+        return 0x0000, None
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _peer(self, role: str) -> Peer:
+        peer = getattr(self.config, role)
+        if peer is None:
+            raise ConfigError(f"modality {self.name} has no {role} peer configured")
+        return peer
+
+    def _client(self, role: str, contexts: list[tuple[str, list[str]]]) -> FastClient:
+        host, port, called_ae = self._peer(role)
+        client = FastClient(actor=self.name, events=self.events, max_pdu=self.config.max_pdu,
+                            dimse_timeout=self.config.timeout)
+        try:
+            client.connect(host, port, self.config.ae_title, called_ae, contexts,
+                           timeout=self.config.timeout)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+
+def _transaction_of(report: EventReport) -> str:
+    return str(report.dataset.get("TransactionUID", "")) if report.dataset is not None else ""
+
+
+__all__ = ["ModalityConfig", "Modality", "Exam", "PerformResult", "CommitmentResult",
+           "MODALITIES", "Peer", "DISCONTINUED_REASONS"]

@@ -1,0 +1,485 @@
+"""``FastAssociation``: one DICOM association as an asyncio stream, no reactor threads.
+
+pynetdicom's SCU spends its time in a polling reactor (1 ms sleeps, thread
+hand-offs; BASELINES.md), not in encoding. Here each request is written straight
+to the socket and each response read with ``readexactly``, so hundreds of
+associations can share one event loop (the load engine) and one C-STORE costs
+roughly its encoding plus one round trip. PDU and DIMSE encoding stay pynetdicom's
+(see ``codec`` and ``dimse``).
+
+Safety rules on the wire: every read has a timeout; a PDU longer than our announced
+maximum is refused before it is read (A-ABORT, memory bounded); what we send never
+exceeds the peer's maximum; an N-EVENT-REPORT-RQ arriving while we wait for another
+answer is acknowledged and queued for ``wait_event_report``. One association serves
+one operation at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import deque
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+from pydicom.dataset import Dataset
+from pynetdicom import dimse_messages as msgs
+
+from simulators.dicom.ae import DEFAULT_MAX_PDU, describe_rejection
+from simulators.dicom.fast import codec, dimse
+from simulators.dicom.fast.files import EncodedInstance, decode_dataset, encode_dataset
+from simulators.dicom.fast.negotiation import (
+    AcceptedContext, ContextRequest, accepted_contexts, associate_rq_bytes, build_contexts,
+)
+from simulators.errors import AssociationError, ConfigError, ProtocolError
+from simulators.events import EventBus, Exchange, bus as default_bus
+
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+
+
+class FastAssociation:
+    """An association requestor on asyncio streams (use ``async with`` or ``release``)."""
+
+    def __init__(self, *, actor: str = "fast-client", events: EventBus | None = None,
+                 max_pdu: int = DEFAULT_MAX_PDU, dimse_timeout: float = 30.0,
+                 max_message: int = 64 << 20) -> None:
+        self.actor = actor
+        self.events = events or default_bus
+        self.max_pdu = max_pdu
+        self.dimse_timeout = dimse_timeout
+        self.max_message = max_message
+        self.peer = ""
+        self.calling_ae = self.called_ae = ""
+        self.peer_max_pdu = 0
+        self.contexts: list[AcceptedContext] = []
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._by_syntax: dict[tuple[str, str], AcceptedContext] = {}
+        self._by_abstract: dict[str, AcceptedContext] = {}
+        self._by_id: dict[int, AcceptedContext] = {}
+        self._assembler = codec.MessageAssembler(max_message)
+        self._message_id = 0
+        self._event_reports: deque[dimse.EventReport] = deque()
+
+    # -- association lifecycle -------------------------------------------------------
+    @property
+    def is_established(self) -> bool:
+        return self._writer is not None
+
+    async def connect(self, host: str, port: int, calling_ae: str, called_ae: str,
+                      contexts: Iterable[ContextRequest], max_pdu: int | None = None,
+                      timeout: float = 30.0) -> list[AcceptedContext]:
+        """Open the association; returns every proposed context with its result.
+
+        Raises ``AssociationError`` naming the reject reason, an abort, a timeout or
+        an unreachable peer, and when the peer accepted none of the contexts.
+        """
+        if self._writer is not None:
+            raise ConfigError("association already established", peer=self.peer)
+        if max_pdu is not None:
+            self.max_pdu = max_pdu
+            self._assembler = codec.MessageAssembler(self.max_message)
+        self.peer, self.calling_ae, self.called_ae = f"{host}:{port}", calling_ae, called_ae
+        proposed = build_contexts(contexts)
+        with self.events.exchange("dicom.associate", self.actor, self.peer,
+                                  called_ae=called_ae) as event:
+            try:
+                async with asyncio.timeout(timeout):
+                    reader, writer = await asyncio.open_connection(host, port)
+            except (OSError, TimeoutError) as exc:
+                raise self._error(f"peer unreachable: {exc or 'connect timed out'}") from exc
+            _tune_socket(writer)
+            self._reader, self._writer = reader, writer
+            writer.write(associate_rq_bytes(calling_ae, called_ae, proposed, self.max_pdu))
+            pdu_type, raw = await self._read_pdu(timeout, during="association negotiation")
+            if pdu_type == codec.A_ASSOCIATE_RJ_TYPE:
+                rj = codec.decode_pdu(pdu_type, raw)
+                await self._close()
+                reason = describe_rejection(rj.result, rj.source, rj.reason_diagnostic)  # type: ignore[attr-defined]
+                event.status = "rejected"
+                raise self._error(f"association rejected: {reason}")
+            if pdu_type != codec.A_ASSOCIATE_AC_TYPE:
+                await self._fail(codec.ABORT_UNEXPECTED_PDU)
+                raise self._error(f"unexpected PDU 0x{pdu_type:02X} during association negotiation")
+            ac = codec.decode_pdu(pdu_type, raw)
+            self.contexts, self.peer_max_pdu = accepted_contexts(proposed, ac)  # type: ignore[arg-type]
+            self._index_contexts()
+            if not self._by_id:
+                await self.abort()
+                results = "; ".join(f"{cx.abstract_syntax}: {cx.result_text}" for cx in self.contexts)
+                raise self._error(f"peer accepted no presentation context ({results})")
+            event.status = "accepted"
+        return self.contexts
+
+    async def release(self, timeout: float | None = None) -> None:
+        """A-RELEASE-RQ, wait for A-RELEASE-RP (late P-DATA is ignored), close."""
+        if self._writer is None:
+            return
+        with self.events.exchange("dicom.release", self.actor, self.peer):
+            try:
+                self._writer.write(codec.release_rq_bytes())
+                deadline = time.monotonic() + (timeout or self.dimse_timeout)
+                for _ in range(10_000):  # bounded: a peer streaming data cannot keep us here
+                    remaining = max(deadline - time.monotonic(), 0.001)
+                    pdu_type, _raw = await codec.read_pdu(self._reader, self.max_pdu, remaining)  # type: ignore[arg-type]
+                    if pdu_type in (codec.A_RELEASE_RP_TYPE, codec.A_ABORT_TYPE):
+                        break
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, AssociationError):
+                pass  # release is best effort: the socket is closed either way
+            finally:
+                await self._close()
+
+    async def abort(self) -> None:
+        """A-ABORT (service user) and close; safe to call at any time."""
+        if self._writer is not None:
+            try:
+                self._writer.write(codec.abort_bytes())
+            except (OSError, RuntimeError):
+                pass
+            await self._close()
+
+    async def __aenter__(self) -> "FastAssociation":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            await self.release()
+        else:
+            await self.abort()
+
+    # -- DIMSE services ----------------------------------------------------------------
+    async def echo(self) -> int:
+        """C-ECHO; returns the status."""
+        context = self._context_for("1.2.840.10008.1.1")
+        with self.events.exchange("dicom.c-echo", self.actor, self.peer) as event:
+            message_id = self._next_id()
+            self._send(codec.message_pdus(dimse.c_echo_rq(message_id), context.context_id, self.peer_max_pdu))
+            response = await self._await_response(message_id)
+            return self._finish(event, response)
+
+    async def store(self, data: Dataset | bytes | EncodedInstance, sop_class: str | None = None,
+                    sop_instance: str | None = None, transfer_syntax: str | None = None,
+                    *, priority: int = 2) -> int:
+        """C-STORE one instance; returns the status (a failure status does not raise).
+
+        ``data`` may be an ``EncodedInstance`` (from ``read_part10``: sent byte for
+        byte), raw dataset bytes (give the UIDs and transfer syntax), or a Dataset
+        (encoded in the accepted transfer syntax of its SOP class).
+        """
+        if isinstance(data, EncodedInstance):
+            sop_class = sop_class or data.sop_class
+            sop_instance = sop_instance or data.sop_instance
+            transfer_syntax = transfer_syntax or data.transfer_syntax
+            data = data.data
+        elif isinstance(data, Dataset):
+            sop_class = sop_class or str(data.SOPClassUID)
+            sop_instance = sop_instance or str(data.SOPInstanceUID)
+        if not sop_class or not sop_instance:
+            raise ConfigError("C-STORE needs the SOP class and instance UIDs")
+        context = self._context_for(sop_class, transfer_syntax)
+        if isinstance(data, Dataset):
+            data = encode_dataset(data, context.transfer_syntax)
+        with self.events.exchange("dicom.c-store", self.actor, self.peer) as event:
+            message_id = self._next_id()
+            request = dimse.c_store_rq(message_id, sop_class, sop_instance, priority)
+            parts = codec.command_pdus(request, context.context_id, self.peer_max_pdu)
+            parts.extend(codec.dataset_pdus(data, context.context_id, self.peer_max_pdu))
+            event.bytes = len(data)
+            self._send(parts)
+            response = await self._await_response(message_id)
+            return self._finish(event, response)
+
+    async def find(self, identifier: Dataset, model: str = "worklist", *,
+                   priority: int = 2) -> AsyncIterator[tuple[int, Dataset | None]]:
+        """C-FIND: yields ``(status, identifier)`` per match, then ``(final status, None)``.
+
+        Leaving the loop early sends C-CANCEL and drains the remaining responses so
+        the association stays usable. One event is emitted for the whole query.
+        """
+        sop_class = dimse.FIND_MODELS.get(model, model)
+        context = self._context_for(sop_class)
+        event = Exchange(kind="dicom.c-find", actor=self.actor, peer=self.peer,
+                         start=time.time(), detail={"model": model, "matches": 0})
+        began = time.perf_counter()
+        message_id = self._next_id()
+        final = False
+        try:
+            encoded = encode_dataset(identifier, context.transfer_syntax)
+            self._send(codec.message_pdus(dimse.c_find_rq(message_id, sop_class, encoded, priority),
+                                          context.context_id, self.peer_max_pdu))
+            while True:
+                response = await self._await_response(message_id)
+                status = int(dimse.command_value(response, "Status", 0xC000))
+                if not dimse.is_pending(status):
+                    final = True
+                    event.status, event.outcome = f"0x{status:04X}", dimse.outcome_of(status)
+                    yield status, None
+                    return
+                event.detail["matches"] += 1
+                stream = codec.dataset_stream(response)
+                yield status, decode_dataset(stream, context.transfer_syntax) if stream else None
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                event.outcome = "error"
+                event.detail["error"] = str(exc)
+            raise
+        finally:
+            if not final and self._writer is not None:
+                await self._cancel_find(message_id, context.context_id, event)
+            event.duration = time.perf_counter() - began
+            self.events.emit(event)
+
+    async def find_all(self, identifier: Dataset, model: str = "worklist") -> tuple[int, list[Dataset]]:
+        """Run a C-FIND to the end; returns the final status and every match."""
+        matches: list[Dataset] = []
+        status = 0xC000
+        async for status, found in self.find(identifier, model):
+            if found is not None:
+                matches.append(found)
+        return status, matches
+
+    async def n_create(self, sop_class: str, instance_uid: str | None,
+                       attributes: Dataset) -> dimse.NResult:
+        """N-CREATE (e.g. MPPS IN PROGRESS); the result names the created instance."""
+        context = self._context_for(sop_class)
+        message_id = self._next_id()
+        request = dimse.n_create_rq(message_id, sop_class, instance_uid,
+                                    encode_dataset(attributes, context.transfer_syntax))
+        return await self._n_exchange("dicom.n-create", request, context, message_id, instance_uid or "")
+
+    async def n_set(self, sop_class: str, instance_uid: str, modification: Dataset) -> dimse.NResult:
+        """N-SET (e.g. MPPS COMPLETED / DISCONTINUED)."""
+        context = self._context_for(sop_class)
+        message_id = self._next_id()
+        request = dimse.n_set_rq(message_id, sop_class, instance_uid,
+                                 encode_dataset(modification, context.transfer_syntax))
+        return await self._n_exchange("dicom.n-set", request, context, message_id, instance_uid)
+
+    async def n_action(self, sop_class: str, instance_uid: str, action_type: int,
+                       information: Dataset | None = None) -> dimse.NResult:
+        """N-ACTION (e.g. storage commitment request, action type 1)."""
+        context = self._context_for(sop_class)
+        message_id = self._next_id()
+        encoded = encode_dataset(information, context.transfer_syntax) if information is not None else None
+        request = dimse.n_action_rq(message_id, sop_class, instance_uid, action_type, encoded)
+        return await self._n_exchange("dicom.n-action", request, context, message_id, instance_uid)
+
+    async def wait_event_report(self, timeout: float | None = None) -> dimse.EventReport:
+        """The next N-EVENT-REPORT from the peer (already answered with Success).
+
+        Raises ``AssociationError`` if none arrives in time; the association stays open.
+        """
+        limit = timeout if timeout is not None else self.dimse_timeout
+        report = await self.poll_event_report(limit)
+        if report is None:
+            raise self._error("no N-EVENT-REPORT arrived in time", timeout=limit)
+        return report
+
+    async def poll_event_report(self, timeout: float) -> dimse.EventReport | None:
+        """An N-EVENT-REPORT if one starts to arrive within ``timeout``, else ``None``.
+
+        Waiting consumes nothing from the stream, so callers can poll in short slices
+        (e.g. while also watching a listener for the same report).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._event_reports:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                message = await self._next_message(remaining, idle_ok=True)
+            except codec.PduIdle:
+                return None
+            if not isinstance(message, msgs.N_EVENT_REPORT_RQ):
+                await self._fail(codec.ABORT_UNEXPECTED_PDU)
+                raise self._error(f"unexpected {type(message).__name__} while waiting for N-EVENT-REPORT")
+            await self._answer_event_report(message)
+        return self._event_reports.popleft()
+
+    # -- internals -------------------------------------------------------------------------
+    def _index_contexts(self) -> None:
+        for cx in self.contexts:
+            if cx.accepted:
+                self._by_id[cx.context_id] = cx
+                self._by_syntax.setdefault((cx.abstract_syntax, cx.transfer_syntax), cx)
+                self._by_abstract.setdefault(cx.abstract_syntax, cx)
+
+    def _context_for(self, sop_class: str, transfer_syntax: str | None = None) -> AcceptedContext:
+        if self._writer is None:
+            raise AssociationError("association is not established", peer=self.peer)
+        found = (self._by_syntax.get((sop_class, transfer_syntax)) if transfer_syntax
+                 else self._by_abstract.get(sop_class))
+        if found is None:
+            raise ProtocolError("no accepted presentation context for this SOP class and transfer syntax",
+                                peer=self.peer, sop_class=sop_class, transfer_syntax=transfer_syntax)
+        return found
+
+    def _next_id(self) -> int:
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    def _send(self, parts: Sequence[bytes | memoryview]) -> None:
+        """One write per message: with TCP_NODELAY, one segment stream instead of a
+        tiny packet per 6-byte header."""
+        if self._writer is None:
+            raise AssociationError("association is not established", peer=self.peer)
+        self._writer.write(b"".join(parts))
+
+    def _finish(self, event: Exchange, response: msgs.DIMSEMessage) -> int:
+        status = int(dimse.command_value(response, "Status", 0xC000))
+        event.status, event.outcome = f"0x{status:04X}", dimse.outcome_of(status)
+        return status
+
+    async def _n_exchange(self, kind: str, request: msgs.DIMSEMessage, context: AcceptedContext,
+                          message_id: int, instance_uid: str) -> dimse.NResult:
+        with self.events.exchange(kind, self.actor, self.peer, sop_instance=instance_uid) as event:
+            self._send(codec.message_pdus(request, context.context_id, self.peer_max_pdu))
+            response = await self._await_response(message_id)
+            status = self._finish(event, response)
+            stream = codec.dataset_stream(response)
+            return dimse.NResult(
+                status=status,
+                instance_uid=str(dimse.command_value(response, "AffectedSOPInstanceUID", "") or instance_uid),
+                dataset=decode_dataset(stream, context.transfer_syntax) if stream else None,
+                comment=str(dimse.command_value(response, "ErrorComment", "") or ""))
+
+    async def _await_response(self, message_id: int) -> msgs.DIMSEMessage:
+        """The response to ``message_id``; N-EVENT-REPORTs arriving first are answered."""
+        for _ in range(100_000):  # bounded: a peer flooding event reports cannot spin us forever
+            message = await self._next_message(self.dimse_timeout)
+            if isinstance(message, msgs.N_EVENT_REPORT_RQ):
+                await self._answer_event_report(message)
+                continue
+            answered = dimse.command_value(message, "MessageIDBeingRespondedTo")
+            if answered != message_id:
+                await self._fail(codec.ABORT_UNEXPECTED_PDU)
+                raise self._error(f"unexpected {type(message).__name__} answering message {answered}",
+                                  message_id=message_id)
+            return message
+        raise self._error("too many interleaved N-EVENT-REPORTs")
+
+    async def _answer_event_report(self, request: msgs.DIMSEMessage) -> None:
+        with self.events.exchange("dicom.n-event-report", self.actor, self.peer) as event:
+            context = self._by_id.get(int(request.context_id or 0))
+            stream = codec.dataset_stream(request)
+            dataset = decode_dataset(stream, context.transfer_syntax) if stream and context else None
+            report = dimse.EventReport(str(request.command_set.AffectedSOPClassUID),
+                                       str(request.command_set.AffectedSOPInstanceUID),
+                                       int(request.command_set.EventTypeID), dataset)
+            self._event_reports.append(report)
+            self._send(codec.message_pdus(dimse.n_event_report_rsp(request), int(request.context_id or 1),
+                                          self.peer_max_pdu))
+            event.status = "0x0000"
+            event.detail["event_type"] = report.event_type
+
+    async def _next_message(self, timeout: float, idle_ok: bool = False) -> msgs.DIMSEMessage:
+        """Read PDUs until one DIMSE message is complete; A-ABORT and friends raise.
+
+        With ``idle_ok``, ``PduIdle`` (nothing arrived at all) propagates and the
+        association stays usable; once a message has started, stalls abort it.
+        """
+        while True:
+            pdu_type, raw = await self._read_pdu(timeout, during="waiting for a DIMSE message",
+                                                 idle_ok=idle_ok)
+            idle_ok = False
+            if pdu_type == codec.P_DATA_TYPE:
+                try:
+                    message = self._assembler.feed(raw)
+                except codec.PduTooLarge:
+                    await self._fail(codec.ABORT_INVALID_PARAMETER)
+                    raise
+                except Exception as exc:  # a malformed PDV or command set from the peer
+                    await self._fail(codec.ABORT_INVALID_PARAMETER)
+                    raise self._error(f"malformed DIMSE message from peer: {exc}") from exc
+                if message is not None:
+                    return message
+            elif pdu_type == codec.A_RELEASE_RQ_TYPE:
+                self._writer.write(codec.release_rp_bytes())  # type: ignore[union-attr]
+                await self._close()
+                raise self._error("peer released the association during an operation")
+            else:
+                await self._fail(codec.ABORT_UNEXPECTED_PDU)
+                raise self._error(f"unexpected PDU 0x{pdu_type:02X} during an operation")
+
+    async def _read_pdu(self, timeout: float, during: str,
+                        idle_ok: bool = False) -> tuple[int, bytes]:
+        if self._reader is None:
+            raise AssociationError("association is not established", peer=self.peer)
+        try:
+            pdu_type, raw = await codec.read_pdu(self._reader, self.max_pdu, timeout,
+                                                 self.dimse_timeout)
+        except codec.PduIdle:
+            if idle_ok:
+                raise
+            await self.abort()
+            raise self._error(f"timed out {during}", timeout=timeout) from None
+        except codec.PduTooLarge as exc:
+            await self._fail(codec.ABORT_INVALID_PARAMETER)
+            exc.context.update(peer=self.peer, called_ae=self.called_ae)
+            raise
+        except TimeoutError as exc:
+            await self.abort()
+            raise self._error(f"timed out {during}", timeout=timeout) from exc
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            await self._close()
+            raise self._error(f"connection closed by peer {during}") from exc
+        if pdu_type == codec.A_ABORT_TYPE:
+            pdu = codec.decode_pdu(pdu_type, raw)
+            await self._close()
+            raise self._error(f"association aborted by peer {during}",
+                              source=getattr(pdu, "source", None),
+                              reason=getattr(pdu, "reason_diagnostic", None))
+        return pdu_type, raw
+
+    async def _fail(self, provider_reason: int) -> None:
+        """A-P-ABORT with a PS3.8 reason, then close."""
+        if self._writer is not None:
+            try:
+                self._writer.write(codec.abort_bytes(provider_reason))
+            except (OSError, RuntimeError):
+                pass
+            await self._close()
+
+    async def _close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        self._by_id.clear()
+        self._by_syntax.clear()
+        self._by_abstract.clear()
+        if writer is not None:
+            writer.close()
+            try:
+                async with asyncio.timeout(2):
+                    await writer.wait_closed()
+            except (OSError, TimeoutError):
+                pass
+
+    async def _cancel_find(self, message_id: int, context_id: int, event: Exchange) -> None:
+        """C-CANCEL an unfinished query and drain to its final response (bounded)."""
+        try:
+            self._send(codec.message_pdus(dimse.c_cancel_rq(message_id), context_id, self.peer_max_pdu))
+            for _ in range(100_000):
+                response = await self._await_response(message_id)
+                status = int(dimse.command_value(response, "Status", 0xC000))
+                if not dimse.is_pending(status):
+                    event.status = f"0x{status:04X}"
+                    event.detail["cancelled"] = True
+                    return
+        except (AssociationError, ProtocolError):
+            pass
+        await self.abort()
+
+    def _error(self, message: str, **context: Any) -> AssociationError:
+        return AssociationError(message, peer=self.peer, calling_ae=self.calling_ae,
+                                called_ae=self.called_ae, **context)
+
+
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    """TCP_NODELAY (asyncio sets it too, but it must not depend on that) and a large
+    write buffer so a 0.5 MB image is handed to the kernel in one go."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    writer.transport.set_write_buffer_limits(high=4 << 20)
+
+
+__all__ = ["FastAssociation", "STORAGE_COMMITMENT"]

@@ -1,0 +1,185 @@
+"""The fast client's codec: framing, fragmentation within the peer's max PDU, partial reads.
+
+Fragments written by ``dataset_pdus`` are compared byte for byte with pynetdicom's own
+``encode_msg`` + ``P_DATA_TF`` encoding, so the hand-written hot path cannot drift from
+the reference codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from io import BytesIO
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import A_ASSOCIATE_RQ, P_DATA_TF
+
+from simulators.dicom.fast import codec, dimse
+from simulators.dicom.fast.files import encode_dataset, read_part10
+from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
+from simulators.errors import ConfigError, StoreError
+
+SOP_INSTANCE = "1.2.826.0.1.3680043.8.498.1"
+
+
+def reference_dataset_pdus(data: bytes, context_id: int, max_pdu: int) -> list[bytes]:
+    """pynetdicom's encoding of the dataset part of a C-STORE-RQ."""
+    primitive = C_STORE()
+    primitive.MessageID = 7
+    primitive.AffectedSOPClassUID = CTImageStorage
+    primitive.AffectedSOPInstanceUID = SOP_INSTANCE
+    primitive.DataSet = BytesIO(data)
+    message = C_STORE_RQ()
+    message.primitive_to_message(primitive)
+    pdus = [P_DATA_TF(p).encode() for p in message.encode_msg(context_id, max_pdu)]
+    return [pdu for pdu in pdus if pdu[11] & 0x01 == 0]  # drop command fragments
+
+
+def joined(parts: list[bytes | memoryview]) -> list[bytes]:
+    """Pair up header + fragment as whole PDUs."""
+    return [bytes(parts[i]) + bytes(parts[i + 1]) for i in range(0, len(parts), 2)]
+
+
+@pytest.mark.parametrize("size", [1, 16378, 16379, 3 * 16378, 100_001])
+def test_dataset_fragments_match_pynetdicom_byte_for_byte(size: int) -> None:
+    data = os.urandom(size)
+    ours = joined(list(codec.dataset_pdus(data, 3, 16384)))
+    assert ours == reference_dataset_pdus(data, 3, 16384)
+
+
+def test_fragments_respect_the_peer_max_pdu_and_flag_only_the_last() -> None:
+    data = os.urandom(70_000)
+    pdus = joined(list(codec.dataset_pdus(data, 1, 4096)))
+    lengths = [struct.unpack(">I", pdu[2:6])[0] for pdu in pdus]
+    assert max(lengths) <= 4096
+    assert [pdu[11] for pdu in pdus] == [0x00] * (len(pdus) - 1) + [0x02]
+    assert b"".join(pdu[12:] for pdu in pdus) == data
+
+
+def test_unlimited_peer_pdu_sends_one_fragment() -> None:
+    data = os.urandom(50_000)
+    assert joined(list(codec.dataset_pdus(data, 1, 0))) == reference_dataset_pdus(data, 1, 0)
+
+
+def test_command_pdus_carry_only_the_command_set() -> None:
+    message = dimse.c_store_rq(5, CTImageStorage, SOP_INSTANCE)
+    pdus = codec.command_pdus(message, 1, 16384)
+    assert all(pdu[11] & 0x01 for pdu in pdus)
+    assert pdus[-1][11] == 0x03
+    assert message.command_set.CommandDataSetType == 0x0001  # a dataset follows
+
+
+async def feed_in_pieces(reader: asyncio.StreamReader, data: bytes, piece: int) -> None:
+    for start in range(0, len(data), piece):
+        reader.feed_data(data[start:start + piece])
+        await asyncio.sleep(0)
+
+
+def test_read_pdu_reassembles_partial_reads() -> None:
+    pdus = joined(list(codec.dataset_pdus(os.urandom(40_000), 1, 16384)))
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        reader = asyncio.StreamReader()
+        feeder = asyncio.create_task(feed_in_pieces(reader, b"".join(pdus), 7))
+        got = [await codec.read_pdu(reader, 16384, 5.0) for _ in pdus]
+        await feeder
+        return got
+
+    got = asyncio.run(scenario())
+    assert [raw for _, raw in got] == pdus
+    assert {pdu_type for pdu_type, _ in got} == {codec.P_DATA_TYPE}
+
+
+def test_claimed_length_over_the_limit_is_refused_before_reading() -> None:
+    async def scenario() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(struct.pack(">BxI", codec.P_DATA_TYPE, 2_000_000_000))
+        await codec.read_pdu(reader, 16384, 1.0)
+
+    with pytest.raises(codec.PduTooLarge) as info:
+        asyncio.run(scenario())
+    assert info.value.context["length"] == 2_000_000_000
+    assert info.value.context["limit"] == 16384
+
+
+def test_read_pdu_times_out_on_a_stalled_peer() -> None:
+    async def scenario() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(struct.pack(">BxI", codec.P_DATA_TYPE, 100) + b"\x00" * 10)
+        await codec.read_pdu(reader, 16384, 0.05)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(scenario())
+
+
+def test_assembler_rebuilds_a_message_from_fragments() -> None:
+    identifier = Dataset()
+    identifier.PatientID = "PSM0001"
+    identifier.PatientName = "DOE^JANE"
+    encoded = encode_dataset(identifier, ExplicitVRLittleEndian)
+    message = dimse.c_find_rq(9, dimse.FIND_MODELS["worklist"], encoded)
+    assembler = codec.MessageAssembler(1 << 20)
+    results = [assembler.feed(pdu) for pdu in codec.message_pdus(message, 1, 4096)]
+    done = results[-1]
+    assert results[:-1] == [None] * (len(results) - 1)
+    assert done is not None and done.command_set.MessageID == 9
+    assert done.data_set.getvalue() == encoded
+
+
+def test_assembler_bounds_the_message_size() -> None:
+    assembler = codec.MessageAssembler(50_000)
+    pdus = joined(list(codec.dataset_pdus(os.urandom(200_000), 1, 16384)))
+    with pytest.raises(codec.PduTooLarge):
+        for pdu in pdus:
+            assembler.feed(pdu)
+
+
+def test_associate_rq_decodes_with_pynetdicom() -> None:
+    contexts = build_contexts([(CTImageStorage, [ExplicitVRLittleEndian]),
+                               ("1.2.840.10008.1.1", ["1.2.840.10008.1.2"])])
+    rq = A_ASSOCIATE_RQ()
+    rq.decode(associate_rq_bytes("MODALITY1", "ARCHIVE", contexts, 65536))
+    primitive = rq.to_primitive()
+    assert (primitive.calling_ae_title, primitive.called_ae_title) == ("MODALITY1", "ARCHIVE")
+    assert primitive.maximum_length_received == 65536
+    assert [(cx.context_id, cx.abstract_syntax) for cx in primitive.presentation_context_definition_list] == [
+        (1, CTImageStorage), (3, "1.2.840.10008.1.1")]
+
+
+def test_build_contexts_rejects_nonsense() -> None:
+    with pytest.raises(ConfigError):
+        build_contexts([])
+    with pytest.raises(ConfigError):
+        build_contexts([(CTImageStorage, [])])
+
+
+def test_read_part10_keeps_the_dataset_bytes(tmp_path) -> None:
+    ds = Dataset()
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.PatientID = "PSM0002"
+    ds.BitsAllocated = 8
+    ds.PixelData = os.urandom(2048)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = tmp_path / "one.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    instance = read_part10(path)
+    assert (instance.sop_class, instance.sop_instance) == (CTImageStorage, ds.SOPInstanceUID)
+    assert instance.transfer_syntax == ExplicitVRLittleEndian
+    assert path.read_bytes().endswith(instance.data)
+    assert instance.data == encode_dataset(ds, ExplicitVRLittleEndian)
+
+
+def test_read_part10_refuses_a_file_without_the_dicm_prefix(tmp_path) -> None:
+    path = tmp_path / "junk.dcm"
+    path.write_bytes(b"\x00" * 300)
+    with pytest.raises(StoreError, match="not a DICOM Part 10 file"):
+        read_part10(path)
