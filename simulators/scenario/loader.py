@@ -1,0 +1,396 @@
+"""Read a scenario file into plain data plus the file and line of every key and item.
+
+Why not ``yaml.safe_load``: a QA lead who mistypes a field deserves
+``site.yaml:12: steps[3].expect.ack: ...``, not a Python traceback, and the mistake may
+sit in an *included* file. So every mapping key and sequence item remembers where it was
+written (file and line), and that memory survives includes, ``${vars}`` and ``defaults``.
+
+The pipeline, in order: parse with marks -> merge ``include:`` files (deep merge of
+mappings; included files first, the including file wins; lists are replaced, not
+concatenated) -> substitute ``${name}`` from ``vars:`` -> apply ``defaults:`` -> flatten to
+plain dicts/lists plus a :class:`LineMap`. Runtime references such as ``$jane`` or ``$acc``
+(a single ``$`` without braces) are left untouched for the runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from simulators.errors import ScenarioError
+
+#: How deep includes may nest before we call it a cycle-in-disguise.
+MAX_INCLUDE_DEPTH = 16
+_VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where something was written: file and 1-based line."""
+
+    file: str
+    line: int
+
+
+class MarkedDict(dict):
+    """A YAML mapping that remembers where it and each of its keys were written."""
+
+    def __init__(self, *args: Any, mark: Mark, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mark = mark
+        self.key_marks: dict[Any, Mark] = {}
+
+
+class MarkedList(list):
+    """A YAML sequence that remembers where it and each item were written."""
+
+    def __init__(self, *args: Any, mark: Mark) -> None:
+        super().__init__(*args)
+        self.mark = mark
+        self.item_marks: list[Mark] = []
+
+
+Path_ = tuple[str | int, ...]
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``('steps', 2, 'expect', 'ack')`` -> ``steps[2].expect.ack``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclass
+class LineMap:
+    """The file and line of every key and item of a loaded scenario, by data path."""
+
+    marks: dict[Path_, Mark] = field(default_factory=dict)
+
+    def mark_of(self, path: Path_) -> Mark | None:
+        """Mark of ``path`` or of its nearest recorded ancestor."""
+        for end in range(len(path), -1, -1):
+            mark = self.marks.get(tuple(path[:end]))
+            if mark is not None:
+                return mark
+        return None
+
+    def error(self, message: str, path: Path_, **context: Any) -> ScenarioError:
+        """A ScenarioError placed at ``path`` (``file:line: field: message``)."""
+        mark = self.mark_of(path)
+        return ScenarioError(message, file=mark.file if mark else None,
+                             line=mark.line if mark else None,
+                             field=format_path(path) or None, **context)
+
+
+@dataclass
+class LoadedDocument:
+    """Plain scenario data after includes, vars and defaults, plus its line map."""
+
+    data: dict[str, Any]
+    lines: LineMap
+    file: str
+    included: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- parsing
+class _MarkingLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings and sequences record file/line and refuse duplicate keys."""
+
+    source_name = "<scenario>"
+
+
+def _construct_mapping(loader: _MarkingLoader, node: yaml.MappingNode):  # type: ignore[no-untyped-def]
+    data = MarkedDict(mark=Mark(loader.source_name, node.start_mark.line + 1))
+    yield data
+    loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        key_mark = Mark(loader.source_name, key_node.start_mark.line + 1)
+        try:
+            duplicate = key in data
+        except TypeError:
+            raise ScenarioError("a mapping key must be a plain value, not a list or mapping",
+                                file=key_mark.file, line=key_mark.line) from None
+        if duplicate:
+            raise ScenarioError(f"duplicate key {key!r} (first written on line "
+                                f"{data.key_marks[key].line})", file=key_mark.file,
+                                line=key_mark.line, field=str(key))
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_marks[key] = key_mark
+
+
+def _construct_sequence(loader: _MarkingLoader, node: yaml.SequenceNode):  # type: ignore[no-untyped-def]
+    data = MarkedList(mark=Mark(loader.source_name, node.start_mark.line + 1))
+    yield data
+    for item_node in node.value:
+        data.append(loader.construct_object(item_node, deep=True))
+        data.item_marks.append(Mark(loader.source_name, item_node.start_mark.line + 1))
+
+
+_MarkingLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_MarkingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def parse_yaml(text: str, source: str) -> MarkedDict:
+    """Parse one YAML document that must be a mapping; errors carry file and line."""
+    loader = _MarkingLoader(text)
+    loader.source_name = source
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "cannot parse"
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context and exc.context_mark and (mark is None or "end of stream" in problem
+                                                or "<stream end>" in problem):
+            # an unterminated quote or bracket: where it *started* is what the author fixes
+            problem, mark = f"{problem} ({exc.context} that starts here)", exc.context_mark
+        raise ScenarioError(f"invalid YAML: {problem}", file=source,
+                            line=mark.line + 1 if mark else None) from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"invalid YAML: {exc}", file=source) from exc
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ScenarioError("the file is empty; a scenario starts with 'pacsim: 1'", file=source,
+                            line=1)
+    if not isinstance(data, MarkedDict):
+        raise ScenarioError("a scenario must be a mapping of key: value at the top level",
+                            file=source, line=1)
+    return data
+
+
+def _read(path: Path, *, included_from: Mark | None = None, as_written: str = "") -> MarkedDict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if included_from is not None:
+            raise ScenarioError(f"included file not found: {as_written} (looked for {path})",
+                                file=included_from.file,
+                                line=included_from.line, field="include") from None
+        raise ScenarioError("scenario file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        where = included_from or Mark(str(path), 1)
+        raise ScenarioError(f"cannot read {path}: {exc}", file=where.file, line=where.line) from exc
+    return parse_yaml(text, str(path))
+
+
+# --------------------------------------------------------------------------- includes
+def deep_merge(base: Any, override: Any) -> Any:
+    """Merge ``override`` onto ``base``: mappings merge key by key, anything else replaces."""
+    if not (isinstance(base, MarkedDict) and isinstance(override, MarkedDict)):
+        return override
+    merged = MarkedDict(base, mark=override.mark)
+    merged.key_marks.update(base.key_marks)
+    for key, value in override.items():
+        merged[key] = deep_merge(merged[key], value) if key in merged else value
+        merged.key_marks[key] = override.key_marks[key]
+    return merged
+
+
+def _include_entries(doc: MarkedDict) -> list[tuple[str, Mark]]:
+    raw = doc.get("include")
+    where = doc.key_marks.get("include", doc.mark)
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [(raw, where)]
+    if isinstance(raw, MarkedList) and all(isinstance(item, str) for item in raw):
+        return list(zip(raw, raw.item_marks))
+    raise ScenarioError("include must be a file path or a list of file paths", file=where.file,
+                        line=where.line, field="include")
+
+
+def _with_includes(path: Path, doc: MarkedDict, chain: tuple[Path, ...],
+                   included: list[str]) -> MarkedDict:
+    """``doc`` merged over everything it includes (recursively), without the include key."""
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        raise ScenarioError(f"includes nest deeper than {MAX_INCLUDE_DEPTH} files",
+                            file=str(path), line=doc.mark.line, field="include")
+    merged: Any = None
+    for relative, mark in _include_entries(doc):
+        target = (path.parent / relative).resolve()
+        if target in chain:
+            raise ScenarioError(f"include cycle: {relative} includes itself again",
+                                file=mark.file, line=mark.line, field="include")
+        child = _with_includes(target, _read(target, included_from=mark, as_written=relative),
+                               (*chain, target),
+                               included)
+        included.append(str(target))
+        merged = child if merged is None else deep_merge(merged, child)
+    own = MarkedDict(((k, v) for k, v in doc.items() if k != "include"), mark=doc.mark)
+    own.key_marks.update({k: m for k, m in doc.key_marks.items() if k != "include"})
+    return own if merged is None else deep_merge(merged, own)
+
+
+# --------------------------------------------------------------------------- variables
+class _Vars:
+    """``vars:`` values, resolved lazily so one variable may use another (cycles refused)."""
+
+    def __init__(self, raw: Mapping[str, Any], marks: Mapping[str, Mark]) -> None:
+        self._raw, self._marks = raw, marks
+        self._done: dict[str, Any] = {}
+        self._busy: set[str] = set()
+
+    def get(self, name: str, mark: Mark, field_path: Path_) -> Any:
+        if name in self._done:
+            return self._done[name]
+        if name not in self._raw:
+            known = ", ".join(sorted(self._raw)) or "none defined"
+            raise ScenarioError(f"unknown variable ${{{name}}} (vars: {known})", file=mark.file,
+                                line=mark.line, field=format_path(field_path) or None)
+        if name in self._busy:
+            raise ScenarioError(f"variable ${{{name}}} refers to itself", file=mark.file,
+                                line=mark.line, field=f"vars.{name}")
+        self._busy.add(name)
+        value = _substitute(self._raw[name], self, self._marks.get(name, mark), ("vars", name))
+        self._busy.discard(name)
+        self._done[name] = value
+        return value
+
+
+def _substitute_string(text: str, variables: _Vars, mark: Mark, path: Path_) -> Any:
+    whole = _VAR.fullmatch(text)
+    if whole and whole.group(1) is not None:  # "${n}" alone keeps the value's own type
+        return variables.get(_checked_name(whole.group(1), mark, path), mark, path)
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "${"  # "$${" is the escape for a literal "${"
+        value = variables.get(_checked_name(match.group(1), mark, path), mark, path)
+        return str(value)
+
+    return _VAR.sub(replace, text)
+
+
+def _checked_name(name: str, mark: Mark, path: Path_) -> str:
+    name = name.strip()
+    if not _VAR_NAME.match(name):
+        raise ScenarioError(f"bad variable reference ${{{name}}}: use letters, digits and _",
+                            file=mark.file, line=mark.line, field=format_path(path) or None)
+    return name
+
+
+def _substitute(value: Any, variables: _Vars, mark: Mark, path: Path_) -> Any:
+    if isinstance(value, str):
+        return _substitute_string(value, variables, mark, path)
+    if isinstance(value, MarkedDict):
+        out = MarkedDict(mark=value.mark)
+        for key, item in value.items():
+            key_mark = value.key_marks.get(key, value.mark)
+            out[key] = _substitute(item, variables, key_mark, (*path, key))
+            out.key_marks[key] = key_mark
+        return out
+    if isinstance(value, MarkedList):
+        out_list = MarkedList(mark=value.mark)
+        for index, (item, item_mark) in enumerate(zip(value, value.item_marks)):
+            out_list.append(_substitute(item, variables, item_mark, (*path, index)))
+            out_list.item_marks.append(item_mark)
+        return out_list
+    return value
+
+
+def _apply_vars(doc: MarkedDict, overrides: Mapping[str, Any]) -> MarkedDict:
+    raw_vars = doc.get("vars") or MarkedDict(mark=doc.mark)
+    if not isinstance(raw_vars, dict):
+        where = doc.key_marks.get("vars", doc.mark)
+        raise ScenarioError("vars must be a mapping of name: value", file=where.file,
+                            line=where.line, field="vars")
+    merged_vars = dict(raw_vars)
+    merged_vars.update(overrides)
+    variables = _Vars(merged_vars, getattr(raw_vars, "key_marks", {}))
+    resolved_vars = MarkedDict(mark=raw_vars.mark)
+    for name in merged_vars:
+        mark = raw_vars.key_marks.get(name, raw_vars.mark)
+        resolved_vars[name] = variables.get(str(name), mark, ("vars", name))
+        resolved_vars.key_marks[name] = mark
+    out = MarkedDict(mark=doc.mark)
+    for key, value in doc.items():
+        key_mark = doc.key_marks[key]
+        out[key] = resolved_vars if key == "vars" else _substitute(value, variables, key_mark,
+                                                                   (key,))
+        out.key_marks[key] = key_mark
+    if "vars" not in out and overrides:
+        out["vars"], out.key_marks["vars"] = resolved_vars, doc.mark
+    return out
+
+
+# --------------------------------------------------------------------------- defaults
+def _apply_step_defaults(steps: Any, defaults: MarkedDict) -> None:
+    if not isinstance(steps, list):
+        return
+    for step in steps:
+        if not isinstance(step, MarkedDict):
+            continue
+        for key, value in defaults.items():
+            if key not in step:
+                step[key] = copy.deepcopy(value)
+                step.key_marks[key] = defaults.key_marks[key]
+        for nested in step.values():  # steps inside steps (parallel...) get them too
+            if isinstance(nested, MarkedList) and all(isinstance(i, dict) for i in nested):
+                _apply_step_defaults(nested, defaults)
+
+
+def _apply_defaults(doc: MarkedDict) -> None:
+    """Fill ``defaults.step`` into every step and ``defaults.actors.KIND`` into actors."""
+    defaults = doc.get("defaults")
+    if not isinstance(defaults, MarkedDict):
+        return  # absent, or wrong type: the model reports it with its line
+    step_defaults = defaults.get("step")
+    if isinstance(step_defaults, MarkedDict):
+        for section in ("steps", "finally"):
+            _apply_step_defaults(doc.get(section), step_defaults)
+    actor_defaults = defaults.get("actors")
+    environment = doc.get("environment")
+    actors = environment.get("actors") if isinstance(environment, MarkedDict) else None
+    if isinstance(actor_defaults, MarkedDict) and isinstance(actors, MarkedDict):
+        for name, spec in list(actors.items()):
+            if isinstance(spec, MarkedDict):
+                kind_defaults = actor_defaults.get(spec.get("kind"))
+                if isinstance(kind_defaults, MarkedDict):
+                    actors[name] = deep_merge(copy.deepcopy(kind_defaults), spec)
+
+
+# --------------------------------------------------------------------------- flattening
+def _flatten(value: Any, path: Path_, lines: LineMap) -> Any:
+    if isinstance(value, MarkedDict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            lines.marks[(*path, key)] = value.key_marks.get(key, value.mark)
+            out[key] = _flatten(item, (*path, key), lines)
+        return out
+    if isinstance(value, MarkedList):
+        items = []
+        for index, (item, mark) in enumerate(zip(value, value.item_marks)):
+            lines.marks[(*path, index)] = mark
+            items.append(_flatten(item, (*path, index), lines))
+        return items
+    return value
+
+
+def load_document(path: str | Path, *, variables: Mapping[str, Any] | None = None,
+                  text: str | None = None) -> LoadedDocument:
+    """Load a scenario file (or ``text`` as if it were at ``path``) into a LoadedDocument.
+
+    ``variables`` override ``vars:`` from the file (the CLI's ``--var name=value``).
+    """
+    source = Path(path)
+    doc = parse_yaml(text, str(source)) if text is not None else _read(source)
+    included: list[str] = []
+    doc = _with_includes(source.resolve(), doc, (source.resolve(),), included)
+    doc = _apply_vars(doc, dict(variables or {}))
+    _apply_defaults(doc)
+    lines = LineMap()
+    lines.marks[()] = doc.mark
+    data = _flatten(doc, (), lines)
+    return LoadedDocument(data=data, lines=lines, file=str(source), included=included)
+
+
+__all__ = ["Mark", "LineMap", "LoadedDocument", "load_document", "parse_yaml", "deep_merge",
+           "format_path"]
