@@ -1,0 +1,288 @@
+"""Storage Commitment Push Model (PS3.4 Annex J): the archive's SCP and a small SCU.
+
+The SCU asks with N-ACTION (action type 1, a Transaction UID and the Referenced SOP
+Sequence); the SCP answers the N-ACTION at once and reports the outcome later with
+N-EVENT-REPORT - event type 1 when every instance is safely stored, 2 when some are
+not, listing them in the Failed SOP Sequence with a Failure Reason (0x0112 no such
+object instance, 0x0119 SOP class does not match the stored instance).
+
+Sites differ in *where* that report travels (FAULTS.md ``stgcmt.same-vs-new-assoc``),
+so the SCP has three reply modes: ``same`` (on the requesting association, which the
+SCU must keep open), ``new`` (a new association to the requestor's AE, the SCP
+proposing the SCP role through role selection, PS3.4 J.3.3), and ``auto`` (same if
+still open, else new). The SCU side (:func:`request_commitment`,
+:class:`CommitmentListener`) is what the modality actor uses to ask and to wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import build_context, build_role
+from pynetdicom.sop_class import StorageCommitmentPushModel
+
+from simulators.dicom.ae import AeSettings, associate, make_ae, start_server
+from simulators.dicom.store import DicomStore
+from simulators.errors import AssociationError, ProtocolError
+from simulators.events import EventBus
+
+log = logging.getLogger(__name__)
+
+#: Well-known SOP Instance UID of the Storage Commitment Push Model (PS3.4 J.3.5).
+COMMITMENT_INSTANCE_UID = "1.2.840.10008.1.20.1.1"
+EVENT_ALL_COMMITTED = 1
+EVENT_SOME_FAILED = 2
+REASON_NO_SUCH_INSTANCE = 0x0112
+REASON_CLASS_INSTANCE_CONFLICT = 0x0119
+STATUS_NO_SUCH_ACTION = 0x0123
+STATUS_MISSING_ATTRIBUTE = 0x0120
+
+ReplyMode = Literal["same", "new", "auto"]
+Reference = tuple[str, str]  # (SOP Class UID, SOP Instance UID)
+
+
+@dataclass(slots=True)
+class CommitmentResult:
+    """One N-EVENT-REPORT as the SCU saw it; ``via`` says which association carried it."""
+
+    transaction_uid: str
+    event_type: int
+    committed: list[Reference] = field(default_factory=list)
+    failed: list[tuple[str, str, int]] = field(default_factory=list)  # class, instance, reason
+    via: str = ""  # "same" or "new"
+
+    @property
+    def all_committed(self) -> bool:
+        return self.event_type == EVENT_ALL_COMMITTED and not self.failed
+
+
+# ---------------------------------------------------------------------------- SCP side
+def evaluate(store: DicomStore, transaction_uid: str,
+             references: Sequence[Reference]) -> tuple[int, Dataset]:
+    """Check each reference against the index: the event type and Event Information."""
+    stored = store.lookup([uid for _, uid in references])
+    info = Dataset()
+    info.TransactionUID = transaction_uid
+    committed, failed = [], []
+    for sop_class, sop_uid in references:
+        item = Dataset()
+        item.ReferencedSOPClassUID = sop_class
+        item.ReferencedSOPInstanceUID = sop_uid
+        held = stored.get(sop_uid)
+        if held is None or not held.path.exists():
+            item.FailureReason = REASON_NO_SUCH_INSTANCE
+            failed.append(item)
+        elif held.sop_class_uid != sop_class:
+            item.FailureReason = REASON_CLASS_INSTANCE_CONFLICT
+            failed.append(item)
+        else:
+            committed.append(item)
+    if committed:
+        info.ReferencedSOPSequence = committed
+    if failed:
+        info.FailedSOPSequence = failed
+    return (EVENT_SOME_FAILED if failed else EVENT_ALL_COMMITTED), info
+
+
+def _references(action: Dataset) -> list[Reference]:
+    return [(str(item.get("ReferencedSOPClassUID", "")), str(item.get("ReferencedSOPInstanceUID", "")))
+            for item in action.get("ReferencedSOPSequence", [])]
+
+
+class CommitmentScp:
+    """N-ACTION handler plus the delivery of the N-EVENT-REPORT in the chosen mode."""
+
+    def __init__(self, store: DicomStore, ae: AE, *, reply_mode: ReplyMode,
+                 destinations: dict[str, tuple[str, int]], events: EventBus,
+                 actor: str, timeout: float = 10.0) -> None:
+        self.store, self.ae, self.reply_mode = store, ae, reply_mode
+        self.destinations, self.events, self.actor = destinations, events, actor
+        self.timeout = timeout
+        self._threads: list[threading.Thread] = []
+
+    def handle_n_action(self, event: evt.Event) -> tuple[int, Dataset | None]:
+        """EVT_N_ACTION: validate the request, answer, and report from a thread.
+
+        The report must follow the N-ACTION response, and pynetdicom only sends
+        that response after this handler returns, so delivery runs elsewhere.
+        """
+        requestor = event.assoc.requestor
+        peer = f"{requestor.address}:{requestor.port}"
+        with self.events.exchange("dicom.n-action", self.actor, peer,
+                                  calling_ae=requestor.ae_title) as exchange:
+            if event.request.ActionTypeID != 1:
+                exchange.outcome, exchange.status = "failed", "0x0123"
+                return STATUS_NO_SUCH_ACTION, None
+            action = event.action_information
+            transaction_uid = str(action.get("TransactionUID", "") or "")
+            references = _references(action)
+            if not transaction_uid or not references or not all(all(r) for r in references):
+                exchange.outcome, exchange.status = "failed", "0x0120"
+                return STATUS_MISSING_ATTRIBUTE, None
+            exchange.status = "0x0000"
+            exchange.detail["instances"] = len(references)
+        worker = threading.Thread(target=self._deliver, name=f"stgcmt-{transaction_uid[-8:]}",
+                                  args=(event.assoc, requestor.ae_title, transaction_uid,
+                                        references), daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+        worker.start()
+        return 0x0000, None
+
+    def _deliver(self, assoc: Association, requestor_ae: str, transaction_uid: str,
+                 references: list[Reference]) -> None:
+        event_type, info = evaluate(self.store, transaction_uid, references)
+        if self.reply_mode in ("same", "auto") and assoc.is_established:
+            if self._report(assoc, event_type, info, "same"):
+                return
+        if self.reply_mode == "same":
+            log.error("storage commitment %s: requesting association closed before the "
+                      "report could be sent (reply mode 'same')", transaction_uid)
+            return
+        address = self.destinations.get(requestor_ae.strip())
+        if address is None:
+            log.error("storage commitment %s: requestor %s is not a known destination",
+                      transaction_uid, requestor_ae)
+            return
+        try:
+            reply = associate(self.ae, address[0], address[1], requestor_ae.strip(),
+                              contexts=[build_context(StorageCommitmentPushModel)],
+                              ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+        except AssociationError as exc:
+            log.error("storage commitment %s: %s", transaction_uid, exc)
+            return
+        try:
+            self._report(reply, event_type, info, "new")
+        finally:
+            if reply.is_established:
+                reply.release()
+
+    def _report(self, assoc: Association, event_type: int, info: Dataset, via: str) -> bool:
+        peer = f"{assoc.requestor.address}:{assoc.requestor.port}" if assoc.is_acceptor else \
+            f"{assoc.acceptor.address}:{assoc.acceptor.port}"
+        with self.events.exchange("dicom.n-event-report", self.actor, peer, via=via,
+                                  event_type=event_type) as exchange:
+            try:
+                status, _ = assoc.send_n_event_report(info, event_type, StorageCommitmentPushModel,
+                                                      COMMITMENT_INSTANCE_UID)
+            except (RuntimeError, ValueError) as exc:  # association gone / no context
+                exchange.outcome, exchange.detail["error"] = "error", str(exc)
+                return False
+            code = int(status.get("Status", -1)) if status else -1
+            exchange.status = f"0x{code:04X}" if code >= 0 else "none"
+            exchange.outcome = "ok" if code == 0 else "failed"
+            return code == 0
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for pending deliveries (used when the archive stops)."""
+        for worker in self._threads:
+            worker.join(timeout)
+
+
+# ---------------------------------------------------------------------------- SCU side
+class CommitmentWaiter:
+    """Collects N-EVENT-REPORTs by Transaction UID, whichever association brings them."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, CommitmentResult] = {}
+        self._arrived = threading.Condition()
+
+    def handle_event_report(self, event: evt.Event) -> tuple[int, Dataset | None]:
+        """EVT_N_EVENT_REPORT handler; bind it on any association that may get reports."""
+        info = event.event_information
+        result = CommitmentResult(
+            transaction_uid=str(info.get("TransactionUID", "")),
+            event_type=int(event.request.EventTypeID),
+            committed=[(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID))
+                       for i in info.get("ReferencedSOPSequence", [])],
+            failed=[(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID),
+                     int(i.FailureReason)) for i in info.get("FailedSOPSequence", [])],
+            via="new" if event.assoc.is_acceptor else "same")
+        with self._arrived:
+            self._results[result.transaction_uid] = result
+            self._arrived.notify_all()
+        return 0x0000, None
+
+    @property
+    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
+        return [(evt.EVT_N_EVENT_REPORT, self.handle_event_report)]
+
+    def wait(self, transaction_uid: str, timeout: float) -> CommitmentResult | None:
+        with self._arrived:
+            self._arrived.wait_for(lambda: transaction_uid in self._results, timeout)
+            return self._results.get(transaction_uid)
+
+
+class CommitmentListener:
+    """An acceptor that takes N-EVENT-REPORTs on new associations (SCU side).
+
+    Accepts the SCP role the archive proposes for Storage Commitment; use as a
+    context manager; ``port`` is the real port once started.
+    """
+
+    def __init__(self, ae_title: str, waiter: CommitmentWaiter, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.ae = make_ae(AeSettings(ae_title=ae_title))
+        self.ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+        self.host, self.waiter = host, waiter
+        self._server = start_server(self.ae, host, port, self.waiter.handlers)
+        self.port: int = self._server.server_address[1]
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+    def __enter__(self) -> "CommitmentListener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def request_commitment(ae: AE, host: str, port: int, called_ae: str,
+                       references: Iterable[Reference], *, waiter: CommitmentWaiter | None = None,
+                       transaction_uid: str | None = None, keep_open: bool = True,
+                       timeout: float = 10.0) -> CommitmentResult | None:
+    """Ask ``called_ae`` to commit ``references``; returns its report or None on timeout.
+
+    ``keep_open`` keeps the association until the report arrives (or ``timeout``),
+    which is what an SCP in ``same`` mode needs; with ``keep_open=False`` the
+    association is released after the N-ACTION response and the report is awaited
+    on ``waiter`` (bind it to a :class:`CommitmentListener`). Raises
+    :class:`ProtocolError` when the N-ACTION itself fails.
+    """
+    waiter = waiter or CommitmentWaiter()
+    transaction_uid = transaction_uid or generate_uid()
+    action = Dataset()
+    action.TransactionUID = transaction_uid
+    items = []
+    for sop_class, sop_uid in references:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+        items.append(item)
+    action.ReferencedSOPSequence = items
+    assoc = associate(ae, host, port, called_ae, handlers=waiter.handlers,
+                      contexts=[build_context(StorageCommitmentPushModel)])
+    try:
+        status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
+                                        COMMITMENT_INSTANCE_UID)
+        code = int(status.get("Status", -1)) if status else -1
+        if code != 0:
+            raise ProtocolError("storage commitment request refused", peer=f"{host}:{port}",
+                                called_ae=called_ae, status=f"0x{code:04X}" if code >= 0 else "none")
+        if keep_open:
+            return waiter.wait(transaction_uid, timeout)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return waiter.wait(transaction_uid, timeout)
+
+
+__all__ = ["CommitmentScp", "CommitmentResult", "CommitmentWaiter", "CommitmentListener",
+           "request_commitment", "evaluate", "COMMITMENT_INSTANCE_UID", "EVENT_ALL_COMMITTED",
+           "EVENT_SOME_FAILED", "REASON_NO_SUCH_INSTANCE", "REASON_CLASS_INSTANCE_CONFLICT"]

@@ -1,0 +1,471 @@
+"""The archive's durable store: DICOM Part 10 files on disk plus a SQLite index.
+
+Durability is the contract (ARCHITECTURE.md principle 6): :meth:`DicomStore.put`
+returns only after the file is fsync'd under its final name, its directory entry is
+fsync'd and the index row is committed with ``synchronous=FULL`` in WAL mode. The
+C-STORE SCP answers *after* ``put`` returns, so a crash can never lose an
+instance that was acknowledged. A crash between the rename and the index commit
+leaves an orphan file that was never acknowledged; the next copy of that SOP
+Instance simply replaces it.
+
+Conflict policy (FAULTS.md ``store.duplicate-uid-different-content`` is
+implementation-defined, so it is documented here and reported in the outcome):
+
+* same SOP Instance UID, byte-identical content: success 0x0000, nothing rewritten
+  (retries after a lost C-STORE-RSP are idempotent);
+* same SOP Instance UID, different content: the first object is kept and the
+  second refused with failure **0x0111** (PS3.7 Annex C "Duplicate SOP Instance");
+* missing SOP Class/Instance, Study or Series Instance UID: failure **0xA900**
+  (PS3.4 B.2.3 "Data Set does not match SOP Class": a Type 1 attribute is absent);
+* disk or index failure: :class:`StoreError`, which the SCP turns into 0xA700
+  (out of resources).
+
+Patient, study and series rows keep the attributes of the *first* instance that
+created them (legacy PACS behaviour); later instances never rewrite them.
+C-FIND matching (identifier to SQL) lives in :mod:`simulators.dicom.qr`, next to
+the level rules it depends on; this module only owns the schema and the writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, PYDICOM_IMPLEMENTATION_UID
+from pynetdicom.dsutils import encode
+
+from simulators.dicom.matching import match_range, match_string
+from simulators.errors import StoreError
+
+#: Status codes the store hands back to the C-STORE SCP (see module docstring).
+STATUS_SUCCESS = 0x0000
+STATUS_DUPLICATE_CONFLICT = 0x0111
+STATUS_MISSING_ATTRIBUTE = 0xA900
+STATUS_OUT_OF_RESOURCES = 0xA700
+IMPLEMENTATION_VERSION = "PACSIM_010"
+
+_SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_STRIPES = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    patient_id TEXT PRIMARY KEY, issuer TEXT NOT NULL, patient_name TEXT NOT NULL,
+    birth_date TEXT NOT NULL, sex TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL, study_date TEXT NOT NULL,
+    study_time TEXT NOT NULL, accession TEXT NOT NULL, description TEXT NOT NULL,
+    referring TEXT NOT NULL, study_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id);
+CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession);
+CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
+CREATE TABLE IF NOT EXISTS series (
+    series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL, modality TEXT NOT NULL,
+    series_number TEXT NOT NULL, description TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_uid TEXT PRIMARY KEY, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
+    sop_class TEXT NOT NULL, instance_number TEXT NOT NULL, path TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL, received REAL NOT NULL, calling_ae TEXT NOT NULL,
+    size INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
+CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    """What happened to one object: the DIMSE status to answer and why."""
+
+    status: int
+    sop_instance_uid: str = ""
+    path: Path | None = None
+    duplicate: bool = False
+    comment: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """One indexed object, enough to retrieve it or to answer storage commitment."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    path: Path
+    transfer_syntax: str
+
+
+@dataclass(frozen=True, slots=True)
+class StudySummary:
+    """A study as tests and scenario expectations look at it."""
+
+    study_uid: str
+    patient_id: str
+    patient_name: str
+    accession: str
+    study_date: str
+    modalities: tuple[str, ...]
+    series_count: int
+    instance_count: int
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """A string attribute value, '' when absent or empty (multi-values joined by \\)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _number(ds: Dataset, keyword: str) -> str:
+    """IS values normalised ("01" -> "1") so single-value matching is not fooled."""
+    raw = _text(ds, keyword)
+    try:
+        return str(int(raw)) if raw else ""
+    except ValueError:
+        return raw
+
+
+_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+_TEXT_KEYS = (*_REQUIRED, "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
+              "PatientSex", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
+              "ReferringPhysicianName", "StudyID", "Modality", "SeriesDescription")
+
+
+def _index_keys(ds: Dataset) -> dict[str, str]:
+    """Every attribute the index needs, read once (pydicom access is not free)."""
+    keys = {kw: _text(ds, kw) for kw in _TEXT_KEYS}
+    keys["SeriesNumber"] = _number(ds, "SeriesNumber")
+    keys["InstanceNumber"] = _number(ds, "InstanceNumber")
+    return keys
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit-VR little-endian group 0002 element (short form; OB long form)."""
+    if vr == b"OB":
+        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    raw = text.encode("ascii", "replace")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def file_meta_bytes(sop_class: str, sop_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
+    """Preamble, ``DICM`` and File Meta Information (PS3.10 7.1), encoded directly.
+
+    Hand-encoded because building it through pydicom cost more than the fsync on
+    the ingest path; the unit tests read every file back with pydicom.
+    """
+    body = b"".join((
+        _meta_element(0x0001, b"OB", b"\x00\x01"),
+        _meta_element(0x0002, b"UI", _padded(sop_class, b"\x00")),
+        _meta_element(0x0003, b"UI", _padded(sop_uid, b"\x00")),
+        _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\x00")),
+        _meta_element(0x0012, b"UI", _padded(PYDICOM_IMPLEMENTATION_UID, b"\x00")),
+        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION, b" ")),
+        _meta_element(0x0016, b"AE", _padded(calling_ae.strip()[:16], b" ")) if calling_ae.strip()
+        else b"",
+    ))
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def normalise_time(value: str) -> str:
+    """TM without the old ACR-NEMA colons, so times compare as strings."""
+    return value.replace(":", "").strip()
+
+
+class DicomStore:
+    """Files under ``root/objects`` and their index in ``root/index.sqlite``.
+
+    Thread-safe: pynetdicom runs one thread per association. Writes share one
+    connection behind a lock (SQLite has one writer anyway); reads use one
+    connection per thread so queries run while another association stores.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self._tmp = self.root / "incoming"
+        for directory in (self.root, self.objects, self._tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "index.sqlite"
+        self._write_lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self._known_dirs: set[Path] = {self.objects}
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        try:
+            self._writer = self._connect()
+            self._writer.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the index: {exc}", path=str(self.db_path)) from exc
+
+    # -- connections -------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: in WAL mode every commit fsyncs the log - what makes an ack durable.
+        conn.execute("PRAGMA synchronous=FULL")
+        # C-FIND matching reuses the worklist's rules (matching.py) instead of
+        # re-implementing wildcards, PN case folding and DA/TM/DT ranges in SQL.
+        conn.create_function("dicom_match", 3, _sql_match, deterministic=True)
+        conn.create_function("dicom_range", 3, _sql_range, deterministic=True)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("store is closed", path=str(self.root))
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read-only SQL statement on this thread's connection (for qr.py)."""
+        conn = self._reader()
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"index query failed: {exc}", path=str(self.db_path)) from exc
+
+    def close(self) -> None:
+        """Close every connection; the files and the index stay on disk."""
+        self._closed = True
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:  # created in another, finished thread
+                pass
+        with self._write_lock:
+            self._writer.close()
+
+    # -- writing -----------------------------------------------------------------
+    def put(self, ds: Dataset, *, transfer_syntax: str, calling_ae: str = "",
+            encoded: bytes | None = None) -> StoreOutcome:
+        """Store ``ds`` durably and index it; the returned status is what to answer.
+
+        ``encoded`` is the dataset exactly as received (no file meta), so the SCP
+        writes the peer's bytes instead of re-encoding them; without it the
+        dataset is encoded here in ``transfer_syntax``.
+        """
+        keys = _index_keys(ds)
+        sop_uid = keys["SOPInstanceUID"]
+        missing = [kw for kw in _REQUIRED if not keys[kw]]
+        if missing:
+            return StoreOutcome(STATUS_MISSING_ATTRIBUTE, sop_uid,
+                                comment=f"missing Type 1 attribute(s): {', '.join(missing)}")
+        payload = encoded if encoded is not None else self._encode(ds, transfer_syntax)
+        digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
+        with self._stripes[hash(sop_uid) % _STRIPES]:
+            existing = self.query("SELECT digest, path FROM instances WHERE sop_uid = ?",
+                                  (sop_uid,))
+            if existing:
+                if existing[0]["digest"] == digest:
+                    return StoreOutcome(STATUS_SUCCESS, sop_uid, Path(existing[0]["path"]),
+                                        duplicate=True, comment="identical copy already stored")
+                return StoreOutcome(STATUS_DUPLICATE_CONFLICT, sop_uid,
+                                    Path(existing[0]["path"]), duplicate=True,
+                                    comment="SOP Instance UID already stored with other content;"
+                                            " first copy kept")
+            path = self._object_path(keys)
+            meta = file_meta_bytes(keys["SOPClassUID"], sop_uid, str(transfer_syntax), calling_ae)
+            size = self._write_durably(path, meta, payload)
+            try:
+                self._index(keys, path, str(transfer_syntax), calling_ae.strip(), size, digest)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        return StoreOutcome(STATUS_SUCCESS, sop_uid, path)
+
+    @staticmethod
+    def _encode(ds: Dataset, transfer_syntax: str) -> bytes:
+        syntax = UID(transfer_syntax)
+        payload = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+        if payload is None:
+            raise StoreError("dataset cannot be encoded", transfer_syntax=transfer_syntax,
+                             sop_instance_uid=_text(ds, "SOPInstanceUID"))
+        return payload
+
+    def _object_path(self, keys: dict[str, str]) -> Path:
+        """objects/<study>/<series>/<sop>.dcm; a UID that is not a UID gets hashed."""
+        parts = [keys[kw] for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+        safe = [p if len(p) <= 64 and _SAFE_UID.fullmatch(p)
+                else "x" + hashlib.sha1(p.encode()).hexdigest() for p in parts]
+        return self.objects / safe[0] / safe[1] / f"{safe[2]}.dcm"
+
+    def _ensure_dir(self, directory: Path) -> None:
+        """Create ``directory`` and make its new entries durable (fsync the parents)."""
+        if directory in self._known_dirs:
+            return
+        created: list[Path] = []
+        probe = directory
+        while not probe.exists():
+            created.append(probe)
+            probe = probe.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        for new in created:
+            _fsync_dir(new.parent)
+        self._known_dirs.add(directory)
+
+    def _write_durably(self, path: Path, meta: bytes, payload: bytes) -> int:
+        """temp file, write, fsync, rename, fsync the directory; returns the size."""
+        try:
+            self._ensure_dir(path.parent)
+            tmp = self._tmp / f"{path.name}.{threading.get_ident()}.{time.monotonic_ns()}.part"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, meta)
+                view = memoryview(payload)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write object: {exc.strerror or exc}",
+                             path=str(path)) from exc
+        return len(meta) + len(payload)
+
+    def _index(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
+               size: int, digest: str) -> None:
+        k = keys
+        try:
+            with self._write_lock:
+                conn = self._writer
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("INSERT OR IGNORE INTO patients VALUES (?,?,?,?,?)",
+                                 (k["PatientID"], k["IssuerOfPatientID"], k["PatientName"],
+                                  k["PatientBirthDate"], k["PatientSex"]))
+                    conn.execute("INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?)",
+                                 (k["StudyInstanceUID"], k["PatientID"], k["StudyDate"],
+                                  normalise_time(k["StudyTime"]), k["AccessionNumber"],
+                                  k["StudyDescription"], k["ReferringPhysicianName"], k["StudyID"]))
+                    conn.execute("INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
+                                 (k["SeriesInstanceUID"], k["StudyInstanceUID"], k["Modality"],
+                                  k["SeriesNumber"], k["SeriesDescription"]))
+                    conn.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                 (k["SOPInstanceUID"], k["SeriesInstanceUID"],
+                                  k["StudyInstanceUID"], k["SOPClassUID"], k["InstanceNumber"],
+                                  str(path), transfer_syntax, time.time(), calling_ae, size, digest))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot index object: {exc}", path=str(path)) from exc
+
+    # -- reading -----------------------------------------------------------------
+    def instances(self, study_uid: str | None = None, series_uid: str | None = None,
+                  sop_uids: list[str] | tuple[str, ...] | None = None) -> list[StoredInstance]:
+        """Indexed objects of a study (optionally one series, or only some SOP UIDs)."""
+        clauses, params = [], []
+        for column, value in (("study_uid", study_uid), ("series_uid", series_uid)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if sop_uids is not None:
+            if not sop_uids:
+                return []
+            clauses.append(f"sop_uid IN ({','.join('?' * len(sop_uids))})")
+            params.extend(sop_uids)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.query(
+            "SELECT sop_class, sop_uid, study_uid, series_uid, path, transfer_syntax "
+            f"FROM instances {where} ORDER BY study_uid, series_uid, "
+            "CAST(instance_number AS INTEGER), sop_uid", params)
+        return [StoredInstance(r["sop_class"], r["sop_uid"], r["study_uid"], r["series_uid"],
+                               Path(r["path"]), r["transfer_syntax"]) for r in rows]
+
+    def lookup(self, sop_uids: list[str]) -> dict[str, StoredInstance]:
+        """The indexed objects among ``sop_uids``, keyed by SOP Instance UID."""
+        return {item.sop_instance_uid: item for item in self.instances(sop_uids=sop_uids)}
+
+    def studies(self) -> list[StudySummary]:
+        """Every study with its counts, oldest first."""
+        rows = self.query(
+            "SELECT st.study_uid, st.patient_id, COALESCE(p.patient_name, '') AS name, "
+            "st.accession, st.study_date, "
+            "(SELECT group_concat(DISTINCT modality) FROM series x "
+            " WHERE x.study_uid = st.study_uid) AS modalities, "
+            "(SELECT COUNT(*) FROM series x WHERE x.study_uid = st.study_uid) AS n_series, "
+            "(SELECT COUNT(*) FROM instances i WHERE i.study_uid = st.study_uid) AS n_inst "
+            "FROM studies st LEFT JOIN patients p ON p.patient_id = st.patient_id "
+            "ORDER BY st.rowid")
+        return [StudySummary(r["study_uid"], r["patient_id"], r["name"], r["accession"],
+                             r["study_date"],
+                             tuple(sorted(filter(None, (r["modalities"] or "").split(",")))),
+                             r["n_series"], r["n_inst"]) for r in rows]
+
+    def stats(self) -> dict[str, int]:
+        """Counts per level and bytes on disk, for reports and load runs."""
+        row = self.query(
+            "SELECT (SELECT COUNT(*) FROM patients) AS patients, "
+            "(SELECT COUNT(*) FROM studies) AS studies, (SELECT COUNT(*) FROM series) AS series, "
+            "(SELECT COUNT(*) FROM instances) AS instances, "
+            "(SELECT COALESCE(SUM(size), 0) FROM instances) AS bytes")[0]
+        return {key: int(row[key]) for key in row.keys()}
+
+    def find(self, level: str, identifier: Dataset, *, root: str = "STUDY") -> Iterator[Dataset]:
+        """C-FIND matching of ``identifier`` at ``level``; one response dataset per match.
+
+        The translation to SQL (wildcards, ranges, UID lists, universal matching)
+        is in :mod:`simulators.dicom.qr`; level and unique-key checks are the SCP's
+        job (:func:`simulators.dicom.qr.check_identifier`).
+        """
+        from simulators.dicom.qr import run_find  # qr imports this module
+
+        return run_find(self, level, identifier, root=root)
+
+
+def _sql_match(key: str, value: str | None, vr: str) -> bool:
+    return match_string(key, value or "", vr)
+
+
+def _sql_range(key: str, value: str | None, vr: str) -> bool:
+    return match_range(key, value or "", vr)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` survive a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["DicomStore", "StoreOutcome", "StoredInstance", "StudySummary", "normalise_time",
+           "STATUS_SUCCESS", "STATUS_DUPLICATE_CONFLICT", "STATUS_MISSING_ATTRIBUTE",
+           "STATUS_OUT_OF_RESOURCES"]
