@@ -34,7 +34,7 @@ from simulators.dicom.fast.requests import (
     DISCONTINUED_REASONS, commitment_request, mpps_create, mpps_final, parse_commitment,
     worklist_identifier,
 )
-from simulators.errors import ConfigError, ProtocolError
+from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import EventBus
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
@@ -72,6 +72,9 @@ class ModalityConfig:
     timeout: float = 30.0
     max_pdu: int = DEFAULT_MAX_PDU
     seed: int = 42
+    #: Unattended mode for ``pacsim serve modality``: poll the worklist every this many
+    #: seconds and perform each new item (0 = only listen; scenarios drive the modality).
+    auto_interval: float = 0.0
 
     def __post_init__(self) -> None:
         if self.modality.upper() not in MODALITIES:
@@ -89,6 +92,10 @@ class ModalityConfig:
             raise ConfigError("series, per_series, rows and cols must be positive")
         if self.commitment_timeout <= 0 or self.timeout <= 0:
             raise ConfigError("timeouts must be positive")
+        if self.auto_interval < 0:
+            raise ConfigError("auto_interval must be 0 (off) or a number of seconds")
+        if self.auto_interval and self.worklist is None:
+            raise ConfigError("auto_interval needs a worklist peer to poll")
 
 
 @dataclass
@@ -174,6 +181,32 @@ class Modality(Actor):
         return (f"{self.config.modality} {self.config.ae_title} station {self.config.station_name}"
                 f" listening on {self.config.host}:{self.port}")
 
+    def run_until(self, stop: threading.Event) -> None:
+        """Unattended scanner: poll the worklist and perform every new item until ``stop``.
+
+        Used by ``pacsim serve modality`` so a container behaves like a busy room.
+        A failing peer is logged and retried at the next poll, never fatal: a real
+        scanner also keeps running when the RIS is briefly away.
+        """
+        if not self.config.auto_interval:
+            stop.wait()
+            return
+        done: set[str] = set()
+        while not stop.is_set():
+            try:
+                for item in self.query_worklist():
+                    key = str(item.get("AccessionNumber", "")) or str(item.get("StudyInstanceUID", ""))
+                    if key in done or stop.is_set():
+                        continue
+                    done.add(key)
+                    result = self.perform(item)
+                    self.log.info("performed %s: %d images, MPPS %s", key, result.images,
+                                  result.outcome)
+            except PacsimError as exc:
+                self.log.warning("unattended cycle failed, retrying in %.1fs: %s",
+                                 self.config.auto_interval, exc)
+            stop.wait(self.config.auto_interval)
+
     # -- RAD-5 worklist ------------------------------------------------------------------
     def query_worklist(self, **match: Any) -> list[Dataset]:
         """MWL C-FIND; by default for our station AE title and today's date.
@@ -204,7 +237,9 @@ class Modality(Actor):
         commitment = None
         if outcome == "COMPLETED":
             self.store_study(exam, series=series, per_series=per_series)
-            commitment = self.request_commitment(exam)
+            # Many scanners run without storage commitment configured: skip it then.
+            if self.config.commitment is not None:
+                commitment = self.request_commitment(exam)
             final_status = self.mpps_complete(exam)
         else:
             final_status = self.mpps_discontinue(exam, reason=reason)
