@@ -21,22 +21,19 @@ ACKs, which would make the comparison meaningless.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from pydicom import dcmread
 
 from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.peers.dcmtk import run_dcmtk
+from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
 from simulators.world.world import World
@@ -60,22 +57,10 @@ def generate(folder: Path, count: int, rows: int, cols: int) -> tuple[list[Path]
     return paths, str(context.study_uid)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _dcmtk(*args: str, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TCP_NODELAY": "1"}  # Nagle off on DCMTK's side too
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
-
-
 def send(port: int, aet: str, files: list[Path]) -> float:
     """Wall seconds for one storescu association sending ``files``."""
     began = time.perf_counter()
-    result = _dcmtk("storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files))
+    result = run_dcmtk("storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files))
     elapsed = time.perf_counter() - began
     if result.returncode != 0:
         raise RuntimeError(f"storescu to {aet} failed: {result.stderr[-500:]}")
@@ -85,64 +70,11 @@ def send(port: int, aet: str, files: list[Path]) -> float:
 def held_instances(port: int, aet: str, study_uid: str) -> int:
     """Number of Study Related Instances the receiver reports over C-FIND."""
     with tempfile.TemporaryDirectory() as out:
-        _dcmtk("findscu", "-S", "-X", "-od", out, "-aec", aet, "-k", "QueryRetrieveLevel=STUDY",
+        run_dcmtk("findscu", "-S", "-X", "-od", out, "-aec", aet, "-k", "QueryRetrieveLevel=STUDY",
                "-k", f"StudyInstanceUID={study_uid}", "-k", "NumberOfStudyRelatedInstances",
                "127.0.0.1", str(port))
         responses = [dcmread(p) for p in Path(out).glob("rsp*.dcm")]
         return int(responses[0].NumberOfStudyRelatedInstances) if responses else 0
-
-
-def _wait_for_echo(port: int, aet: str, process: subprocess.Popen[bytes], limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Orthanc exited with code {process.returncode}")
-        if _dcmtk("echoscu", "-aec", aet, "127.0.0.1", str(port), timeout=5).returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError("Orthanc did not answer C-ECHO in time")
-
-
-@contextmanager
-def orthanc(workdir: Path) -> Iterator[int]:
-    """A fresh Orthanc with a generated config; yields its DICOM port.
-
-    Orthanc 1.10 has no HTTP bind-address option, so HTTP is on a free port with
-    ``RemoteAccessAllowed: false`` (loopback clients only) and is not used here.
-    """
-    dicom_port, http_port = _free_port(), _free_port()
-    config = {
-        "Name": "pacsim-bench", "StorageDirectory": str(workdir / "storage"),
-        "IndexDirectory": str(workdir / "index"), "DicomAet": ORTHANC_AET,
-        "DicomPort": dicom_port, "HttpPort": http_port, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "Plugins": [],
-        "StorageCompression": False, "SyncStorageArea": True, "OverwriteInstances": False,
-        # Orthanc refuses C-FIND from unknown AEs (port unused: nothing is sent back)
-        "DicomModalities": {"findscu": ["FINDSCU", "127.0.0.1", 104]},
-    }
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / "orthanc.json"
-    config_path.write_text(json.dumps(config, indent=2))
-    log_path = workdir / "orthanc.log"
-    with log_path.open("wb") as log:
-        # Orthanc's DICOM stack is DCMTK: without TCP_NODELAY=1 its responses sit in
-        # Nagle's buffer behind delayed ACKs (~22 images/s), which would flatter us
-        process = subprocess.Popen(["Orthanc", str(config_path)], stdout=log, stderr=log,
-                                   env={**os.environ, "TCP_NODELAY": "1"})
-    try:
-        try:
-            _wait_for_echo(dicom_port, ORTHANC_AET, process)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-800:]
-            raise RuntimeError(f"{exc}; Orthanc log:\n{tail}") from exc
-        yield dicom_port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def run_archive(files: list[Path], study_uid: str, workdir: Path) -> float:
@@ -155,9 +87,13 @@ def run_archive(files: list[Path], study_uid: str, workdir: Path) -> float:
 
 
 def run_orthanc(files: list[Path], study_uid: str, workdir: Path) -> float:
-    with orthanc(workdir / "orthanc") as port:
-        seconds = send(port, ORTHANC_AET, files)
-        held = held_instances(port, ORTHANC_AET, study_uid)
+    # SyncStorageArea (fsync per file) is on: both sides are durable before answering.
+    # Orthanc refuses C-FIND from unknown AEs (the port is unused: nothing is sent back).
+    settings = OrthancSettings(ae_title=ORTHANC_AET, workdir=workdir / "orthanc",
+                               modalities={"FINDSCU": ("127.0.0.1", 104)})
+    with OrthancProcess(settings) as target:
+        seconds = send(target.dicom_port, ORTHANC_AET, files)
+        held = held_instances(target.dicom_port, ORTHANC_AET, study_uid)
     if held != len(files):
         raise RuntimeError(f"Orthanc holds {held} of {len(files)} instances")
     return len(files) / seconds

@@ -14,64 +14,15 @@ the files, ours includes reading each file's meta for the proposed contexts.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-#: Enough for loopback tests and benchmarks; a server not up by then is broken.
-READY_TIMEOUT = 10.0
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None,
-                  timeout: float = READY_TIMEOUT) -> None:
-    """Block until something accepts TCP connections on 127.0.0.1:``port`` (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
-
-
-@contextmanager
-def dcmtk_server(argv: Sequence[str], port: int, *, cwd: str | Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a DCMTK server (storescp, wlmscpfs...) with TCP_NODELAY=1 until the block ends.
-
-    Waiting for the port makes the caller's first association deterministic; the
-    process is terminated (then killed) on exit so no listener outlives a test.
-    """
-    env = {**os.environ, "TCP_NODELAY": "1"}
-    process = subprocess.Popen([*argv, str(port)], cwd=cwd, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(port, process)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from simulators.peers.dcmtk import dcmtk_server, run_dcmtk
+from simulators.peers.process import free_port
 
 
 def make_files(directory: Path, count: int, rows: int, cols: int) -> list[Path]:
@@ -88,11 +39,10 @@ def make_files(directory: Path, count: int, rows: int, cols: int) -> list[Path]:
 
 
 def send_dcmtk(files: list[Path], port: int) -> None:
-    result = subprocess.run(["storescu", "-aet", "BENCHSCU", "-aec", "STORESCP", "127.0.0.1",
-                             str(port), *map(str, files)],
-                            env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True)
+    result = run_dcmtk("storescu", "-aet", "BENCHSCU", "-aec", "STORESCP", "127.0.0.1",
+                       str(port), *map(str, files))
     if result.returncode != 0:
-        raise RuntimeError(f"storescu failed: {result.stderr.decode(errors='replace')[-300:]}")
+        raise RuntimeError(f"storescu failed: {result.stderr[-300:]}")
 
 
 def send_modality(files: list[Path], port: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from benchmarks.modality_store import dcmtk_server
+from simulators.peers.dcmtk import dcmtk_server
 from simulators.dicom.ae import AeSettings, make_ae, start_server
 from simulators.dicom.fast import FIND_MODELS, FastAssociation, FastClient, read_part10
 from simulators.dicom.fast.codec import PduTooLarge

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, StorageCommitmentPushModel
 
-from benchmarks.modality_store import dcmtk_server
+from simulators.peers.dcmtk import dcmtk_server
 from simulators.actors.modality import Modality, ModalityConfig
 from simulators.dicom.ae import AeSettings, make_ae, start_server
 from simulators.dicom.fast import read_part10
