@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"])
     demo.set_defaults(func=_demo)
+
+    from simulators.scenario.commands import register as register_scenario_commands
+
+    register_scenario_commands(sub)
     return parser
 
 
@@ -90,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `pacsim schema | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

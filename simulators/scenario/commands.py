@@ -1,0 +1,133 @@
+"""``pacsim run | validate | list | schema``: the scenario commands of the CLI.
+
+Exit codes are the CI contract: 0 every expectation met, 1 any expectation failed,
+2 invalid input (a scenario that does not load) or an environment that could not
+start (unreachable target, missing Orthanc). Every scenario file is checked before
+anything runs, so a typo in the fifth file does not waste the first four runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from simulators.errors import ScenarioError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from simulators.scenario import check_scenario
+
+    invalid = 0
+    for path in args.scenarios:
+        problems = check_scenario(path)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            invalid += 1
+        else:
+            print(f"{path}: valid")
+    return EXIT_INVALID if invalid else EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from simulators.scenario import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    from simulators.scenario import list_scenarios
+
+    directory = Path(args.directory) if args.directory else DEFAULT_LIBRARY
+    entries = list_scenarios(directory)
+    if not entries:
+        print(f"no scenarios under {directory}", file=sys.stderr)
+        return EXIT_INVALID
+    width = max(len(_relative(e.path, directory)) for e in entries)
+    for entry in entries:
+        text = f"INVALID: {entry.error}" if entry.error else f"{entry.name}: {entry.description}"
+        print(f"{_relative(entry.path, directory):<{width}}  {text}")
+    return EXIT_INVALID if any(e.error for e in entries) else EXIT_OK
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simulators.reports import render_console, write_html, write_json, write_junit
+    from simulators.scenario import load_scenario, run_scenario
+    from simulators.scenario.environment import environment_runtime
+
+    scenarios = []
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path)
+            scenarios.append(scenario.with_environment(seed=args.seed, target=args.target))
+        except ScenarioError as exc:
+            print(f"pacsim: invalid scenario: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+    results = []
+    for scenario in scenarios:
+        runtime: dict[str, Any] = environment_runtime(scenario, runtime=args.runtime)
+        result = run_scenario(scenario, **runtime)
+        results.append(result)
+        print(render_console(result), flush=True)
+    if args.json:
+        write_json(results, args.json)
+    if args.junit:
+        write_junit(results, args.junit)
+    if args.report_dir:
+        report_dir = Path(args.report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        write_json(results, report_dir / "report.json")
+        write_junit(results, report_dir / "junit.xml")
+        write_html(results, report_dir / "report.html")
+        print(f"reports written to {report_dir}/ (report.html, report.json, junit.xml)")
+    return max(result.exit_code for result in results)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the scenario commands to the ``pacsim`` parser."""
+    run = sub.add_parser("run", help="run scenario files against a target and report",
+                         description="Run each scenario; exit 0 all passed, 1 any expectation "
+                                     "failed, 2 invalid input or environment error.")
+    run.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
+    run.add_argument("--target", choices=["builtin", "orthanc"],
+                     help="override the scenarios' target")
+    run.add_argument("--seed", type=int, help="override the synthetic world's seed")
+    run.add_argument("--runtime", choices=["local"], default="local",
+                     help="where actors run (local: in this process)")
+    run.add_argument("--report-dir", help="write report.html, report.json and junit.xml here")
+    run.add_argument("--junit", help="write JUnit XML (one testcase per expectation) here")
+    run.add_argument("--json", help="write the JSON report here")
+    run.set_defaults(func=_run)
+
+    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.set_defaults(func=_validate)
+
+    listing = sub.add_parser("list", help="the scenario library with one-line descriptions")
+    listing.add_argument("directory", nargs="?", help=f"default: {DEFAULT_LIBRARY}")
+    listing.set_defaults(func=_list)
+
+    schema = sub.add_parser("schema", help="print the scenario JSON Schema (draft 7)")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    schema.set_defaults(func=_schema)
+
+
+__all__ = ["register"]
