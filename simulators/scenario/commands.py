@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from simulators.errors import ScenarioError
 
@@ -70,8 +69,8 @@ def _relative(path: str, root: Path) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from simulators.reports import render_console, write_html, write_json, write_junit
-    from simulators.scenario import load_scenario, run_scenario
-    from simulators.scenario.environment import environment_runtime
+    from simulators.scenario import load_scenario
+    from simulators.scenario.environment import run_in_environment
 
     scenarios = []
     for path in args.scenarios:
@@ -83,8 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     results = []
     for scenario in scenarios:
-        runtime: dict[str, Any] = environment_runtime(scenario, runtime=args.runtime)
-        result = run_scenario(scenario, **runtime)
+        result = run_in_environment(scenario)
         results.append(result)
         print(render_console(result), flush=True)
     if args.json:

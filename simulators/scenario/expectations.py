@@ -6,7 +6,10 @@ Rules, kept few on purpose so authors can predict them:
 * ``{min: 3, max: 5}`` (only those keys) is a range for a number;
 * a list must match item by item and have the same length;
 * a number and a string compare by text (``"0"`` == ``0``), and ``"0x0000"`` matches the
-  integer status 0; anything else must be equal.
+  integer status 0 and the word ``success`` (how steps report a DIMSE success); anything
+  else must be equal;
+* ``contains`` (:func:`check_contains`) passes when at least one seen item matches the
+  expected mapping, ``excludes`` when none does: how a worklist or a query result is read.
 """
 
 from __future__ import annotations
@@ -24,9 +27,29 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _status_code(value: Any) -> int | None:
+    """A DIMSE status written as ``success``, ``0x0000`` or an integer; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "success":
+            return 0
+        if text.startswith("0x"):
+            try:
+                return int(text, 16)
+            except ValueError:
+                return None
+    return None
+
+
 def _scalar_equal(expected: Any, seen: Any) -> bool:
     if expected == seen and type(expected) is not bool and type(seen) is not bool:
         return True
+    if any(isinstance(v, str) and v.strip().lower() == "success" for v in (expected, seen)):
+        return _status_code(expected) is not None and _status_code(expected) == _status_code(seen)
     if isinstance(expected, bool) or isinstance(seen, bool):
         return expected is seen
     if isinstance(expected, str) and isinstance(seen, int) and expected.lower().startswith("0x"):
@@ -83,9 +106,27 @@ def check(name: str, expected: Any, seen: Any) -> ExpectationResult:
                              message=problem or "as expected")
 
 
+def check_contains(name: str, expected: Any, items: list[Any], *,
+                   present: bool = True) -> ExpectationResult:
+    """``present``: some item matches ``expected``; otherwise: no item does."""
+    matching = [item for item in items if compare(expected, item) is None]
+    if present:
+        passed = bool(matching)
+        message = "as expected" if passed else (
+            f"no item among {len(items)} matches {_short(expected)}"
+            + (f"; closest: {compare(expected, items[0])}" if items else ""))
+    else:
+        passed = not matching
+        message = "as expected" if passed else (
+            f"{len(matching)} item(s) match {_short(expected)}, none should: {_short(matching[0])}")
+    return ExpectationResult(name=name, expected=expected,
+                             seen=f"{len(matching)} of {len(items)} items match",
+                             passed=passed, message=message)
+
+
 def check_all(expected: Mapping[str, Any], observed: Mapping[str, Any]) -> list[ExpectationResult]:
     """Every written expectation against the step's observations, one result each."""
     return [check(name, want, observed.get(name, MISSING)) for name, want in expected.items()]
 
 
-__all__ = ["MISSING", "compare", "check", "check_all"]
+__all__ = ["MISSING", "compare", "check", "check_all", "check_contains"]

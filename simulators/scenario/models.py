@@ -208,6 +208,10 @@ class Environment(StrictModel):
         "builtin", union_mode="left_to_right")
     supports: Supports = Field(default_factory=Supports)
     actors: dict[Identifier, ActorSpec] = Field(default_factory=dict)
+    patients: dict[Identifier, Annotated[int, Field(ge=0, le=10**6)]] = Field(
+        default_factory=dict,
+        description="names for patients of the seeded world: {jane: 0} makes $jane patient 0 "
+                    "($patient0, $patient1... always work)")
 
     @property
     def target_kind(self) -> str:

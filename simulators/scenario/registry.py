@@ -39,7 +39,13 @@ S = TypeVar("S", bound=type[StepBase])
 
 #: Modules that register step types when imported. Actor steps add their module here
 #: (e.g. "simulators.scenario.steps.hl7"); the generic ones need no actor.
-STEP_MODULES: list[str] = ["simulators.scenario.steps.generic"]
+STEP_MODULES: list[str] = [
+    "simulators.scenario.steps.generic",
+    "simulators.scenario.steps.hl7",        # hl7.admit/register/update/merge/order/cancel
+    "simulators.scenario.steps.worklist",   # mwl.query, ris.order_state
+    "simulators.scenario.steps.exam",       # modality.perform/unscheduled, mpps.*, store, commitment
+    "simulators.scenario.steps.target",     # target.find/retrieve/seed_priors
+]
 
 
 class StepRegistry:

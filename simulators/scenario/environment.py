@@ -1,0 +1,419 @@
+"""Build a scenario's environment: the seeded world, the actors, and the target under test.
+
+Why one ``Site`` object instead of one entry per actor: the actors are wired to each
+other by address (EHR -> RIS HL7 port, modality -> RIS and target, target -> C-MOVE
+destinations), and with ports 0 those addresses exist only once the listener is
+bound. The site starts them in dependency order (receivers, target, RIS, EHR,
+modalities), so every config is complete when built and nothing is guessed. The
+runner gets ``{SITE_KEY: site}`` from :func:`build_site`; steps reach actors through
+:func:`site_of` (``site.actor("ct1")``).
+
+Targets:
+
+* ``builtin`` (default): a built-in :class:`Archive` (store, Q/R, commitment) plus the
+  simulated RIS, which takes HL7, MWL and MPPS;
+* ``orthanc``: a real Orthanc process, every AE of the environment registered in it
+  (C-FIND is allowed and C-MOVE finds its destinations), DICOMweb on when installed.
+  No MPPS, no storage commitment, no HL7 (:data:`TARGET_DEFAULT_SUPPORT`);
+* ``external``: a real system at ``AE@HOST:PORT``; it must answer C-ECHO at start or
+  the run ends with an environment error (exit 2). MPPS and commitment go to it when
+  ``supports`` says so; the RIS forwards orders over HL7 when it has an ``hl7`` endpoint.
+
+Patients: ``$patientN`` is patient N of the seeded world; ``environment.patients``
+names them (``{jane: 0}`` makes ``$jane`` patient 0). A reference resolves to a
+:class:`PatientView` (``$jane.id``, ``.name`` as DICOM PN, ``.birth_date`` YYYYMMDD,
+``.sex``, ``.family_name``, ``.given_name``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import re
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.actors.ehr import Ehr, EhrConfig
+from simulators.actors.modality import Exam, Modality, ModalityConfig
+from simulators.actors.ris import Ris, RisConfig
+from simulators.dicom.fast import FastClient
+from simulators.errors import ConfigError, PacsimError, ScenarioError
+from simulators.events import EventBus
+from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+from simulators.peers.process import free_port
+from simulators.scenario.context import FallbackResolver, StepContext
+from simulators.scenario.models import (
+    ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, Scenario, ViewerSpec,
+)
+from simulators.scenario.results import RunResult
+from simulators.scenario.runner import DEFAULT_STEP_TIMEOUT, run_scenario
+from simulators.world.models import Order, Patient
+from simulators.world.world import World
+
+log = logging.getLogger(__name__)
+
+#: The key of the site in the runner's actor mapping (not a valid actor name on purpose).
+SITE_KEY = "@site"
+#: The AE title steps use to query or retrieve when no ``by:`` actor is given.
+QUERY_AE = "PACSIM_QR"
+BUILTIN_TARGET_AE = "PACSIM_ARC"
+ORTHANC_AE = "ORTHANC"
+DEFAULT_RIS = "ris"
+DEFAULT_EHR = "ehr"
+_PATIENT_NAME = re.compile(r"^patient(\d{1,6})$")
+
+#: A DICOM peer: (host, port, AE title), as the modality actor takes it.
+Peer = tuple[str, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientView:
+    """A world patient as scenarios read it: ``$jane.id``, ``$jane.name``..."""
+
+    index: int
+    patient: Patient
+
+    @property
+    def id(self) -> str:
+        return self.patient.patient_id
+
+    @property
+    def name(self) -> str:
+        return self.patient.dicom_name
+
+    @property
+    def family_name(self) -> str:
+        return self.patient.family_name
+
+    @property
+    def given_name(self) -> str:
+        return self.patient.given_name
+
+    @property
+    def birth_date(self) -> str:
+        return self.patient.dicom_birth_date
+
+    @property
+    def sex(self) -> str:
+        return self.patient.sex
+
+    @property
+    def issuer(self) -> str:
+        return self.patient.issuer
+
+    def __str__(self) -> str:  # what a note shows for "$jane"
+        return f"{self.name} ({self.id})"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEndpoint:
+    """Where the target under test answers, whatever kind it is."""
+
+    kind: str
+    host: str
+    port: int
+    ae_title: str
+    hl7: tuple[str, int] | None = None
+    dicomweb_url: str | None = None
+
+    @property
+    def peer(self) -> Peer:
+        return self.host, self.port, self.ae_title
+
+
+def patient_resolver(environment: Environment) -> FallbackResolver:
+    """Resolve ``$patientN`` and the names in ``environment.patients`` to world patients."""
+    world = World(environment.seed)
+    names = dict(environment.patients)
+
+    def resolve(name: str) -> PatientView:
+        match = _PATIENT_NAME.match(name)
+        index = int(match.group(1)) if match else names.get(name)
+        if index is None:
+            raise KeyError(name)
+        return PatientView(index, world.patient(index))
+
+    return resolve
+
+
+def _config(cls: type, settings: dict[str, Any], **values: Any) -> Any:
+    """``cls(**values)`` with the spec's ``settings`` on top; unknown keys are a ConfigError."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}",
+                          allowed=",".join(sorted(allowed)))
+    try:
+        return cls(**{**values, **settings})
+    except TypeError as exc:
+        raise ConfigError(f"invalid settings for {cls.__name__}: {exc}") from None
+
+
+class Site:
+    """Every actor and the target of one scenario run; ``start()`` wires them in order."""
+
+    kind = "site"
+
+    def __init__(self, environment: Environment, events: EventBus) -> None:
+        self.environment = environment
+        self.events = events
+        self.world = World(environment.seed)
+        self.actors: dict[str, Any] = {}
+        self.target: TargetEndpoint | None = None
+        self.builtin: Archive | None = None
+        self.orthanc: OrthancProcess | None = None
+        self.ris: Ris | None = None
+        self.orders: dict[str, Order] = {}
+        self.exams: dict[tuple[str, str], Exam] = {}
+        self._lock = threading.Lock()
+        # External targets keep what earlier runs stored: start numbering at a
+        # time-derived index so accessions and study UIDs do not collide with them.
+        base = 0 if environment.target_kind != "external" else int(time.time()) % 10**6 * 1000
+        self._order_numbers: Iterator[int] = itertools.count(base)
+        self._stack: ExitStack | None = None
+
+    # ------------------------------------------------------------------ lookups for steps
+    def actor(self, name: str | None, kind: type | None = None) -> Any:
+        """The running actor ``name`` (of ``kind`` when given); ScenarioError otherwise."""
+        if name is None:
+            raise ScenarioError("this step needs 'by:' (which actor performs it)", field="by")
+        found = self.actors.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.actors)) or "none"
+            raise ScenarioError(f"no actor named {name!r} (actors: {known})", field="by")
+        if kind is not None and not isinstance(found, kind):
+            raise ScenarioError(f"actor {name!r} is a {getattr(found, 'kind', '?')}, "
+                                f"not a {getattr(kind, 'kind', kind.__name__)}", field="by")
+        return found
+
+    def only(self, kind: type, name: str | None) -> Any:
+        """``name`` if given, else the one actor of ``kind`` (the implicit EHR, say)."""
+        if name is not None:
+            return self.actor(name, kind)
+        matching = [a for a in self.actors.values() if isinstance(a, kind)]
+        if len(matching) != 1:
+            raise ScenarioError(f"say which {kind.kind} performs this step with 'by:' "
+                                f"({len(matching)} are declared)", field="by")
+        return matching[0]
+
+    def modality_for(self, modality: str) -> Modality | None:
+        return next((a for a in self.actors.values()
+                     if isinstance(a, Modality) and a.config.modality == modality), None)
+
+    def next_order_index(self) -> int:
+        with self._lock:
+            return next(self._order_numbers)
+
+    def require_target(self) -> TargetEndpoint:
+        if self.target is None:
+            raise ConfigError("the environment is not started")
+        return self.target
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Site:
+        if self._stack is not None:
+            return self
+        stack = ExitStack()
+        try:
+            self._start_receivers(stack)
+            listener_ports = {name: spec.port or free_port(spec.host)
+                              for name, spec in self._specs(ModalitySpec)}
+            self._start_target(stack, listener_ports)
+            self._start_ris(stack)
+            self._start_ehrs(stack)
+            self._start_modalities(stack, listener_ports)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def describe(self) -> str:
+        target = self.target
+        where = f"{target.ae_title}@{target.host}:{target.port}" if target else "not started"
+        return f"{self.environment.target_kind} target {where}; actors {', '.join(self.actors)}"
+
+    # ------------------------------------------------------------------ builders
+    def _specs(self, kind: type) -> list[tuple[str, Any]]:
+        return [(name, spec) for name, spec in self.environment.actors.items()
+                if isinstance(spec, kind)]
+
+    def _enter(self, stack: ExitStack, name: str, actor: Any) -> Any:
+        stack.enter_context(actor)
+        self.actors[name] = actor
+        return actor
+
+    def _start_receivers(self, stack: ExitStack) -> None:
+        """Viewers (C-MOVE destinations) and legacy archives: storage SCPs of their own."""
+        for name, spec in [*self._specs(ViewerSpec), *self._specs(ArchiveSpec)]:
+            config = _config(ArchiveConfig, spec.settings, name=name, host=spec.host,
+                             port=spec.port, ae_title=spec.ae_title)
+            self._enter(stack, name, Archive(config, events=self.events))
+
+    def _destinations(self, listener_ports: dict[str, int]) -> dict[str, tuple[str, int]]:
+        """AE title -> address of every DICOM listener the target may send to."""
+        found: dict[str, tuple[str, int]] = {}
+        for name, spec in self._specs(ModalitySpec):
+            found[spec.ae_title] = (spec.host, listener_ports[name])
+        for actor in self.actors.values():
+            if isinstance(actor, Archive):
+                found[actor.config.ae_title] = (actor.config.host, actor.port)
+        return found
+
+    def _start_target(self, stack: ExitStack, listener_ports: dict[str, int]) -> None:
+        kind = self.environment.target_kind
+        destinations = self._destinations(listener_ports)
+        if kind == "builtin":
+            archive = Archive(ArchiveConfig(name="target", ae_title=BUILTIN_TARGET_AE,
+                                            destinations=destinations), events=self.events)
+            stack.enter_context(archive)
+            self.builtin = archive
+            self.target = TargetEndpoint("builtin", archive.config.host, archive.port,
+                                         BUILTIN_TARGET_AE)
+        elif kind == "orthanc":
+            # Orthanc answers C-FIND/C-GET only from registered AEs; the query AE is never
+            # a C-MOVE destination, so its port is only a placeholder.
+            known = {QUERY_AE: ("127.0.0.1", free_port()), **destinations}
+            dicomweb = self.environment.supported("dicomweb")
+            orthanc = OrthancProcess(OrthancSettings(ae_title=ORTHANC_AE, modalities=known,
+                                                     dicomweb=dicomweb))
+            stack.enter_context(orthanc)
+            self.orthanc = orthanc
+            self.target = TargetEndpoint("orthanc", "127.0.0.1", orthanc.dicom_port, ORTHANC_AE,
+                                         dicomweb_url=orthanc.dicomweb_url if dicomweb else None)
+        else:
+            endpoints = self.environment.target.external  # type: ignore[union-attr]
+            ae_title, host, port = endpoints.dicom_parts
+            hl7 = None
+            if endpoints.hl7:
+                hl7_host, _, hl7_port = endpoints.hl7.rpartition(":")
+                hl7 = (hl7_host, int(hl7_port))
+            self.target = TargetEndpoint("external", host, port, ae_title, hl7, endpoints.dicomweb)
+            check_reachable(self.target, self.events)
+
+    def _start_ris(self, stack: ExitStack) -> None:
+        specs = self._specs(RisSpec)
+        if len(specs) > 1:
+            raise ConfigError("a scenario has one RIS (the order filler)",
+                              declared=",".join(n for n, _ in specs))
+        name, spec = specs[0] if specs else (DEFAULT_RIS, RisSpec(kind="ris"))
+        target = self.require_target()
+        forward = target.hl7 if target.hl7 and self.environment.supported("hl7") else None
+        config = _config(RisConfig, spec.settings, name=name, host=spec.host,
+                         dicom_port=spec.port, hl7_port=spec.hl7_port, ae_title=spec.ae_title,
+                         mwl=spec.mwl, mpps=spec.mpps, forward_hl7=forward)
+        self.ris = self._enter(stack, name, Ris(config, events=self.events))
+
+    def _start_ehrs(self, stack: ExitStack) -> None:
+        assert self.ris is not None
+        ris_host, ris_port = self.ris.hl7_address
+        for name, spec in self._specs(EhrSpec) or [(DEFAULT_EHR, EhrSpec(kind="ehr"))]:
+            config = _config(EhrConfig, spec.settings, name=name, host=spec.host, port=spec.port,
+                             ris_host=ris_host, ris_port=ris_port,
+                             receiving_application=self.ris.config.ae_title)
+            self._enter(stack, name, Ehr(config, events=self.events))
+
+    def _peers(self) -> dict[str, Peer | None]:
+        """Where every modality sends worklist, MPPS, images and commitment requests."""
+        assert self.ris is not None
+        target = self.require_target()
+        ris: Peer = (*self.ris.dicom_address, self.ris.config.ae_title)
+        builtin = target.kind == "builtin"
+        mpps_peer = (ris if builtin else target.peer) if self.environment.supported("mpps") \
+            else None
+        commitment = target.peer if self.environment.supported("storage_commitment") else None
+        return {"worklist": ris if self.ris.config.mwl else None,
+                "mpps": mpps_peer if (not builtin or self.ris.config.mpps) else None,
+                "store": target.peer, "commitment": commitment}
+
+    def _start_modalities(self, stack: ExitStack, listener_ports: dict[str, int]) -> None:
+        peers = self._peers()
+        started: list[Modality] = []
+        # Stopped together: each listener's shutdown waits up to its poll interval
+        # (0.5 s), which a site with six rooms would otherwise pay six times.
+        stack.callback(_stop_together, started)
+        for name, spec in self._specs(ModalitySpec):
+            config = _config(ModalityConfig, spec.settings, name=name, ae_title=spec.ae_title,
+                             modality=spec.modality, station_name=spec.station or spec.ae_title,
+                             host=spec.host, port=listener_ports[name],
+                             seed=self.environment.seed, **peers)
+            scanner = Modality(config, world=self.world, events=self.events)
+            scanner.start()
+            started.append(scanner)
+            self.actors[name] = scanner
+
+    def __enter__(self) -> Site:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop_together(actors: list[Any]) -> None:
+    """Stop actors in parallel threads; one failing to stop does not keep the others up."""
+    def stop(actor: Any) -> None:
+        try:
+            actor.stop()
+        except Exception as exc:  # noqa: BLE001 - the others must still stop
+            log.warning("%s did not stop cleanly: %s", getattr(actor, "name", actor), exc)
+
+    threads = [threading.Thread(target=stop, args=(a,), daemon=True) for a in actors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+
+def check_reachable(target: TargetEndpoint, events: EventBus, timeout: float = 5.0) -> None:
+    """C-ECHO the target; ConfigError saying which and why when it does not answer."""
+    client = FastClient(actor="pacsim", events=events, dimse_timeout=timeout)
+    try:
+        client.connect(target.host, target.port, QUERY_AE, target.ae_title,
+                       [("1.2.840.10008.1.1", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])],
+                       timeout=timeout)
+        status = client.echo()
+    except (PacsimError, OSError) as exc:
+        raise ConfigError(f"{target.kind} target {target.ae_title}@{target.host}:{target.port} "
+                          f"is unreachable: {exc}") from None
+    finally:
+        client.close()
+    if status != 0:
+        raise ConfigError(f"{target.kind} target {target.ae_title}@{target.host}:{target.port} "
+                          f"answered C-ECHO with status 0x{status:04X}")
+
+
+def build_site(environment: Environment, events: EventBus) -> dict[str, Any]:
+    """The runner's ``actors_factory``: one :class:`Site` under :data:`SITE_KEY`."""
+    return {SITE_KEY: Site(environment, events)}
+
+
+def site_of(ctx: StepContext) -> Site:
+    """The running site of a step; ScenarioError when the run was started without one."""
+    site = ctx.actors.get(SITE_KEY)
+    if not isinstance(site, Site):
+        raise ScenarioError("this step needs an environment: run the scenario with "
+                            "simulators.scenario.environment.run_in_environment")
+    return site
+
+
+def run_in_environment(scenario: Scenario, *, events: EventBus | None = None,
+                       step_timeout: float = DEFAULT_STEP_TIMEOUT,
+                       keep_going: bool = False) -> RunResult:
+    """Run ``scenario`` against its environment (what ``pacsim run`` does)."""
+    return run_scenario(scenario, actors_factory=build_site, events=events,
+                        resolver=patient_resolver(scenario.environment),
+                        step_timeout=step_timeout, keep_going=keep_going)
+
+
+__all__ = ["Site", "SITE_KEY", "QUERY_AE", "PatientView", "TargetEndpoint", "build_site",
+           "site_of", "patient_resolver", "run_in_environment", "check_reachable"]

@@ -1,0 +1,129 @@
+"""The parts of an exam, shared by ``modality.perform`` and the one-part steps.
+
+Each part uses the modality actor's public operations (``mpps_start``,
+``store_study``, ``request_commitment``, ``mpps_complete``...) and turns what came
+back into plain observations. When the target does not take MPPS (Orthanc), an exam
+still needs its identity to store images: :func:`begin_exam` then builds it from the
+worklist item without sending anything, exactly as ``mpps_start`` would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from simulators.actors.modality import MPPS_CLASS, Exam, Modality
+from simulators.dicom.fast import FastClient
+from simulators.dicom.fast.requests import mpps_create
+from simulators.errors import ProtocolError, ScenarioError
+from simulators.scenario.context import StepContext
+from simulators.scenario.environment import Site
+from simulators.scenario.steps._support import status_word
+from simulators.world.context import StudyContext
+
+
+def mpps_possible(ctx: StepContext, scanner: Modality) -> bool:
+    """MPPS is sent when the target takes it and the modality has somewhere to send it."""
+    return ctx.environment.supported("mpps") and scanner.config.mpps is not None
+
+
+def commitment_possible(ctx: StepContext, scanner: Modality) -> bool:
+    return ctx.environment.supported("storage_commitment") and scanner.config.commitment is not None
+
+
+def worklist_item(scanner: Modality, accession: str) -> Dataset:
+    """The modality's worklist entry for ``accession`` (over the wire, as a scanner picks it)."""
+    items = scanner.query_worklist(AccessionNumber=accession)
+    if len(items) != 1:
+        raise ScenarioError(f"accession {accession} is on {scanner.name}'s worklist "
+                            f"{len(items)} times (expected once)", field="accession")
+    return items[0]
+
+
+def begin_exam(ctx: StepContext, site: Site, scanner: Modality, accession: str,
+               *, send_mpps: bool) -> tuple[Exam, str]:
+    """Pick the worklist item and start the exam; returns it and the N-CREATE status word
+    (``unsupported`` when no MPPS is sent). A refused N-CREATE raises ProtocolError."""
+    item = worklist_item(scanner, accession)
+    if send_mpps:
+        exam = scanner.mpps_start(item)
+        word = status_word(exam.create_status)
+    else:
+        started = dt.datetime.now().replace(microsecond=0)
+        context = StudyContext.from_worklist(item, scanner.world,
+                                             station_name=scanner.config.station_name,
+                                             performed_start=started)
+        exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", accession), item,
+                    started)
+        word = "unsupported"
+    site.exams[(scanner.name, accession)] = exam
+    return exam, word
+
+
+def begin_unscheduled(site: Site, scanner: Modality, context: StudyContext, *,
+                      send_mpps: bool) -> tuple[Exam, str]:
+    """An exam with no worklist item (emergency): N-CREATE with empty scheduling keys."""
+    started = context.performed_step_start
+    exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", context.study_uid),
+                Dataset(), started)
+    word = "unsupported"
+    if send_mpps:
+        assert scanner.config.mpps is not None
+        host, port, called = scanner.config.mpps
+        with FastClient(actor=scanner.name, events=scanner.events,
+                        dimse_timeout=scanner.config.timeout) as client:
+            client.connect(host, port, scanner.config.ae_title, called,
+                           [(MPPS_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])],
+                           timeout=scanner.config.timeout)
+            result = client.n_create(MPPS_CLASS, exam.mpps_uid,
+                                     mpps_create(context, exam.item, scanner.config.ae_title,
+                                                 started))
+        exam.create_status = result.status
+        word = status_word(result.status)
+        if not result.ok:
+            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}")
+    site.exams[(scanner.name, context.study_uid)] = exam
+    return exam, word
+
+
+def store(scanner: Modality, exam: Exam, series: int, per_series: int) -> dict[str, Any]:
+    statuses = scanner.store_study(exam, series=series, per_series=per_series)
+    failed = sum(1 for status in statuses if status != 0)
+    return {"stored": len(statuses) - failed, "failed": failed,
+            "statuses": sorted({status_word(s) for s in statuses})}
+
+
+def commit(scanner: Modality, exam: Exam) -> dict[str, Any]:
+    result = scanner.request_commitment(exam)
+    reported = result.same_association is not None
+    committed = len(result.committed)
+    return {"action": status_word(result.action_status), "reported": reported,
+            "committed": committed, "failed": len(exam.images) - committed,
+            "same_association": result.same_association}
+
+
+def finish(scanner: Modality, exam: Exam, outcome: str, reason: str) -> str:
+    if outcome == "discontinued":
+        return status_word(scanner.mpps_discontinue(exam, reason=reason))
+    return status_word(scanner.mpps_complete(exam))
+
+
+def refused_status(exc: ProtocolError) -> str:
+    """The DIMSE status a ProtocolError carries, as steps report it."""
+    status = str(exc.context.get("status", "refused"))
+    return "success" if status == "0x0000" else status
+
+
+def find_exam(ctx: StepContext, site: Site, scanner: Modality, reference: str) -> Exam | None:
+    """``exam: $exam`` (saved by mpps.start) or ``exam: $acc`` (the accession)."""
+    value = ctx.resolve(reference)
+    if isinstance(value, Exam):
+        return value
+    return site.exams.get((scanner.name, str(value)))
+
+
+__all__ = ["mpps_possible", "commitment_possible", "worklist_item", "begin_exam",
+           "begin_unscheduled", "store", "commit", "finish", "refused_status", "find_exam"]
