@@ -13,9 +13,10 @@ $(BIN)/pacsim: pyproject.toml
 
 venv: $(BIN)/pacsim
 
-## demo: the main job on the embedded default (EHR -> RIS -> modality -> archive)
+## demo: the main job on the embedded default: the golden-path scenario of every modality
+## against the built-in archive and RIS, with the report (HTML/JSON/JUnit in reports/demo)
 demo: venv
-	$(BIN)/pacsim demo
+	$(BIN)/pacsim run scenarios/golden-path-*.yaml --report-dir reports/demo
 
 ## test: the whole suite (tests needing DCMTK, dicom3tools or Orthanc skip without them, fail in CI)
 test: venv
