@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.scenario.commands import register as register_scenario_commands
 
     register_scenario_commands(sub)
+    from simulators.faults.commands import register as register_fault_commands
+
+    register_fault_commands(sub)
     return parser
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from simulators.actors.base import Actor
 from simulators.errors import ConfigError
 from simulators.events import EventBus
+from simulators.faults import mutations, raw_mllp
+from simulators.faults.profile import EHR_FAULTS, FaultInjector, parse_faults
 from simulators.hl7.ack import ack
 from simulators.hl7.er7 import Hl7Error, ack_code, err_code, msa_field, msa_text, read_header
 from simulators.hl7.messages import Endpoints, adt, omg_o19, orm_o01
@@ -41,6 +44,13 @@ class EhrConfig:
     receiving_facility: str = "PACSIM"
     timeout: float = 10.0
     hl7_version: str = "2.5.1"  # ADT and ORM^O01; "2.3.1" for most existing sites
+    #: Fault profile (``simulators.faults.profile``): HL7 content and MLLP framing faults
+    #: applied to outgoing messages (ids, profile names or {id, rate, nth, every, seed}).
+    faults: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", parse_faults(self.faults, allowed=EHR_FAULTS,
+                                                        actor="ehr"))
 
     @property
     def endpoints(self) -> Endpoints:
@@ -89,6 +99,7 @@ class Ehr(Actor):
         self._send_lock = threading.Lock()  # one connection, one message at a time
         self._client: MllpClient | None = None
         self._listener: MllpServer | None = None
+        self.faults = FaultInjector(self.config.faults)
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -158,12 +169,30 @@ class Ehr(Actor):
         if not self.config.ris_port:
             raise ConfigError("EHR has no RIS port to send to", actor=self.name)
         header = read_header(message)
+        content, framing = self.faults.pick("ehr.hl7"), self.faults.pick("mllp.frame")
+        message = mutations.apply(mutations.HL7, content + framing, message)
+        broken = [f for f in framing if f in raw_mllp.FRAMINGS]
         with self._send_lock:
-            if self._client is None:
-                self._client = MllpClient(self.config.ris_host, self.config.ris_port,
-                                          timeout=self.config.timeout, events=self.events,
-                                          name=self.name)
-            reply = self._client.send(message)
+            if broken:
+                # Framing faults need raw bytes on a connection of their own.
+                answer = raw_mllp.exchange(self.config.ris_host, self.config.ris_port,
+                                           raw_mllp.broken_frame(broken[0], message),
+                                           expect=1, wait=min(self.config.timeout, 3.0))
+                if not answer.replies:
+                    result = AckResult(code="", control_id=header.control_id,
+                                       text=f"no ACK ({broken[0]})",
+                                       message_type=f"{header.message_type}^{header.trigger_event}")
+                    self.acks.append(result)
+                    return result
+                reply = answer.replies[0]
+            else:
+                if self._client is None:
+                    self._client = MllpClient(self.config.ris_host, self.config.ris_port,
+                                              timeout=self.config.timeout, events=self.events,
+                                              name=self.name)
+                reply = self._client.send(message)
+                if "hl7.duplicate-control-id" in content:
+                    reply = self._client.send(message)  # the retry; its ACK is the one kept
         result = AckResult(code=ack_code(reply), control_id=header.control_id,
                            error_code=err_code(reply), text=msa_text(reply),
                            message_type=f"{header.message_type}^{header.trigger_event}")

@@ -36,6 +36,8 @@ from simulators.dicom.fast.requests import (
 )
 from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import EventBus
+from simulators.faults import mutations
+from simulators.faults.profile import MODALITY_FAULTS, FaultInjector, parse_faults
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
 from simulators.world.world import World
@@ -48,6 +50,9 @@ UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 
 #: A DICOM peer: (host, port, AE title).
 Peer = tuple[str, int, str]
+#: What ``mpps_complete``/``mpps_discontinue`` return when an ``mpps.orphan`` fault
+#: kept the N-SET from being sent at all.
+NOT_SENT = -1
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,13 @@ class ModalityConfig:
     #: Unattended mode for ``pacsim serve modality``: poll the worklist every this many
     #: seconds and perform each new item (0 = only listen; scenarios drive the modality).
     auto_interval: float = 0.0
+    #: Fault profile (``simulators.faults.profile``): ids, profile names or
+    #: ``{id, rate, nth, every, seed}`` mappings; the hooks change outgoing requests.
+    faults: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", parse_faults(self.faults, allowed=MODALITY_FAULTS,
+                                                        actor="modality"))
         if self.modality.upper() not in MODALITIES:
             raise ConfigError("unsupported modality", modality=self.modality,
                               supported=",".join(MODALITIES))
@@ -111,6 +121,8 @@ class Exam:
     create_status: int = 0x0000
     mpps_status: str = "IN PROGRESS"
     commitments: int = 0
+    #: Extra exchanges fault hooks made: (fault id, status of that exchange).
+    fault_statuses: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,8 @@ class Modality(Actor):
         self._reports: dict[str, EventReport] = {}
         self._reports_changed = threading.Condition()
         self._attempts: dict[str, int] = {}
+        #: Which faults fire on which exchange (deterministic; ``faults.fired`` logs them).
+        self.faults = FaultInjector(config.faults)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _start(self) -> None:
@@ -215,6 +229,7 @@ class Modality(Actor):
         a value of ``None`` makes a key universal (``ScheduledStationAETitle=None``).
         """
         identifier = worklist_identifier(self.config.ae_title, dt.date.today(), match)
+        identifier = mutations.apply(mutations.MWL, self.faults.pick("mwl.c-find"), identifier)
         with self._client("worklist", [(FIND_MODELS["worklist"], UNCOMPRESSED)]) as client:
             status, matches = client.find(identifier, "worklist")
         if status != 0x0000:
@@ -258,13 +273,19 @@ class Modality(Actor):
                                              attempt=attempt, performed_start=started)
         mpps_uid = context.mpps_uid or generate_uid()
         attributes = mpps_create(context, item, self.config.ae_title, started)
+        faults = self.faults.pick("modality.mpps.n-create")
+        attributes = mutations.apply(mutations.MPPS_CREATE, faults, attributes)
+        duplicates: list[tuple[str, int]] = []
         with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
             result = client.n_create(MPPS_CLASS, mpps_uid, attributes)
+            if "mpps.create-duplicate" in faults and result.ok:
+                again = client.n_create(MPPS_CLASS, result.instance_uid or mpps_uid, attributes)
+                duplicates.append(("mpps.create-duplicate", again.status))
         if not result.ok:
             raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}",
                                 comment=result.comment or None, sop_instance=mpps_uid)
         return Exam(context, result.instance_uid or mpps_uid, item, started,
-                    create_status=result.status)
+                    create_status=result.status, fault_statuses=duplicates)
 
     def mpps_complete(self, exam: Exam) -> int:
         """N-SET COMPLETED with the Performed Series Sequence of the stored images."""
@@ -279,12 +300,22 @@ class Modality(Actor):
         return self._mpps_set(exam, "DISCONTINUED", reason)
 
     def _mpps_set(self, exam: Exam, status: str, reason: str | None) -> int:
+        faults = self.faults.pick("modality.mpps.n-set")
+        if "mpps.orphan" in faults:
+            return NOT_SENT  # the scanner "forgets" to finish: IN PROGRESS forever
+        if "mpps.discontinued" in faults:
+            status, reason = "DISCONTINUED", reason or "110514"
         modification = mpps_final(exam.context, exam.images, status, self.config.ae_title,
                                   dt.datetime.now().replace(microsecond=0), reason)
+        modification = mutations.apply(mutations.MPPS_SET, faults, modification)
+        uid = generate_uid() if "mpps.set-unknown" in faults else exam.mpps_uid
         with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
-            result = client.n_set(MPPS_CLASS, exam.mpps_uid, modification)
+            result = client.n_set(MPPS_CLASS, uid, modification)
+            if "mpps.set-after-final" in faults and result.ok:
+                again = client.n_set(MPPS_CLASS, uid, modification)
+                exam.fault_statuses.append(("mpps.set-after-final", again.status))
         if result.ok:
-            exam.mpps_status = status
+            exam.mpps_status = str(modification.get("PerformedProcedureStepStatus", status))
         return result.status
 
     # -- RAD-8 store ---------------------------------------------------------------------------
@@ -308,8 +339,18 @@ class Modality(Actor):
         """C-STORE datasets on one association (contexts from their SOP classes)."""
         contexts = [(sop_class, [ExplicitVRLittleEndian])
                     for sop_class in dict.fromkeys(str(ds.SOPClassUID) for ds in datasets)]
+        if not self.faults:
+            with self._client("store", contexts) as client:
+                return client.store_many(datasets)
+        statuses = []
         with self._client("store", contexts) as client:
-            return client.store_many(datasets)
+            for ds in datasets:  # the command keeps the original class (sop-mismatch)
+                faults = self.faults.pick("store.c-store")
+                sent = mutations.apply(mutations.STORE, faults, ds)
+                statuses.append(client.store(sent, sop_class=str(ds.SOPClassUID)))
+                if "store.duplicate-uid-different-content" in faults:
+                    statuses.append(client.store(mutations.duplicate_different_content(ds)))
+        return statuses
 
     def store_files(self, paths: Iterable[str | Path]) -> list[int]:
         """C-STORE Part 10 files byte for byte (the benchmark's path). Like storescu,
@@ -411,4 +452,4 @@ def _transaction_of(report: EventReport) -> str:
 
 
 __all__ = ["ModalityConfig", "Modality", "Exam", "PerformResult", "CommitmentResult",
-           "MODALITIES", "Peer", "DISCONTINUED_REASONS"]
+           "MODALITIES", "Peer", "DISCONTINUED_REASONS", "NOT_SENT"]

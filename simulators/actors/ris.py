@@ -67,6 +67,12 @@ class RisConfig:
     combined_datetime_matching: bool = False
     #: Upper bound of items one MWL query returns (None: all).
     max_results: int | None = None
+    #: Seconds an idle association is kept before the RIS aborts it (PS3.8 ARTIM/idle).
+    network_timeout: float = 60.0
+    #: Seconds an HL7 frame may take to complete before the connection is closed.
+    hl7_read_timeout: float = 30.0
+    #: Largest MLLP frame accepted (bytes); larger frames close the connection.
+    hl7_max_frame: int = 1_048_576
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -76,6 +82,9 @@ class RisConfig:
                 raise ConfigError(f"{label} must be 0..65535", **{label: port})
         if self.max_results is not None and self.max_results < 1:
             raise ConfigError("max_results must be at least 1", max_results=self.max_results)
+        if self.network_timeout <= 0 or self.hl7_read_timeout <= 0 or self.hl7_max_frame <= 0:
+            raise ConfigError("network_timeout, hl7_read_timeout and hl7_max_frame must be "
+                              "positive")
 
 
 class Ris(Actor):
@@ -91,7 +100,8 @@ class Ris(Actor):
                                 on_discontinued=self._on_mpps, on_updated=self._on_mpps)
         self.settings = AeSettings(ae_title=self.config.ae_title,
                                    allowed_calling=frozenset(self.config.allowed_calling),
-                                   maximum_associations=self.config.max_associations)
+                                   maximum_associations=self.config.max_associations,
+                                   network_timeout=self.config.network_timeout)
         self.hl7_handler = RisHl7Handler(
             self.book, stations=self.config.stations,
             default_station=self.config.default_station, on_order=self._forward,
@@ -106,7 +116,8 @@ class Ris(Actor):
         cfg = self.config
         ae = make_ae(self.settings)
         ae.add_supported_context(Verification)
-        handlers: list[tuple[Any, Any]] = [(evt.EVT_C_ECHO, self._on_echo)]
+        handlers: list[tuple[Any, Any]] = [(evt.EVT_C_ECHO, self._on_echo),
+                                           (evt.EVT_DATA_RECV, self._enforce_max_pdu)]
         if cfg.mwl:
             ae.add_supported_context(ModalityWorklistInformationFind)
             handlers.append((evt.EVT_C_FIND, self._on_find))
@@ -117,7 +128,9 @@ class Ris(Actor):
         try:
             if cfg.hl7:
                 self._mllp = MllpServer(self.hl7_handler, cfg.host, cfg.hl7_port,
-                                        name=f"{self.name}-hl7", events=self.events)
+                                        name=f"{self.name}-hl7", events=self.events,
+                                        max_frame=cfg.hl7_max_frame,
+                                        read_timeout=cfg.hl7_read_timeout)
                 self._mllp.start()
             if cfg.forward_hl7 is not None:
                 self._forwarder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-rad4")
@@ -197,6 +210,17 @@ class Ris(Actor):
     def _peer(event: Any) -> str:
         requestor = event.assoc.requestor
         return f"{requestor.address}:{requestor.port}"
+
+    def _enforce_max_pdu(self, event: Any) -> None:
+        """A P-DATA-TF longer than the Maximum Length we announced is a protocol
+        error (PS3.8 Annex D.1): A-ABORT instead of processing it. pynetdicom itself
+        accepts any length, so the check runs on its raw-PDU notification."""
+        data = event.data
+        limit = self.settings.max_pdu
+        if limit and len(data) >= 6 and data[0] == 0x04 and len(data) - 6 > limit:
+            self.log.warning("P-DATA of %d bytes exceeds our maximum %d from %s: A-ABORT",
+                             len(data) - 6, limit, self._peer(event))
+            event.assoc.abort()
 
     def _on_echo(self, event: Any) -> int:
         with self.events.exchange("dicom.c-echo", self.name, self._peer(event)) as exchange:

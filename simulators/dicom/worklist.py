@@ -21,6 +21,7 @@ Status codes used (PS3.4 C.4.1.1.4 / K.4.1.1.4, PS3.7 Annex C):
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 from pydicom.datadict import dictionary_VR
@@ -42,6 +43,9 @@ SPS_START_PAIR = (0x00400002, 0x00400003)
 #: Query/Retrieve Level: belongs to Q/R identifiers, never to MWL ones.
 _QR_LEVEL_TAG = 0x00080052
 UTF8 = "ISO_IR 192"
+
+#: Seconds yielded between pending responses (see answer_mwl_query).
+_CANCEL_CHECK_PAUSE = 0.0
 
 FindResponse = tuple[int | Dataset, Dataset | None]
 
@@ -185,6 +189,10 @@ def answer_mwl_query(identifier: Dataset, items: Iterable[Dataset], *,
             continue
         sent += 1
         yield STATUS_PENDING, response
+        # Hand the GIL to the network thread between responses: pynetdicom queues
+        # pending responses faster than its reader thread sees a C-CANCEL otherwise,
+        # and a cancelled query would run to the end (measured: 1 in 3 on loopback).
+        time.sleep(_CANCEL_CHECK_PAUSE)
     if is_cancelled():
         yield STATUS_CANCEL, None
 

@@ -1,0 +1,78 @@
+"""``pacsim faults list`` and ``pacsim faults run``: the catalogue and the conformance matrix.
+
+``register(subparsers)`` is called from cli.py. Exit codes follow the CLI contract:
+0 when no verdict is non-conformant (implementation-defined and not-supported rows
+never fail a run), 1 when one is (or a probe could not run), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _list(args: argparse.Namespace) -> int:
+    from simulators.faults.catalogue import select
+
+    faults = select(args.only)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in faults], indent=2))
+        return EXIT_OK
+    width = max(len(f.id) for f in faults)
+    for f in faults:
+        print(f"{f.id.ljust(width)}  {f.hook:<22}  {f.expected.describe()}")
+        print(f"{'':{width}}  {f.description}  [{f.section}]")
+    print(f"\n{len(faults)} faults")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simulators.faults import matrix
+    from simulators.faults.runner import failed, run_against
+    from simulators.faults.target import parse_ae_address, parse_hl7_address
+
+    if args.target not in ("builtin", "orthanc"):
+        parse_ae_address(args.target)  # ConfigError (exit 2) before anything starts
+    hl7 = parse_hl7_address(args.hl7) if args.hl7 else None
+    outcomes = run_against(args.target, args.only, hl7=hl7)
+    sys.stdout.write(matrix.render_text(outcomes, args.target))
+    outputs: list[tuple[Path | None, Any]] = [(args.json, matrix.render_json),
+                                              (args.junit, matrix.render_junit),
+                                              (args.html, matrix.render_html)]
+    for path, render in outputs:
+        if path is not None:
+            matrix.write(path, render(outcomes, args.target))
+    return EXIT_FAILED if failed(outcomes) else EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add ``faults list`` and ``faults run`` to the CLI's subcommands."""
+    faults = subparsers.add_parser(
+        "faults", help="the fault catalogue and conformance runs",
+        description="Known bad messages, where they are injected, and what the standard "
+                    "requires a conformant peer to answer.")
+    sub = faults.add_subparsers(dest="faults_command", required=True, metavar="ACTION")
+
+    listing = sub.add_parser("list", help="print the fault catalogue")
+    listing.add_argument("--json", action="store_true", help="machine-readable catalogue")
+    listing.add_argument("--only", metavar="PATTERN", help="ids matching a glob or prefix")
+    listing.set_defaults(func=_list)
+
+    run = sub.add_parser("run", help="send the catalogue at a target; print the matrix",
+                         description="Exit 0 when no verdict is non-conformant, 1 otherwise.")
+    run.add_argument("--target", required=True, metavar="builtin|orthanc|AE@HOST:PORT")
+    run.add_argument("--only", metavar="PATTERN",
+                     help="fault ids matching a glob or prefix (comma-separated), e.g. 'mpps.*'")
+    run.add_argument("--hl7", metavar="HOST:PORT", help="the target's MLLP listener, if any")
+    run.add_argument("--json", type=Path, metavar="FILE", help="write the matrix as JSON")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    run.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML")
+    run.set_defaults(func=_run)
+
+
+__all__ = ["register"]

@@ -1,0 +1,93 @@
+"""The invariant behind every MPPS fault: nothing *else* changed.
+
+One malformed scanner must not corrupt worklist data for the rest of the site. A
+snapshot is taken before and after the faulty exchange: every worklist item read
+back over the wire (MWL C-FIND, so it works against any target) and, when the target
+is the built-in RIS, every order in its order book too. ``changes`` names each item
+that differs, except the ones the faulty exchange was *allowed* to move (the step
+it legitimately started), so reports can say exactly what a bad scanner damaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from pydicom.dataset import Dataset
+
+from simulators.errors import PacsimError
+from simulators.faults.scu import find_mwl
+from simulators.faults.target import Target
+
+#: What an item is compared on (a change in any of these is corruption).
+_TOP = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+        "RequestedProcedureID")
+_STEP = ("ScheduledProcedureStepID", "ScheduledProcedureStepStatus", "Modality",
+         "ScheduledStationAETitle", "ScheduledProcedureStepStartDate")
+
+
+def item_key(item: Dataset) -> str:
+    """Accession number, else study UID + step ID: how an item is recognised."""
+    accession = str(item.get("AccessionNumber", "") or "")
+    if accession:
+        return accession
+    steps = item.get("ScheduledProcedureStepSequence") or [Dataset()]
+    return f"{item.get('StudyInstanceUID', '')}/{steps[0].get('ScheduledProcedureStepID', '')}"
+
+
+def item_summary(item: Dataset) -> tuple[str, ...]:
+    steps = item.get("ScheduledProcedureStepSequence") or [Dataset()]
+    return tuple(str(item.get(k, "") or "") for k in _TOP) + tuple(
+        str(steps[0].get(k, "") or "") for k in _STEP)
+
+
+@dataclass
+class Snapshot:
+    """Worklist items (by key) and, for the built-in RIS, orders (by accession)."""
+
+    items: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    orders: dict[str, str] = field(default_factory=dict)
+    complete: bool = True
+
+
+def take(target: Target) -> Snapshot:
+    """Read the whole worklist (and the RIS's order book when we own the RIS)."""
+    snapshot = Snapshot()
+    if target.dicom is not None:
+        try:
+            final, items = find_mwl(target.dicom, target.calling_ae)
+        except (PacsimError, ValueError, RuntimeError):
+            final, items = None, []  # no worklist on this target: orders only
+        snapshot.complete = final == 0x0000
+        snapshot.items = {item_key(item): item_summary(item) for item in items}
+    if target.ris is not None:
+        snapshot.orders = {order.accession: repr(order) for order in target.ris.orders()}
+    return snapshot
+
+
+def changes(before: Snapshot, after: Snapshot, allowed: Iterable[str] = ()) -> list[str]:
+    """Human lines naming every item or order that changed, except ``allowed`` keys."""
+    skip = set(allowed)
+    found: list[str] = []
+    for key in sorted(set(before.items) | set(after.items)):
+        if key in skip:
+            continue
+        old, new = before.items.get(key), after.items.get(key)
+        if old == new:
+            continue
+        if old is None:
+            found.append(f"worklist item {key} appeared")
+        elif new is None:
+            found.append(f"worklist item {key} disappeared")
+        else:
+            fields = [name for name, a, b in zip(_TOP + _STEP, old, new) if a != b]
+            found.append(f"worklist item {key} changed: {', '.join(fields)}")
+    for accession in sorted(set(before.orders) | set(after.orders)):
+        if accession in skip:
+            continue
+        if before.orders.get(accession) != after.orders.get(accession):
+            found.append(f"order {accession} changed in the RIS")
+    return found
+
+
+__all__ = ["Snapshot", "take", "changes", "item_key", "item_summary"]

@@ -1,0 +1,86 @@
+"""Run the catalogue (or part of it) against a target and collect the matrix rows.
+
+The runner owns what every probe shares: the target's lifetime (built-in references
+or a started Orthanc), one listener modality that receives storage-commitment
+reports on a new association, and one :class:`ProbeRun` so probes draw distinct
+worklist items. Probes run one after another: the invariants compare the whole
+worklist before and after each fault, which only means something when nothing else
+is talking to the target at the same time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import ExitStack, contextmanager
+from typing import Iterable, Iterator
+
+from simulators.actors.modality import Modality, ModalityConfig
+from simulators.events import EventBus
+from simulators.faults import probes_assoc, probes_hl7, probes_mpps, probes_store  # noqa: F401
+from simulators.faults.catalogue import select
+from simulators.faults.model import ERROR, NON_CONFORMANT, Fault, Outcome
+from simulators.faults.probing import ProbeRun, run
+from simulators.faults.scu import Endpoint
+from simulators.faults.target import Target, builtin_target, orthanc_target, parse_ae_address
+
+LISTENER_AE = "PACSIM_FAULTS_SC"
+
+
+def run_faults(target: Target, faults: Iterable[Fault]) -> list[Outcome]:
+    """Every fault's outcome against ``target``, in catalogue order."""
+    session = ProbeRun(target)
+    return [run(target, fault, session) for fault in faults]
+
+
+def failed(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Rows that make ``pacsim faults run`` exit 1."""
+    return [o for o in outcomes if o.verdict in (NON_CONFORMANT, ERROR)]
+
+
+@contextmanager
+def _listener(events: EventBus) -> Iterator[Modality]:
+    """The modality whose listener takes commitment reports on a new association."""
+    with Modality(ModalityConfig(name="fault-commitment", ae_title=LISTENER_AE),
+                  events=events) as modality:
+        yield modality
+
+
+def _attach(modality: Modality, target: Target) -> None:
+    if target.store is None:
+        return
+    peer = (target.store.host, target.store.port, target.store.ae_title)
+    modality.config = dataclasses.replace(modality.config, store=peer, commitment=peer,
+                                          commitment_timeout=10.0)
+    target.commitment_modality = modality
+    target.listener_ae, target.listener_port = LISTENER_AE, modality.port
+
+
+@contextmanager
+def open_target(spec: str, *, hl7: tuple[str, int] | None = None,
+                events: EventBus | None = None) -> Iterator[Target]:
+    """``builtin``, ``orthanc`` or ``AE@HOST:PORT`` as a ready :class:`Target`."""
+    bus = events or EventBus()
+    with ExitStack() as stack:
+        modality = stack.enter_context(_listener(bus))
+        if spec == "builtin":
+            target = stack.enter_context(builtin_target(events=bus, listener_port=modality.port))
+        elif spec == "orthanc":
+            target = stack.enter_context(orthanc_target((LISTENER_AE, modality.port)))
+        else:
+            endpoint: Endpoint = parse_ae_address(spec)
+            target = Target(spec, dicom=endpoint, store=endpoint)
+        if hl7 is not None:
+            target.hl7 = hl7
+        _attach(modality, target)
+        yield target
+
+
+def run_against(spec: str, pattern: str | None = None, *,
+                hl7: tuple[str, int] | None = None) -> list[Outcome]:
+    """Select faults by ``pattern``, open the target, run them."""
+    faults = select(pattern)
+    with open_target(spec, hl7=hl7) as target:
+        return run_faults(target, faults)
+
+
+__all__ = ["run_faults", "run_against", "open_target", "failed", "LISTENER_AE"]
