@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.faults.commands import register as register_fault_commands
 
     register_fault_commands(sub)
+    from simulators.runtime.commands import register as register_runtime_commands
+
+    register_runtime_commands(sub)
     return parser
 
 
@@ -91,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = min(level, logging.INFO)
     logging.basicConfig(level=level, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        # pynetdicom logs every association at INFO; a container's 2-second healthcheck
+        # echo would drown the actor's own log lines.
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except PacsimError as exc:

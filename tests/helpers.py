@@ -38,3 +38,30 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+
+def require_docker(*images: str) -> None:
+    """Skip (fail when ``CI=true``) unless a Docker engine answers and ``images`` exist.
+
+    CI installs docker.io, starts dockerd and builds the images first (.ci/run), so a
+    skip there would hide a broken step; locally the reason says what to run.
+    """
+    from simulators.errors import ConfigError
+    from simulators.runtime.engine import docker_client
+
+    def unavailable(message: str) -> None:
+        if in_ci():
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+
+    try:
+        client = docker_client()
+    except ConfigError as exc:
+        unavailable(f"{exc} (apt-get install docker.io; dockerd &)")
+        return
+    try:
+        missing = [image for image in images if not client.images.list(name=image)]
+    finally:
+        client.close()
+    if missing:
+        unavailable(f"image(s) {', '.join(missing)} not built (pacsim images build --local-base)")

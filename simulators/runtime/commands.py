@@ -1,0 +1,155 @@
+"""``pacsim images | compose | up | status | logs | down``: the container commands.
+
+``cli.py`` calls :func:`register` with its subparsers; each command sets ``func`` to
+a function returning the exit code (0 ok, 1 failed, 2 invalid input or environment).
+Errors are raised as :class:`~simulators.errors.PacsimError` subclasses and the CLI
+prints them as one line. Imports of the docker SDK happen inside the commands, so
+``pacsim --help`` works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _topology(scenario_path: Path) -> Any:
+    from simulators.runtime.topology import plan
+    from simulators.scenario import load_scenario
+
+    return plan(load_scenario(scenario_path).environment)
+
+
+def images_build(args: argparse.Namespace) -> int:
+    from simulators.runtime.images import build_images
+
+    which = tuple(args.only) if args.only else ("pacsim", "orthanc")
+    built = build_images(base=args.base, orthanc_base=args.orthanc_base,
+                         local_base=args.local_base, progress=_say, which=which)
+    for image in built:
+        _say(f"image {image.describe()}")
+    return EXIT_OK
+
+
+def compose_render(args: argparse.Namespace) -> int:
+    from simulators.runtime.compose import write
+
+    written = write(_topology(args.scenario), args.output, title=str(args.scenario))
+    for path in written:
+        _say(f"wrote {path}")
+    _say(f"start it with: cd {args.output.parent} && docker compose -f {args.output.name} up -d")
+    return EXIT_OK
+
+
+def up(args: argparse.Namespace) -> int:
+    from simulators.runtime.docker import DockerEnvironment, list_states
+
+    environment = DockerEnvironment(_topology(args.scenario), progress=_say)
+    environment.start(timeout=args.timeout)
+    _say(f"run {environment.run_id}: all {len(environment.topology.services)} services healthy "
+         f"in {environment.started_in:.1f}s")
+    for state in list_states(environment.client, environment.run_id):
+        _say(f"  {state.describe()}")
+    _say(f"stop with: pacsim down --run {environment.run_id}")
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    from simulators.runtime.docker import list_states
+    from simulators.runtime.engine import docker_client
+
+    states = list_states(docker_client(), args.run)
+    if not states:
+        _say("no pacsim containers")
+        return EXIT_OK
+    _say(f"{'run':<8}  {'actor':<14} {'kind':<9} {'status':<8} {'health':<10} ports")
+    for state in states:
+        _say(state.describe())
+    unhealthy = [s for s in states if s.status != "running" or s.health == "unhealthy"]
+    return EXIT_FAILED if unhealthy else EXIT_OK
+
+
+def logs(args: argparse.Namespace) -> int:
+    from simulators.runtime.docker import container_logs
+    from simulators.runtime.engine import docker_client
+
+    for actor, text in container_logs(docker_client(), args.actor, run_id=args.run,
+                                      tail=args.tail if args.tail is not None else "all"):
+        if args.actor is None:
+            _say(f"==> {actor} <==")
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def down(args: argparse.Namespace) -> int:
+    from simulators.runtime.engine import docker_client, remove_by_label
+
+    containers, networks = remove_by_label(docker_client(), args.run)
+    _say(f"removed {containers} container(s) and {networks} network(s)")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add the container commands to ``pacsim``'s subparsers."""
+    images = subparsers.add_parser("images", help="build the container images")
+    images_sub = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    build = images_sub.add_parser(
+        "build", help="build pacsim/pacsim and pacsim/orthanc",
+        description="Build the actor image and the Orthanc target image. Python packages come "
+                    "from a wheelhouse made here, so the image build needs no network.")
+    build.add_argument("--base", help="base image of the actor image (default python:3.11-slim)")
+    build.add_argument("--orthanc-base", help="base image of the Orthanc image "
+                                              "(default debian:bookworm-slim)")
+    build.add_argument("--local-base", action="store_true",
+                       help="make local debootstrap bases if missing (compose/build-base.sh, "
+                            "needs root) and build on them with no network")
+    build.add_argument("--only", action="append", choices=["pacsim", "orthanc"],
+                       help="build only this image (repeatable)")
+    build.set_defaults(func=images_build)
+
+    compose = subparsers.add_parser("compose", help="compose files for a scenario's environment")
+    compose_sub = compose.add_subparsers(dest="compose_command", required=True, metavar="ACTION")
+    render = compose_sub.add_parser(
+        "render", help="write a compose file for SCENARIO's environment",
+        description="Write a compose file (and the settings files it mounts, beside it) with "
+                    "one service per actor and the target; ports on 127.0.0.1 only.")
+    render.add_argument("scenario", type=Path)
+    render.add_argument("-o", "--output", type=Path, default=Path("docker-compose.yml"),
+                        help="compose file to write (default ./docker-compose.yml)")
+    render.set_defaults(func=compose_render)
+
+    start = subparsers.add_parser(
+        "up", help="start a scenario's environment in containers",
+        description="One container per actor and target on a private network; returns when "
+                    "all are healthy. Stop with 'pacsim down'.")
+    start.add_argument("scenario", type=Path)
+    start.add_argument("--runtime", choices=["docker"], default="docker",
+                       help="where the actors live (docker: one container each)")
+    start.add_argument("--timeout", type=float, default=120.0,
+                       help="seconds to wait for all containers to be healthy")
+    start.set_defaults(func=up)
+
+    show = subparsers.add_parser("status", help="pacsim's containers and their health")
+    show.add_argument("--run", help="only this run id")
+    show.set_defaults(func=status)
+
+    tail = subparsers.add_parser("logs", help="logs of pacsim's containers")
+    tail.add_argument("actor", nargs="?", help="only this actor (service name)")
+    tail.add_argument("--run", help="only this run id")
+    tail.add_argument("--tail", type=int, help="only the last N lines")
+    tail.set_defaults(func=logs)
+
+    stop = subparsers.add_parser("down", help="remove pacsim's containers and networks")
+    stop.add_argument("--run", help="only this run id (default: every pacsim run)")
+    stop.set_defaults(func=down)
+
+
+__all__ = ["register"]

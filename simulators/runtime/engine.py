@@ -1,0 +1,92 @@
+"""The Docker engine connection, image names and labels shared by every runtime piece.
+
+Why labels: nothing can pull testcontainers' Ryuk reaper here (and some sites forbid
+it), so pacsim cleans up after itself. Every container and network pacsim creates
+carries ``org.pacsim.run=<id>``; removing "everything with this label" is then exact,
+works after a crash or Ctrl-C from another process, and never touches anyone else's
+containers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from simulators.errors import ConfigError
+
+#: Label on everything pacsim creates; its value is the run id.
+RUN_LABEL = "org.pacsim.run"
+#: Which actor (service name) a container runs; ``status``/``logs`` look it up.
+ACTOR_LABEL = "org.pacsim.actor"
+#: The actor kind (ris, ehr, modality, archive, orthanc).
+KIND_LABEL = "org.pacsim.kind"
+
+DEFAULT_PACSIM_IMAGE = "pacsim/pacsim:latest"
+DEFAULT_ORTHANC_IMAGE = "pacsim/orthanc:latest"
+
+
+def pacsim_image() -> str:
+    """The actor image; ``PACSIM_IMAGE`` overrides (a registry copy, a pinned tag)."""
+    return os.environ.get("PACSIM_IMAGE") or DEFAULT_PACSIM_IMAGE
+
+
+def orthanc_image() -> str:
+    """The Orthanc target image; ``PACSIM_ORTHANC_IMAGE`` overrides, e.g. with the
+    public ``orthancteam/orthanc`` (it reads the same ``/etc/orthanc/*.json``)."""
+    return os.environ.get("PACSIM_ORTHANC_IMAGE") or DEFAULT_ORTHANC_IMAGE
+
+
+def new_run_id() -> str:
+    """A short id that names one environment's containers and network."""
+    return secrets.token_hex(4)
+
+
+def docker_client() -> Any:
+    """A docker SDK client for the local engine; ConfigError (exit 2) saying why not."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise ConfigError("the docker SDK is not installed (pip install 'pacsim[docker]')") from exc
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+        raise ConfigError(f"no Docker engine is reachable: {exc}",
+                          docker_host=os.environ.get("DOCKER_HOST")) from None
+    return client
+
+
+def engine_available() -> bool:
+    """True when a Docker engine answers (tests use this to skip or fail loudly)."""
+    try:
+        docker_client().close()
+    except ConfigError:
+        return False
+    return True
+
+
+def remove_by_label(client: Any, run_id: str | None = None) -> tuple[int, int]:
+    """Remove pacsim's containers and networks (of one run, or of every run).
+
+    Returns (containers, networks) removed. Safe to call twice and after a crash.
+    """
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    containers = client.containers.list(all=True, filters={"label": selector})
+    for container in containers:
+        try:
+            container.remove(force=True, v=True)
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+    networks = client.networks.list(filters={"label": selector})
+    for network in networks:
+        try:
+            network.remove()
+        except Exception:  # noqa: BLE001
+            pass
+    return len(containers), len(networks)
+
+
+__all__ = ["RUN_LABEL", "ACTOR_LABEL", "KIND_LABEL", "DEFAULT_PACSIM_IMAGE",
+           "DEFAULT_ORTHANC_IMAGE", "pacsim_image", "orthanc_image", "new_run_id",
+           "docker_client", "engine_available", "remove_by_label"]

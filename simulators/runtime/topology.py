@@ -1,0 +1,209 @@
+"""A scenario's ``environment`` as container services: one plan for compose and Docker.
+
+Why a plan of plain data: the compose renderer and the docker SDK runtime must wire
+actors identically (who sends worklist queries, MPPS and images where), and the
+in-process :class:`~simulators.scenario.environment.Site` already decided what that
+wiring means. Here the same decisions are made with container names instead of
+ports found at run time: every service listens on the image's fixed ports
+(:data:`DICOM_PORT`, :data:`HL7_PORT`) and is reached by its name on the private
+network, so the plan is complete before anything starts.
+
+Each pacsim service gets one YAML settings file (``pacsim serve KIND --config``),
+because some settings (RIS stations, archive destinations) are mappings that
+``PACSIM_*`` variables cannot hold. Listen address and ports come from the image.
+
+Wiring, as in the in-process site:
+
+* target ``builtin`` -> an ``archive`` service named ``target`` (AE ``PACSIM_ARC``);
+  ``orthanc`` -> an ``orthanc`` service; ``external`` -> no service, its address as given;
+* modalities query the RIS worklist, store to the target, send MPPS to the target when
+  it supports MPPS and is not the built-in one, else to the RIS (the order filler is
+  the PPS manager in IHE SWF), and ask the target for storage commitment when supported;
+* the target (archive or Orthanc) knows every modality and legacy archive as a
+  C-MOVE destination; the EHR sends HL7 to the RIS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from simulators.errors import ConfigError
+from simulators.runtime.engine import orthanc_image, pacsim_image
+from simulators.runtime.images import (
+    ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
+)
+from simulators.scenario.models import (
+    ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, ViewerSpec,
+)
+
+DICOM_PORT = 11112
+HL7_PORT = 2575
+CONFIG_DIR = "/etc/pacsim"
+ORTHANC_EXTRA_CONFIG = "/etc/orthanc/pacsim-modalities.json"
+BUILTIN_TARGET = "target"
+BUILTIN_TARGET_AE = "PACSIM_ARC"
+ORTHANC_SERVICE = "orthanc"
+ORTHANC_AE = "ORTHANC"
+DEFAULT_RIS, DEFAULT_EHR = "ris", "ehr"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass
+class Service:
+    """One container: what runs, its settings file, published ports, dependencies."""
+
+    name: str
+    kind: str  # ehr, ris, modality, archive, orthanc
+    image: str
+    command: list[str]
+    #: (path inside the container, text) files put in place before the container starts.
+    files: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    #: container port -> host port on 127.0.0.1 (0: any free port).
+    ports: dict[int, int] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+    ae_title: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def healthcheck(self) -> list[str]:
+        """The image's HEALTHCHECK, spelled out for compose files."""
+        if self.kind == "orthanc":
+            return ["CMD", "curl", "-fsS", "-o", "/dev/null",
+                    f"http://127.0.0.1:{ORTHANC_HTTP_PORT}/system"]
+        return ["CMD", "python3", "-m", "simulators.runtime.health"]
+
+
+@dataclass
+class Topology:
+    """Every service of an environment, in start order, plus where the target answers."""
+
+    services: list[Service]
+    target_kind: str
+    #: (service or host, container port or port, AE title) of the target's DICOM endpoint.
+    target: tuple[str, int, str]
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise ConfigError(f"no service named {name!r}",
+                          services=",".join(s.name for s in self.services))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """No ``&id001`` anchors: a settings file a person reads shows every value in place."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.dump(data, Dumper=_PlainDumper, sort_keys=True, default_flow_style=None)
+
+
+def _pacsim(name: str, kind: str, settings: dict[str, Any], *, ae_title: str | None,
+            ports: dict[int, int], depends_on: list[str] | None = None,
+            environment: dict[str, str] | None = None) -> Service:
+    if not _NAME.match(name):
+        raise ConfigError("container actors need lower-case names (letters, digits, - and _)",
+                          actor=name)
+    path = f"{CONFIG_DIR}/{name}.yaml"
+    return Service(name=name, kind=kind, image=pacsim_image(),
+                   command=["serve", kind, "--config", path],
+                   files={path: _dump_yaml({"name": name, **settings})},
+                   environment=dict(environment or {}), ports=ports,
+                   depends_on=list(depends_on or []), ae_title=ae_title)
+
+
+def _specs(environment: Environment, kind: type) -> list[tuple[str, Any]]:
+    return [(n, s) for n, s in environment.actors.items() if isinstance(s, kind)]
+
+
+def plan(environment: Environment) -> Topology:
+    """The services of ``environment`` in start order (see the module docstring)."""
+    services: list[Service] = []
+    modalities = _specs(environment, ModalitySpec)
+    archives = [*_specs(environment, ArchiveSpec), *_specs(environment, ViewerSpec)]
+    destinations = {spec.ae_title: (name, DICOM_PORT) for name, spec in [*modalities, *archives]}
+
+    for name, spec in archives:  # legacy PACS and viewers: storage SCPs of their own
+        services.append(_pacsim(name, "archive", {"ae_title": spec.ae_title, **spec.settings},
+                                ae_title=spec.ae_title, ports={DICOM_PORT: spec.port}))
+
+    kind = environment.target_kind
+    if kind == "builtin":
+        services.append(_pacsim(BUILTIN_TARGET, "archive",
+                                {"ae_title": BUILTIN_TARGET_AE, "destinations": destinations},
+                                ae_title=BUILTIN_TARGET_AE, ports={DICOM_PORT: 0}))
+        target: tuple[str, int, str] = (BUILTIN_TARGET, DICOM_PORT, BUILTIN_TARGET_AE)
+    elif kind == "orthanc":
+        import json
+
+        services.append(Service(
+            name=ORTHANC_SERVICE, kind="orthanc", image=orthanc_image(),
+            command=["Orthanc", "/etc/orthanc/"], ae_title=ORTHANC_AE,
+            files={ORTHANC_EXTRA_CONFIG: json.dumps(orthanc_modalities_config(destinations),
+                                                    indent=2) + "\n"},
+            ports={ORTHANC_DICOM_PORT: 0, ORTHANC_HTTP_PORT: 0}))
+        target = (ORTHANC_SERVICE, ORTHANC_DICOM_PORT, ORTHANC_AE)
+    else:
+        ae_title, host, port = environment.target.external.dicom_parts  # type: ignore[union-attr]
+        target = (host, port, ae_title)
+    target_services = [target[0]] if kind != "external" else []
+
+    ris_specs = _specs(environment, RisSpec)
+    if len(ris_specs) > 1:
+        raise ConfigError("a scenario has one RIS (the order filler)",
+                          declared=",".join(n for n, _ in ris_specs))
+    ris_name, ris = ris_specs[0] if ris_specs else (DEFAULT_RIS, RisSpec(kind="ris"))
+    stations: dict[str, list[str]] = {}
+    for name, spec in modalities:
+        stations.setdefault(spec.modality, [spec.ae_title, spec.station or spec.ae_title])
+    ris_settings: dict[str, Any] = {"ae_title": ris.ae_title, "mwl": ris.mwl, "mpps": ris.mpps,
+                                    "stations": stations}
+    if kind == "external" and environment.supported("hl7"):
+        hl7 = environment.target.external.hl7  # type: ignore[union-attr]
+        if hl7:
+            host, _, port = hl7.rpartition(":")
+            ris_settings["forward_hl7"] = [host, int(port)]
+    services.append(_pacsim(ris_name, "ris", {**ris_settings, **ris.settings},
+                            ae_title=ris.ae_title,
+                            ports={DICOM_PORT: ris.port, HL7_PORT: ris.hl7_port}))
+
+    for name, spec in _specs(environment, EhrSpec) or [(DEFAULT_EHR, EhrSpec(kind="ehr"))]:
+        settings = {"ris_host": ris_name, "ris_port": HL7_PORT,
+                    "receiving_application": ris.ae_title, **spec.settings}
+        services.append(_pacsim(name, "ehr", settings, ae_title=None,
+                                ports={HL7_PORT: spec.port}, depends_on=[ris_name],
+                                environment={"PACSIM_PORT": str(HL7_PORT)}))
+
+    ris_peer = [ris_name, DICOM_PORT, ris.ae_title]
+    target_peer = list(target)
+    mpps: list[Any] | None = None
+    if environment.supported("mpps") and kind != "builtin":
+        mpps = target_peer
+    elif ris.mpps:
+        mpps = ris_peer
+    peers = {"worklist": ris_peer if ris.mwl else None, "mpps": mpps, "store": target_peer,
+             "commitment": target_peer if environment.supported("storage_commitment") else None}
+    for name, spec in modalities:
+        settings = {"ae_title": spec.ae_title, "modality": spec.modality,
+                    "station_name": spec.station or spec.ae_title, "seed": environment.seed,
+                    **{role: peer for role, peer in peers.items() if peer is not None},
+                    **spec.settings}
+        service = _pacsim(name, "modality", settings, ae_title=spec.ae_title,
+                          ports={DICOM_PORT: spec.port}, depends_on=[ris_name, *target_services])
+        if spec.faults:
+            # Carried as a label until the fault catalogue (issue 5) reads it.
+            service.labels["org.pacsim.faults"] = ",".join(f.id for f in spec.faults)
+        services.append(service)
+    return Topology(services, kind, target)
+
+
+__all__ = ["Service", "Topology", "plan", "DICOM_PORT", "HL7_PORT", "CONFIG_DIR", "ORTHANC_EXTRA_CONFIG",
+           "BUILTIN_TARGET", "ORTHANC_SERVICE", "ORTHANC_AE", "BUILTIN_TARGET_AE"]
