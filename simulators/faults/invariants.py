@@ -10,8 +10,9 @@ it legitimately started), so reports can say exactly what a bad scanner damaged.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from pydicom.dataset import Dataset
 
@@ -41,13 +42,34 @@ def item_summary(item: Dataset) -> tuple[str, ...]:
         str(steps[0].get(k, "") or "") for k in _STEP)
 
 
+#: An order as the invariants compare it: (dotted field, value) pairs, in field order.
+OrderSummary = tuple[tuple[str, str], ...]
+
+
+def order_summary(order: Any) -> OrderSummary:
+    """Every field of an order (nested ones dotted: ``patient.patient_id``, ``step.status``)
+    as text, so a change can be reported field by field instead of as "it differs"."""
+    def flatten(value: Any, prefix: str) -> list[tuple[str, str]]:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            pairs: list[tuple[str, str]] = []
+            for item in dataclasses.fields(value):
+                pairs += flatten(getattr(value, item.name), f"{prefix}{item.name}.")
+            return pairs
+        return [(prefix.rstrip("."), str(value))]
+
+    return tuple(flatten(order, ""))
+
+
 @dataclass
 class Snapshot:
     """Worklist items (by key) and, for the built-in RIS, orders (by accession)."""
 
     items: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    orders: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, OrderSummary] = field(default_factory=dict)
     complete: bool = True
+
+    def __str__(self) -> str:  # what a report shows for a saved $snapshot
+        return f"{len(self.items)} worklist item(s), {len(self.orders)} order(s)"
 
 
 def take(target: Target) -> Snapshot:
@@ -61,7 +83,7 @@ def take(target: Target) -> Snapshot:
         snapshot.complete = final == 0x0000
         snapshot.items = {item_key(item): item_summary(item) for item in items}
     if target.ris is not None:
-        snapshot.orders = {order.accession: repr(order) for order in target.ris.orders()}
+        snapshot.orders = {order.accession: order_summary(order) for order in target.ris.orders()}
     return snapshot
 
 
@@ -80,14 +102,30 @@ def changes(before: Snapshot, after: Snapshot, allowed: Iterable[str] = ()) -> l
         elif new is None:
             found.append(f"worklist item {key} disappeared")
         else:
-            fields = [name for name, a, b in zip(_TOP + _STEP, old, new) if a != b]
-            found.append(f"worklist item {key} changed: {', '.join(fields)}")
+            found.append(f"worklist item {key} changed: "
+                         + _how(zip(_TOP + _STEP, old), zip(_TOP + _STEP, new)))
     for accession in sorted(set(before.orders) | set(after.orders)):
         if accession in skip:
             continue
-        if before.orders.get(accession) != after.orders.get(accession):
-            found.append(f"order {accession} changed in the RIS")
+        old_order, new_order = before.orders.get(accession), after.orders.get(accession)
+        if old_order == new_order:
+            continue
+        if old_order is None:
+            found.append(f"order {accession} appeared in the RIS")
+        elif new_order is None:
+            found.append(f"order {accession} disappeared from the RIS")
+        else:
+            found.append(f"order {accession} changed in the RIS: {_how(old_order, new_order)}")
     return found
 
 
-__all__ = ["Snapshot", "take", "changes", "item_key", "item_summary"]
+def _how(old: Iterable[tuple[str, str]], new: Iterable[tuple[str, str]]) -> str:
+    """``Field 'a' -> 'b'`` for every field whose value differs (same field order)."""
+    before, after = dict(old), dict(new)
+    return ", ".join(f"{name} {before.get(name, '')!r} -> {after.get(name, '')!r}"
+                     for name in dict.fromkeys([*before, *after])
+                     if before.get(name) != after.get(name))
+
+
+__all__ = ["Snapshot", "OrderSummary", "take", "changes", "item_key", "item_summary",
+           "order_summary"]

@@ -55,7 +55,7 @@ class Expected:
 
     def describe(self) -> str:
         if self.kind == DIMSE:
-            codes = "/".join(f"{code:04X}" for code in self.statuses)
+            codes = _code_ranges(self.statuses)
             return (codes + (" or any failure" if self.any_failure and codes else "")
                     if codes else "any failure status")
         if self.kind == REJECT and self.reject:
@@ -64,6 +64,18 @@ class Expected:
             errs = "/".join(str(code) for code in self.err_codes)
             return "/".join(self.ack_codes) + (f" ERR {errs}" if errs else "")
         return self.text
+
+
+def _code_ranges(codes: tuple[int, ...]) -> str:
+    """``A900-A9FF/B007`` rather than 257 codes: runs of three or more are ranges."""
+    runs: list[list[int]] = []
+    for code in sorted(set(codes)):
+        if runs and code == runs[-1][-1] + 1:
+            runs[-1].append(code)
+        else:
+            runs.append([code])
+    return "/".join(f"{run[0]:04X}-{run[-1]:04X}" if len(run) >= 3 else
+                    "/".join(f"{code:04X}" for code in run) for run in runs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,12 @@ PROFILES: dict[str, tuple[Mapping[str, Any], ...]] = {
         {"id": "mpps.wrong-patient", "nth": 3},
         {"id": "mpps.wrong-study-uid", "nth": 4},
         {"id": "mpps.bad-vr", "nth": 5},
+        # N-SET faults: the after-final one on the first N-SET (and every 5th), so it is
+        # never masked by set-create-only-attr refusing the same N-SET first.
+        {"id": "mpps.set-after-final", "nth": 1},
         {"id": "mpps.set-create-only-attr", "every": 2},
         {"id": "mpps.complete-without-series", "every": 3},
-        {"id": "mpps.set-after-final", "every": 4},
+        {"id": "mpps.set-after-final", "every": 5},
     ),
     "bad-hl7-sender": (
         {"id": "hl7.required-missing", "nth": 1},
@@ -128,6 +131,42 @@ def parse_faults(entries: Iterable[Any], *, allowed: frozenset[str] | None = Non
     return tuple(rules)
 
 
+#: ``only:`` keys of a scenario fault entry and the rule field each one sets.
+SCENARIO_TARGETING = {"nth": "nth", "study": "nth", "exam": "nth", "every": "every",
+                      "seed": "seed"}
+
+
+def scenario_faults(refs: Iterable[Any], *, actor: str = "actor") -> tuple[Any, ...]:
+    """A scenario actor's ``faults:`` (``FaultRef``: id, rate, only) as parser entries.
+
+    A bare id or profile name passes through; ``{id, rate, only: {nth: 3}}`` becomes
+    ``{id, rate, nth: 3}`` (``only`` also takes ``study``/``exam`` for nth, ``every``,
+    ``seed``; ``nth``/``every``/``seed`` on the entry itself are read too when the
+    scenario model has them). Ids and counts are still validated by :func:`parse_faults`,
+    so the rules live in one place."""
+    entries: list[Any] = []
+    for ref in refs:
+        targeting = dict(getattr(ref, "only", None) or {})
+        for key in ("nth", "every", "seed"):
+            if getattr(ref, key, None) is not None:
+                targeting[key] = getattr(ref, key)
+        unknown = sorted(set(targeting) - set(SCENARIO_TARGETING))
+        if unknown:
+            raise ConfigError(f"{actor}: fault {ref.id} has unknown targeting "
+                              f"{', '.join(unknown)}", allowed=",".join(SCENARIO_TARGETING))
+        rate = float(getattr(ref, "rate", 1.0))
+        if ref.id in PROFILES:
+            if targeting or rate != 1.0:
+                raise ConfigError(f"{actor}: the profile {ref.id} has its own targeting; "
+                                  "list its faults one by one to change it")
+            entries.append(ref.id)
+            continue
+        entry: dict[str, Any] = {"id": ref.id, "rate": rate}
+        entry.update({SCENARIO_TARGETING[key]: value for key, value in targeting.items()})
+        entries.append(entry)
+    return tuple(entries)
+
+
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -169,5 +208,5 @@ class FaultInjector:
             return chosen
 
 
-__all__ = ["FaultRule", "FaultInjector", "PROFILES", "parse_faults", "MODALITY_FAULTS",
-           "EHR_FAULTS"]
+__all__ = ["FaultRule", "FaultInjector", "PROFILES", "parse_faults", "scenario_faults",
+           "MODALITY_FAULTS", "EHR_FAULTS"]

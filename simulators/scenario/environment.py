@@ -44,6 +44,7 @@ from simulators.actors.ris import Ris, RisConfig
 from simulators.dicom.fast import FastClient
 from simulators.errors import ConfigError, PacsimError, ScenarioError
 from simulators.events import EventBus
+from simulators.faults.profile import scenario_faults
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from simulators.peers.process import free_port
 from simulators.scenario.context import FallbackResolver, StepContext
@@ -253,8 +254,16 @@ class Site:
         self.actors[name] = actor
         return actor
 
+    def _refuse_faults(self, kinds: tuple[type, ...]) -> None:
+        """Faults on an actor that cannot inject them are an error, never silently dropped."""
+        for name, spec in self.environment.actors.items():
+            if isinstance(spec, kinds) and spec.faults:
+                raise ConfigError(f"actor {name} ({spec.kind}) cannot carry faults; a modality "
+                                  "or an ehr can (probe the others with `do: faults.probe`)")
+
     def _start_receivers(self, stack: ExitStack) -> None:
         """Viewers (C-MOVE destinations) and legacy archives: storage SCPs of their own."""
+        self._refuse_faults((ViewerSpec, ArchiveSpec, RisSpec))
         for name, spec in [*self._specs(ViewerSpec), *self._specs(ArchiveSpec)]:
             config = _config(ArchiveConfig, spec.settings, name=name, host=spec.host,
                              port=spec.port, ae_title=spec.ae_title)
@@ -320,7 +329,8 @@ class Site:
         for name, spec in self._specs(EhrSpec) or [(DEFAULT_EHR, EhrSpec(kind="ehr"))]:
             config = _config(EhrConfig, spec.settings, name=name, host=spec.host, port=spec.port,
                              ris_host=ris_host, ris_port=ris_port,
-                             receiving_application=self.ris.config.ae_title)
+                             receiving_application=self.ris.config.ae_title,
+                             faults=scenario_faults(spec.faults, actor=name))
             self._enter(stack, name, Ehr(config, events=self.events))
 
     def _peers(self) -> dict[str, Peer | None]:
@@ -346,7 +356,8 @@ class Site:
             config = _config(ModalityConfig, spec.settings, name=name, ae_title=spec.ae_title,
                              modality=spec.modality, station_name=spec.station or spec.ae_title,
                              host=spec.host, port=listener_ports[name],
-                             seed=self.environment.seed, **peers)
+                             seed=self.environment.seed,
+                             faults=scenario_faults(spec.faults, actor=name), **peers)
             scanner = Modality(config, world=self.world, events=self.events)
             scanner.start()
             started.append(scanner)

@@ -45,6 +45,7 @@ STEP_MODULES: list[str] = [
     "simulators.scenario.steps.worklist",   # mwl.query, ris.order_state
     "simulators.scenario.steps.exam",       # modality.perform/unscheduled, mpps.*, store, commitment
     "simulators.scenario.steps.target",     # target.find/retrieve/seed_priors
+    "simulators.scenario.steps.faults",     # faults.probe, worklist.snapshot/unchanged
 ]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from simulators.actors.modality import DISCONTINUED_REASONS, Modality
 from simulators.errors import ProtocolError, ScenarioError
@@ -27,6 +27,7 @@ from simulators.scenario.expectations import check_all
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.steps import _workflow as wf
+from simulators.scenario.steps import faults as verdicts
 from simulators.scenario.steps._support import Images, resolve_patient, site
 from simulators.scenario.environment import PatientView
 from simulators.world.context import StudyContext
@@ -36,11 +37,17 @@ Reason = Literal[tuple(DISCONTINUED_REASONS)]  # type: ignore[valid-type]
 
 
 class ExamExpect(BaseExpect):
-    mpps: list[str] | None = Field(None, description="N-CREATE and N-SET statuses, e.g. "
-                                                     "[success, success]")
+    mpps: list[str] | Literal["conformant"] | None = Field(
+        None, description="N-CREATE and N-SET statuses, e.g. [success, success]; or "
+                          "conformant: the fault catalogue judges the modality's faults")
     store: dict[str, Any] | None = Field(None, description="{stored: N, failed: 0}")
     commitment: dict[str, Any] | None = Field(None, description="{committed: N, failed: 0}")
     instances: int | None = Field(None, description="images sent")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:  # ``expect: conformant``
+        return verdicts.bare_conformant("mpps", value)
 
 
 class _ModalityStep(StepBase):
@@ -49,7 +56,8 @@ class _ModalityStep(StepBase):
 
 
 def _judge_exam(ctx: StepContext, step: StepBase, observed: dict[str, Any],
-                skipped: dict[str, str]) -> tuple[list[Any], list[str]]:
+                skipped: dict[str, str], watch: verdicts.FaultWatch | None = None
+                ) -> tuple[list[Any], list[str]]:
     """Check the written expectations, leaving out parts the target does not take."""
     written = ctx.resolve(step.expected())
     notes = []
@@ -57,7 +65,8 @@ def _judge_exam(ctx: StepContext, step: StepBase, observed: dict[str, Any],
         if key in written:
             written.pop(key)
             notes.append(f"{key}: not supported by target ({transaction}), not checked")
-    return check_all(written, observed), notes
+    results, verdict_notes = verdicts.exam_expectations(written, observed, watch)
+    return results, notes + verdict_notes
 
 
 def _perform(ctx: StepContext, step: StepBase, scanner: Modality, begin: Any,
@@ -66,12 +75,13 @@ def _perform(ctx: StepContext, step: StepBase, scanner: Modality, begin: Any,
     unscheduled exams."""
     send_mpps = wf.mpps_possible(ctx, scanner)
     skipped = {} if send_mpps else {"mpps": "mpps"}
+    watch = verdicts.FaultWatch(scanner)
     observed: dict[str, Any] = {}
     try:
         exam, created = begin(send_mpps)
     except ProtocolError as exc:
         observed["mpps"] = [wf.refused_status(exc)]
-        results, notes = _judge_exam(ctx, step, observed, skipped)
+        results, notes = _judge_exam(ctx, step, observed, skipped, watch)
         return StepOutcome(observed=observed, message=f"exam not started: {exc}",
                            expectations=results, notes=notes)
     mpps = [created]
@@ -87,7 +97,7 @@ def _perform(ctx: StepContext, step: StepBase, scanner: Modality, begin: Any,
     if send_mpps:
         mpps.append(wf.finish(scanner, exam, outcome, reason))
     observed["mpps"] = mpps
-    results, notes = _judge_exam(ctx, step, observed, skipped)
+    results, notes = _judge_exam(ctx, step, observed, skipped, watch)
     stored = observed.get("store", {}).get("stored", 0)
     message = f"{outcome}: {stored} image(s) stored, MPPS {' -> '.join(mpps)}"
     return StepOutcome(observed=observed, message=message, expectations=results, notes=notes)
@@ -144,7 +154,13 @@ class UnscheduledStep(_ModalityStep):
 
 
 class StatusExpect(BaseExpect):
-    status: str | None = Field(None, description="DIMSE status: success or 0x....")
+    status: str | None = Field(None, description="DIMSE status: success or 0x....; or "
+                                                 "conformant (judged by the fault catalogue)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:  # ``expect: conformant``
+        return verdicts.bare_conformant("status", value)
 
 
 @step("mpps.start")
@@ -158,13 +174,20 @@ class MppsStartStep(_ModalityStep):
     def run(self, ctx: StepContext) -> StepOutcome:
         scanner = self.scanner(ctx)
         accession = str(ctx.resolve(self.accession))
+        watch = verdicts.FaultWatch(scanner)
         try:
             exam, word = wf.begin_exam(ctx, site(ctx), scanner, accession, send_mpps=True)
         except ProtocolError as exc:
-            return StepOutcome(observed={"status": wf.refused_status(exc)}, message=str(exc))
-        return StepOutcome(observed={"status": word, "exam": exam, "mpps_uid": exam.mpps_uid,
-                                     "study_uid": exam.context.study_uid},
-                           message=f"MPPS {exam.mpps_uid} IN PROGRESS: {word}")
+            refused = wf.refused_status(exc)
+            return verdicts.with_status_verdict(
+                ctx, self, watch, StepOutcome(observed={"status": refused}, message=str(exc)),
+                create=refused)
+        return verdicts.with_status_verdict(
+            ctx, self, watch, StepOutcome(observed={"status": word, "exam": exam,
+                                                    "mpps_uid": exam.mpps_uid,
+                                                    "study_uid": exam.context.study_uid},
+                                          message=f"MPPS {exam.mpps_uid} IN PROGRESS: {word}"),
+            create=word, exam=exam)
 
 
 class _ExamPartStep(_ModalityStep):
@@ -235,8 +258,13 @@ class MppsCompleteStep(_ExamPartStep):
     expect: StatusExpect = Field(default_factory=StatusExpect)
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        word = wf.finish(self.scanner(ctx), self.the_exam(ctx), "completed", "")
-        return StepOutcome(observed={"status": word}, message=f"MPPS COMPLETED: {word}")
+        scanner, exam = self.scanner(ctx), self.the_exam(ctx)
+        watch = verdicts.FaultWatch(scanner)
+        word = wf.finish(scanner, exam, "completed", "")
+        return verdicts.with_status_verdict(
+            ctx, self, watch, StepOutcome(observed={"status": word},
+                                          message=f"MPPS COMPLETED: {word}"),
+            final=word, exam=exam)
 
 
 @step("mpps.discontinue")
@@ -248,8 +276,13 @@ class MppsDiscontinueStep(_ExamPartStep):
     expect: StatusExpect = Field(default_factory=StatusExpect)
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        word = wf.finish(self.scanner(ctx), self.the_exam(ctx), "discontinued", self.reason)
-        return StepOutcome(observed={"status": word}, message=f"MPPS DISCONTINUED: {word}")
+        scanner, exam = self.scanner(ctx), self.the_exam(ctx)
+        watch = verdicts.FaultWatch(scanner)
+        word = wf.finish(scanner, exam, "discontinued", self.reason)
+        return verdicts.with_status_verdict(
+            ctx, self, watch, StepOutcome(observed={"status": word},
+                                          message=f"MPPS DISCONTINUED: {word}"),
+            final=word, exam=exam)
 
 
 __all__ = ["PerformStep", "UnscheduledStep", "MppsStartStep", "StoreStudyStep",
