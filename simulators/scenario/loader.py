@@ -326,7 +326,9 @@ def _apply_step_defaults(steps: Any, defaults: MarkedDict) -> None:
     if not isinstance(steps, list):
         return
     for step in steps:
-        if not isinstance(step, MarkedDict):
+        # Only mappings with ``do:`` are steps; other lists of mappings inside a step
+        # (``except: [{accession: ...}]``) are data and must not grow a ``timeout:``.
+        if not isinstance(step, MarkedDict) or "do" not in step:
             continue
         for key, value in defaults.items():
             if key not in step:

@@ -133,3 +133,17 @@ def test_defaults_fill_steps_and_actors_without_overriding() -> None:
 def test_missing_scenario_file() -> None:
     with pytest.raises(ScenarioError, match="not found"):
         load_document(FIXTURES / "does-not-exist.yaml")
+
+
+def test_step_defaults_reach_nested_steps_but_not_data_lists(tmp_path) -> None:
+    """``defaults.step`` fills steps inside ``parallel`` but not other lists of mappings."""
+    from simulators.scenario.loader import load_document
+
+    path = tmp_path / "s.yaml"
+    path.write_text("pacsim: 1\nname: x\ndefaults:\n  step: {timeout: 7s}\nsteps:\n"
+                    "  - do: parallel\n    steps:\n      - {do: wait, duration: 1s}\n"
+                    "  - do: note\n    message: m\n    data: [{accession: A1}]\n")
+    doc = load_document(path)
+    steps = doc.data["steps"]
+    assert steps[0]["steps"][0]["timeout"] == "7s"
+    assert "timeout" not in steps[1]["data"][0]
