@@ -23,6 +23,9 @@ from simulators.errors import AssociationError, ConfigError
 #: to keep per-association memory bounded.
 DEFAULT_MAX_PDU = 131_072
 
+#: Pending TCP connections the kernel queues for an acceptor (capped by net.core.somaxconn).
+LISTEN_BACKLOG = 512
+
 
 @dataclass(frozen=True, slots=True)
 class AeSettings:
@@ -83,11 +86,16 @@ def start_server(ae: AE, host: str, port: int,
     The bound port is ``server.server_address[1]``.
     """
     try:
-        return ae.start_server((host, port), block=False,
-                               evt_handlers=[*NODELAY_HANDLERS, *handlers])
+        server = ae.start_server((host, port), block=False,
+                                 evt_handlers=[*NODELAY_HANDLERS, *handlers])
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           ae_title=ae.ae_title) from exc
+    # socketserver listens with a backlog of 5: 200 modalities connecting at once then
+    # wait for SYN retransmits (seconds) before the AE even sees them. Linux lets a
+    # listening socket raise its backlog by calling listen() again.
+    server.socket.listen(LISTEN_BACKLOG)
+    return server
 
 
 def associate(ae: AE, host: str, port: int, called_ae: str,
