@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from simulators.errors import ScenarioError
+from simulators.load.profile import LoadProfile
 from simulators.scenario.fields import AeTitle, Duration, Identifier, Port, VarRef
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -259,6 +260,9 @@ class Scenario(StrictModel):
     environment: Environment = Field(default_factory=Environment)
     steps: list[StepBase] = Field(min_length=1)
     finally_: list[StepBase] = Field(default_factory=list, alias="finally")
+    load: LoadProfile | None = Field(
+        None, description="a load phase run after the steps (before finally): virtual "
+                          "modalities, stages, operations and thresholds")
 
     _source_file: str | None = PrivateAttr(default=None)
 

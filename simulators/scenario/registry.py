@@ -46,6 +46,7 @@ STEP_MODULES: list[str] = [
     "simulators.scenario.steps.exam",       # modality.perform/unscheduled, mpps.*, store, commitment
     "simulators.scenario.steps.target",     # target.find/retrieve/seed_priors
     "simulators.scenario.steps.faults",     # faults.probe, worklist.snapshot/unchanged
+    "simulators.scenario.steps.load",       # load.run (and the scenario's load: phase)
 ]
 
 

@@ -2,7 +2,8 @@
 
 Shape borrowed from Tavern's runner: actors are entered in an ``ExitStack`` so they are
 stopped whatever happens (failure, exception, Ctrl-C), and ``finally`` steps run even
-after a failure. Every step execution happens in a worker thread so ``timeout`` and
+after a failure. A scenario's ``load:`` section runs as one more step after ``steps``
+(:mod:`simulators.scenario.steps.load`). Every step execution happens in a worker thread so ``timeout`` and
 ``within`` are real limits: a stuck executor is abandoned (and told so through its
 context) instead of hanging the run. Events emitted on the bus while a step runs are
 attributed to that step: events from the step's own thread to that step, events from
@@ -307,11 +308,33 @@ def _run_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, keep_
             record = runner.run_step(step, ctx, f"step {index}", top_level=True)
             result.steps.append(record)
             failed = failed or not record.passed
+        if scenario.load is not None:
+            _run_load_phase(runner, root, scenario, skip=failed and not keep_going,
+                            result=result)
     finally:
         for index, step in enumerate(scenario.finally_, start=1):
             ctx = root.child(f"finally.{index}")
             ctx.phase = "finally"
             result.steps.append(runner.run_step(step, ctx, f"finally {index}", top_level=True))
+
+
+def _run_load_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, *, skip: bool,
+                    result: RunResult) -> None:
+    """The ``load:`` section as one more top-level step (its thresholds are expectations).
+
+    Imported here, not at the top: the load step needs the environment module, which
+    itself imports this runner.
+    """
+    from simulators.scenario.steps.load import load_phase_step
+
+    assert scenario.load is not None
+    step = load_phase_step(scenario.load)
+    if skip:
+        result.steps.append(StepResult(name=step.title("load"), do=step.do, status="skipped",
+                                       started=time.time(),
+                                       message="skipped: an earlier step did not pass"))
+        return
+    result.steps.append(runner.run_step(step, root.child("load"), "load", top_level=True))
 
 
 __all__ = ["run_scenario", "ActorsFactory", "DEFAULT_STEP_TIMEOUT"]

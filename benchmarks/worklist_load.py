@@ -1,0 +1,217 @@
+"""200 concurrent worklist queries: pacsim's load generator vs 200 parallel DCMTK findscu.
+
+    python -m benchmarks.worklist_load [--queries 200] [--items 500] [--rounds 2]
+
+Target: DCMTK ``wlmscpfs`` (``--max-associations 300``) with 500 items (``.wl`` files):
+250 scheduled on station ``BROAD`` (a broad query matches 250), the other 250 each on
+its own station ``N000``.. (a narrow query matches 1). For each shape, in the same
+run, alternating: 200 ``findscu`` processes started at once vs the generator's 200
+virtual modalities in one asyncio process (one association per query, as findscu).
+Both send the same identifier (the generator's, written to a file for findscu).
+Total time = wall clock of the whole burst (findscu: first process started to last
+exited; pacsim: run_load called to returned, fleet set-up included); ratio = DCMTK time / pacsim time
+(issue target >= 1.0, zero errors).
+
+Generator overhead: CPU seconds the generator's process used during its run, per query
+and in total. One event loop runs its CPU work one piece at a time, so the total is
+the most it can have added to any latency it reported; the share of the wall time it
+was busy says how close it came to measuring itself.
+
+Server side (``--ris``): the built-in RIS (pynetdicom, thread per association) with the
+same 500 items, generator in a worker process (off the RIS's GIL): latency under 200
+simultaneous queries with ``max_associations`` 300, then with the default 50 (the
+excess is refused with A-ASSOCIATE-RJ transient, local-limit-exceeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from simulators.peers.dcmtk import dcmtk_env, dcmtk_server
+from simulators.peers.process import free_port
+
+WLM_AE = "WLMSCP"
+
+
+def worklist_orders(count: int) -> list[Any]:
+    from simulators.world.world import World
+
+    world = World(seed=77)
+    orders = []
+    for index in range(count):
+        station = "BROAD" if index < count // 2 else f"N{index - count // 2:03d}"
+        orders.append(world.order(world.patient(index), "CT", station_ae=station,
+                                  station_name=station, index=index))
+    return orders
+
+
+def write_items(directory: Path, orders: list[Any]) -> None:
+    """wlmscpfs layout: DIR/<called AE>/*.wl and a lockfile."""
+    from simulators.dicom.worklist import build_worklist_item
+
+    folder = directory / WLM_AE
+    folder.mkdir(parents=True)
+    (folder / "lockfile").touch()
+    for index, order in enumerate(orders):
+        item = build_worklist_item(order)
+        item.SpecificCharacterSet = "ISO_IR 192"
+        item.save_as(folder / f"item{index:04d}.wl", implicit_vr=False, little_endian=True)
+
+
+def query_file(directory: Path, station: str) -> Path:
+    """The generator's own identifier for ``station``, as a file for findscu."""
+    from simulators.dicom.fast.requests import worklist_identifier
+
+    identifier = worklist_identifier(station, dt.date.today(), {})
+    path = directory / f"query-{station}.dcm"
+    identifier.save_as(path, implicit_vr=False, little_endian=True)
+    return path
+
+
+@contextmanager
+def wlmscpfs(database: Path) -> Iterator[int]:
+    port = free_port()
+    with dcmtk_server(["wlmscpfs", "-dfp", str(database), "--max-associations", "300"], port):
+        yield port
+
+
+def run_findscu(port: int, files: list[Path]) -> tuple[float, int]:
+    """Start one findscu per query file at once; (wall seconds, failed processes)."""
+    began = time.perf_counter()
+    processes = [subprocess.Popen(["findscu", "-W", "-aet", f"F{i:03d}", "-aec", WLM_AE,
+                                   "127.0.0.1", str(port), str(path)],
+                                  env=dcmtk_env(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for i, path in enumerate(files)]
+    failed = 0
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        failed += process.returncode != 0 or b"E: " in err
+    return time.perf_counter() - began, failed
+
+
+def generator_profile(queries: int, narrow: bool, workers: int = 1) -> Any:
+    from simulators.load import LoadProfile
+
+    operation: dict[str, Any] = {"do": "mwl.query", "think": 0}
+    if not narrow:
+        operation["match"] = {"ScheduledStationAETitle": "BROAD"}
+    return LoadProfile.model_validate({
+        "name": f"{queries} {'narrow' if narrow else 'broad'} worklist queries",
+        "modalities": {"count": queries, "ae_title": "N{i:03d}" if narrow else "B{i:03d}"},
+        "stages": [{"duration": "120s", "target": queries, "ramp": "0s"}],
+        "every_modality": [operation], "max_operations": queries, "grace": "120s",
+        "timeout": "120s", "workers": workers, "report": {"live": False}})
+
+
+def run_generator(target: Any, queries: int, narrow: bool, isolate: bool = False
+                  ) -> dict[str, Any]:
+    from simulators.load import run_load
+    from simulators.world.world import World
+
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    run = run_load(generator_profile(queries, narrow), target, world=World(1), isolate=isolate)
+    wall = time.perf_counter() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    figures = run.stats.operations(run.duration)
+    rows = figures.get("mwl.query", {})
+    matches = figures.get("dicom.c-find", {})
+    return {"wall": wall, "cpu": cpu, "errors": rows.get("errors", -1),
+            "count": rows.get("count", 0), "p50": rows.get("p50_ms"), "p95": rows.get("p95_ms"),
+            "max": rows.get("max_ms"), "find_p95": matches.get("p95_ms"),
+            "reasons": rows.get("errors_by_reason", {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ris", action="store_true", help="also measure the built-in RIS")
+    args = parser.parse_args(argv)
+    from simulators.load import DicomPeer, LoadTarget
+
+    ok = True
+    orders = worklist_orders(args.items)
+    print(f"worklist load: {args.items} items on wlmscpfs, {args.queries} concurrent queries, "
+          f"{args.rounds} round(s), medians")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_items(root / "db", orders)
+        broad = query_file(root, "BROAD")
+        narrow = [query_file(root, f"N{i:03d}") for i in range(args.queries)]
+        ok = True
+        for shape, is_narrow in (("broad (250 matches)", False), ("narrow (1 match)", True)):
+            dcmtk, ours = [], []
+            for _ in range(args.rounds):  # a fresh wlmscpfs per measurement: no leftovers
+                files = narrow if is_narrow else [broad] * args.queries
+                with wlmscpfs(root / "db") as port:
+                    dcmtk.append(run_findscu(port, files))
+                with wlmscpfs(root / "db") as port:
+                    target = LoadTarget(worklist=DicomPeer("127.0.0.1", port, WLM_AE))
+                    ours.append(run_generator(target, args.queries, is_narrow))
+            d_time = statistics.median(t for t, _ in dcmtk)
+            d_errors = sum(e for _, e in dcmtk)
+            p_time = statistics.median(o["wall"] for o in ours)
+            p_errors = sum(o["errors"] + args.queries - o["count"] for o in ours)
+            last = ours[-1]
+            ratio = d_time / p_time
+            ok = ok and ratio >= 1.0 and d_errors == 0 and p_errors == 0
+            print(f"\n{shape}:")
+            print(f"  DCMTK findscu x{args.queries} processes: {d_time:6.2f}s total, "
+                  f"{d_errors} failed")
+            print(f"  pacsim generator (1 process):      {p_time:6.2f}s total, "
+                  f"{p_errors} errors or unfinished; per query p50 {_ms(last['p50'])}, "
+                  f"p95 {_ms(last['p95'])}, max {_ms(last['max'])}")
+            print(f"  ratio DCMTK/pacsim: {ratio:.2f} (target >= 1.0)")
+            print(f"  generator overhead: {last['cpu']:.2f} CPU-s for {last['count']} "
+                  f"queries = {last['cpu'] / max(last['count'], 1) * 1000:.1f} ms/query; "
+                  f"busy {last['cpu'] / last['wall']:.0%} of the run, so at most "
+                  f"{last['cpu'] * 1000:.0f} ms of any reported latency can be the "
+                  f"generator's own queueing")
+        if args.ris:
+            ris_section(orders, args.queries)
+    print("\nresult:", "PASS" if ok else "FAIL (ratio < 1.0 or errors)")
+    return 0 if ok else 1
+
+
+def ris_section(orders: list[Any], queries: int) -> None:
+    """The built-in RIS under 200 simultaneous worklist queries (generator isolated)."""
+    from simulators.actors.ris import Ris, RisConfig
+    from simulators.events import EventBus
+    from simulators.load import DicomPeer, LoadTarget
+
+    print("\nbuilt-in RIS (pynetdicom, thread per association), generator in a worker "
+          "process:")
+    for limit in (300, 50):
+        ris = Ris(RisConfig(max_associations=limit, hl7=False), events=EventBus())
+        with ris:
+            for order in orders:
+                ris.schedule(order)
+            host, port = ris.dicom_address
+            target = LoadTarget(worklist=DicomPeer(host, port, ris.config.ae_title))
+            for shape, is_narrow in (("broad", False), ("narrow", True)):
+                o = run_generator(target, queries, is_narrow, isolate=True)
+                reasons = "; ".join(f"{k}: {v}" for k, v in o["reasons"].items()) or "none"
+                print(f"  max_associations {limit}, {shape}: {o['wall']:.2f}s total, "
+                      f"{o['errors']} errors ({reasons}); p50 {_ms(o['p50'])}, "
+                      f"p95 {_ms(o['p95'])}, max {_ms(o['max'])}")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
