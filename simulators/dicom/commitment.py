@@ -16,22 +16,28 @@ still open, else new). The SCU side (:func:`request_commitment`,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
-from pynetdicom.association import Association
 from pynetdicom.presentation import build_context, build_role
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from simulators.dicom.ae import AeSettings, associate, make_ae, start_server
+from simulators.dicom.fast.dimse import n_event_report_rq
+from simulators.dicom.fast.files import encode_dataset
+from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.store import DicomStore
 from simulators.errors import AssociationError, ProtocolError
 from simulators.events import EventBus
+
+if TYPE_CHECKING:
+    from simulators.dicom.fast.channel import ServerAssociation
 
 log = logging.getLogger(__name__)
 
@@ -97,92 +103,122 @@ def _references(action: Dataset) -> list[Reference]:
 
 
 class CommitmentScp:
-    """N-ACTION handler plus the delivery of the N-EVENT-REPORT in the chosen mode."""
+    """N-ACTION handler for the fast acceptor, plus delivery of the N-EVENT-REPORT.
 
-    def __init__(self, store: DicomStore, ae: AE, *, reply_mode: ReplyMode,
+    ``same`` reports go back on the requesting association as a request of our own
+    (the reader task routes its N-EVENT-REPORT-RSP back to us); ``new`` reports use
+    a pynetdicom association proposing the SCP role (rare, and pynetdicom's role
+    selection is the reference behaviour), run in the server's thread pool.
+    """
+
+    def __init__(self, store: DicomStore, *, ae_title: str, reply_mode: ReplyMode,
                  destinations: dict[str, tuple[str, int]], events: EventBus,
                  actor: str, timeout: float = 10.0) -> None:
-        self.store, self.ae, self.reply_mode = store, ae, reply_mode
+        self.store, self.ae_title, self.reply_mode = store, ae_title, reply_mode
         self.destinations, self.events, self.actor = destinations, events, actor
         self.timeout = timeout
-        self._threads: list[threading.Thread] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
 
-    def handle_n_action(self, event: evt.Event) -> tuple[int, Dataset | None]:
-        """EVT_N_ACTION: validate the request, answer, and report from a thread.
+    async def handle_n_action(self, request: DimseRequest) -> Reply | int:
+        """N-ACTION: validate, answer at once, and report from a separate task.
 
-        The report must follow the N-ACTION response, and pynetdicom only sends
-        that response after this handler returns, so delivery runs elsewhere.
+        The report must follow the N-ACTION response; the acceptor sends that
+        response as soon as this returns, before the delivery task first runs.
         """
-        requestor = event.assoc.requestor
-        peer = f"{requestor.address}:{requestor.port}"
-        with self.events.exchange("dicom.n-action", self.actor, peer,
-                                  calling_ae=requestor.ae_title) as exchange:
-            if event.request.ActionTypeID != 1:
-                exchange.outcome, exchange.status = "failed", "0x0123"
-                return STATUS_NO_SUCH_ACTION, None
-            action = event.action_information
+        if request.get("ActionTypeID") != 1:
+            return STATUS_NO_SUCH_ACTION
+        try:
+            action = request.dataset() or Dataset()
             transaction_uid = str(action.get("TransactionUID", "") or "")
             references = _references(action)
-            if not transaction_uid or not references or not all(all(r) for r in references):
-                exchange.outcome, exchange.status = "failed", "0x0120"
-                return STATUS_MISSING_ATTRIBUTE, None
-            exchange.status = "0x0000"
-            exchange.detail["instances"] = len(references)
-        worker = threading.Thread(target=self._deliver, name=f"stgcmt-{transaction_uid[-8:]}",
-                                  args=(event.assoc, requestor.ae_title, transaction_uid,
-                                        references), daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [worker]
-        worker.start()
-        return 0x0000, None
+        except Exception:  # noqa: BLE001 - undecodable action information
+            return Reply(STATUS_MISSING_ATTRIBUTE, fields={"ErrorComment": "action information unreadable"})
+        if not transaction_uid or not references or not all(all(r) for r in references):
+            return STATUS_MISSING_ATTRIBUTE
+        request.event.detail["instances"] = len(references)
+        task = asyncio.create_task(self._deliver(request, transaction_uid, references),
+                                   name=f"stgcmt-{transaction_uid[-8:]}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        return 0x0000
 
-    def _deliver(self, assoc: Association, requestor_ae: str, transaction_uid: str,
-                 references: list[Reference]) -> None:
-        event_type, info = evaluate(self.store, transaction_uid, references)
-        if self.reply_mode in ("same", "auto") and assoc.is_established:
-            if self._report(assoc, event_type, info, "same"):
+    async def _deliver(self, request: DimseRequest, transaction_uid: str,
+                       references: list[Reference]) -> None:
+        try:
+            event_type, info = await request.run_blocking(evaluate, self.store, transaction_uid,
+                                                          references)
+            association = request.association
+            if self.reply_mode in ("same", "auto") and association.is_established:
+                if await self._report_same(association, event_type, info):
+                    return
+            if self.reply_mode == "same":
+                log.error("storage commitment %s: requesting association closed before the "
+                          "report could be sent (reply mode 'same')", transaction_uid)
                 return
-        if self.reply_mode == "same":
-            log.error("storage commitment %s: requesting association closed before the "
-                      "report could be sent (reply mode 'same')", transaction_uid)
-            return
+            await request.run_blocking(self._report_new, request.calling_ae, transaction_uid,
+                                       event_type, info)
+        except Exception:  # noqa: BLE001 - a failed delivery is logged, never raised into the loop
+            log.exception("storage commitment %s: delivery failed", transaction_uid)
+
+    async def _report_same(self, association: "ServerAssociation", event_type: int,
+                           info: Dataset) -> bool:
+        with self.events.exchange("dicom.n-event-report", self.actor, association.peer,
+                                  via="same", event_type=event_type) as exchange:
+            context = association.context_for(StorageCommitmentPushModel)
+            if context is None:
+                exchange.outcome, exchange.detail["error"] = "error", "no commitment context"
+                return False
+            message = n_event_report_rq(association.next_message_id(), StorageCommitmentPushModel,
+                                        COMMITMENT_INSTANCE_UID, event_type,
+                                        encode_dataset(info, context.transfer_syntax))
+            try:
+                response = await association.request(message, context, timeout=self.timeout)
+            except AssociationError as exc:
+                exchange.outcome, exchange.detail["error"] = "error", str(exc)
+                return False
+            code = int(response.command_set.get("Status", -1))
+            exchange.status = f"0x{code:04X}" if code >= 0 else "none"
+            exchange.outcome = "ok" if code == 0 else "failed"
+            return code == 0
+
+    def _report_new(self, requestor_ae: str, transaction_uid: str, event_type: int,
+                    info: Dataset) -> None:
+        """Blocking: a new association to the requestor, proposing the SCP role (J.3.3)."""
         address = self.destinations.get(requestor_ae.strip())
         if address is None:
             log.error("storage commitment %s: requestor %s is not a known destination",
                       transaction_uid, requestor_ae)
             return
+        ae = make_ae(AeSettings(ae_title=self.ae_title))
         try:
-            reply = associate(self.ae, address[0], address[1], requestor_ae.strip(),
+            reply = associate(ae, address[0], address[1], requestor_ae.strip(),
                               contexts=[build_context(StorageCommitmentPushModel)],
                               ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
         except AssociationError as exc:
             log.error("storage commitment %s: %s", transaction_uid, exc)
             return
         try:
-            self._report(reply, event_type, info, "new")
+            peer = f"{address[0]}:{address[1]}"
+            with self.events.exchange("dicom.n-event-report", self.actor, peer, via="new",
+                                      event_type=event_type) as exchange:
+                try:
+                    status, _ = reply.send_n_event_report(info, event_type,
+                                                          StorageCommitmentPushModel,
+                                                          COMMITMENT_INSTANCE_UID)
+                except (RuntimeError, ValueError) as exc:  # association gone / no context
+                    exchange.outcome, exchange.detail["error"] = "error", str(exc)
+                    return
+                code = int(status.get("Status", -1)) if status else -1
+                exchange.status = f"0x{code:04X}" if code >= 0 else "none"
+                exchange.outcome = "ok" if code == 0 else "failed"
         finally:
             if reply.is_established:
                 reply.release()
 
-    def _report(self, assoc: Association, event_type: int, info: Dataset, via: str) -> bool:
-        peer = f"{assoc.requestor.address}:{assoc.requestor.port}" if assoc.is_acceptor else \
-            f"{assoc.acceptor.address}:{assoc.acceptor.port}"
-        with self.events.exchange("dicom.n-event-report", self.actor, peer, via=via,
-                                  event_type=event_type) as exchange:
-            try:
-                status, _ = assoc.send_n_event_report(info, event_type, StorageCommitmentPushModel,
-                                                      COMMITMENT_INSTANCE_UID)
-            except (RuntimeError, ValueError) as exc:  # association gone / no context
-                exchange.outcome, exchange.detail["error"] = "error", str(exc)
-                return False
-            code = int(status.get("Status", -1)) if status else -1
-            exchange.status = f"0x{code:04X}" if code >= 0 else "none"
-            exchange.outcome = "ok" if code == 0 else "failed"
-            return code == 0
-
-    def join(self, timeout: float = 5.0) -> None:
-        """Wait for pending deliveries (used when the archive stops)."""
-        for worker in self._threads:
-            worker.join(timeout)
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for pending deliveries (the archive calls this before it stops)."""
+        if self._deliveries:
+            await asyncio.wait(list(self._deliveries), timeout=timeout)
 
 
 # ---------------------------------------------------------------------------- SCU side

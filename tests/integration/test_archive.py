@@ -381,3 +381,71 @@ def test_verification_after_peer_vanishes(archive: Archive) -> None:
     assoc.dul.socket.socket.close()
     assert _run("echoscu", "-aec", AET, "127.0.0.1", str(archive.port)).returncode == 0
     assoc.kill()
+
+
+# ----------------------------------------------------- fast acceptor specifics
+def test_store_refuses_undecodable_and_mismatching_data_sets(archive: Archive) -> None:
+    """The index keys come from the received bytes; what cannot be read or contradicts
+    the command is refused with a status, and nothing is stored."""
+    from simulators.dicom.fast import FastClient, encode_dataset
+
+    image = make_image()
+    with FastClient(events=EventBus()) as client:
+        client.connect("127.0.0.1", archive.port, "FASTSCU", AET,
+                       [(CTImageStorage, [ExplicitVRLittleEndian])])
+        garbage = struct.pack("<HH2sH", 0x0008, 0x0016, b"UI", 200) + b"1.2" * 3  # cut short
+        assert client.store(garbage, CTImageStorage, "1.2.3.4",
+                            ExplicitVRLittleEndian) in (0xA900, 0xC210)
+        encoded = encode_dataset(image, ExplicitVRLittleEndian)
+        assert client.store(encoded, CTImageStorage, "1.2.3.4", ExplicitVRLittleEndian) == 0xA900
+        assert client.store(image) == 0x0000
+    assert archive.store.stats()["instances"] == 1
+
+
+def test_archive_mpps_scp_answers_on_the_fast_acceptor(
+        tmp_path: Path, recorded: tuple[EventBus, list[Exchange]]) -> None:
+    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+    from simulators.dicom.fast import FastClient
+
+    incomplete = Dataset()
+    incomplete.PatientID = "P1"  # no status, no Type 1 attributes
+    with _archive(tmp_path, recorded[0], mpps=True) as archive:
+        with FastClient(events=EventBus()) as client:
+            client.connect("127.0.0.1", archive.port, "MODALITY", AET,
+                           [(ModalityPerformedProcedureStep, [ExplicitVRLittleEndian])])
+            refused = client.n_create(ModalityPerformedProcedureStep, "1.2.826.0.1.3680043.10.5.1",
+                                      incomplete)
+            unknown = client.n_set(ModalityPerformedProcedureStep, "1.2.826.0.1.3680043.10.5.2",
+                                   incomplete)
+    assert refused.status in (0x0106, 0x0120, 0x0121) and unknown.status == 0x0112
+    kinds = {e.kind: e.status for e in recorded[1]}
+    assert kinds["dicom.n-create"] == f"0x{refused.status:04X}" and kinds["dicom.n-set"] == "0x0112"
+
+
+def test_many_simultaneous_associations_all_store(tmp_path: Path) -> None:
+    """Sixty requestors hold their associations at once, each stores one object."""
+    import asyncio
+
+    from simulators.dicom.fast import FastAssociation, encode_dataset
+
+    images = [make_image(instance_number=n) for n in range(60)]
+
+    async def run(port: int, archive: Archive) -> tuple[int, list[int]]:
+        associations = [FastAssociation(events=EventBus()) for _ in images]
+        await asyncio.gather(*(a.connect("127.0.0.1", port, f"LOAD{n}", AET,
+                                         [(CTImageStorage, [ExplicitVRLittleEndian])])
+                               for n, a in enumerate(associations)))
+        held = archive.active_associations
+
+        async def one(association: FastAssociation, image: Dataset) -> int:
+            async with association:
+                return await association.store(encode_dataset(image, ExplicitVRLittleEndian),
+                                               CTImageStorage, image.SOPInstanceUID,
+                                               ExplicitVRLittleEndian)
+        return held, await asyncio.gather(*(one(a, i) for a, i in zip(associations, images)))
+
+    with _archive(tmp_path, max_associations=64) as archive:
+        held, statuses = asyncio.run(run(archive.port, archive))
+        assert held == 60 and statuses == [0] * 60
+        assert archive.store.stats()["instances"] == 60

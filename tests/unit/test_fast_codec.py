@@ -183,3 +183,122 @@ def test_read_part10_refuses_a_file_without_the_dicm_prefix(tmp_path) -> None:
     path.write_bytes(b"\x00" * 300)
     with pytest.raises(StoreError, match="not a DICOM Part 10 file"):
         read_part10(path)
+
+
+# ------------------------------------------------------------- acceptor-side codec
+def _received(message: object, context_id: int = 1) -> object:
+    """A request as the acceptor sees it: encoded by pynetdicom, decoded again."""
+    assembler = codec.MessageAssembler(1 << 20)
+    decoded = None
+    for pdu in codec.message_pdus(message, context_id, 16384):  # type: ignore[arg-type]
+        decoded = assembler.feed(pdu)
+    assert decoded is not None
+    return decoded
+
+
+@pytest.mark.parametrize("request_message, status, fields, has_dataset", [
+    (dimse.c_echo_rq(3), 0x0000, {}, False),
+    (dimse.c_store_rq(9, CTImageStorage, SOP_INSTANCE), 0xA900,
+     {"ErrorComment": "SOP Class UID differs"}, False),
+    (dimse.c_find_rq(4, dimse.FIND_MODELS["study"], b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "),
+     0xFF00, {}, True),
+    (dimse.n_action_rq(5, "1.2.840.10008.1.20.1", "1.2.840.10008.1.20.1.1", 1, b""),
+     0x0120, {"ErrorID": 7}, False),
+    (dimse.n_set_rq(6, "1.2.840.10008.3.1.2.3.3", "1.2.3", b"\x08\x00\x52\x00\x00\x00\x00\x00"),
+     0x0106, {"AttributeIdentifierList": [0x00400252]}, False),
+])
+def test_fast_response_command_matches_pynetdicom(request_message, status, fields,
+                                                  has_dataset) -> None:
+    """``response_command`` (hand-built) == pynetdicom's primitive + encoder, byte for byte."""
+    from pynetdicom.dsutils import encode
+
+    request = _received(request_message)
+    dataset = b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY " if has_dataset else None
+    reference = dimse.response_to(request, status, dataset, **fields)
+    assert dimse.response_command(request, status, has_dataset, **fields) == encode(
+        reference.command_set, True, True)
+
+
+def test_move_counters_and_unknown_fields() -> None:
+    from pynetdicom.dsutils import encode
+
+    from pynetdicom.dimse_messages import C_MOVE_RQ
+    from pynetdicom.dimse_primitives import C_MOVE
+
+    primitive = C_MOVE()
+    primitive.MessageID, primitive.Priority, primitive.MoveDestination = 2, 0, "DEST"
+    primitive.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+    primitive.Identifier = BytesIO(b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ")
+    message = C_MOVE_RQ()
+    message.primitive_to_message(primitive)
+    move = _received(message)
+    counts = {"NumberOfRemainingSuboperations": 3, "NumberOfCompletedSuboperations": 1,
+              "NumberOfFailedSuboperations": 0, "NumberOfWarningSuboperations": 0}
+    reference = encode(dimse.response_to(move, 0xFF00, None, **counts).command_set, True, True)
+    assert dimse.response_command(move, 0xFF00, False, **counts) == reference
+    with pytest.raises(ValueError):
+        dimse.response_command(move, 0, False, EventTypeID=1)  # not a C-MOVE-RSP element
+
+
+def test_encoded_command_pdus_flag_command_fragments() -> None:
+    command = bytes(range(100))
+    [header, body] = codec.encoded_command_pdus(command, 5, 0)
+    assert struct.unpack(">BxIIBB", header) == (0x04, 106, 102, 5, 0x03) and bytes(body) == command
+    parts = codec.encoded_command_pdus(command, 5, 56)  # 50-byte fragments
+    assert [bytes(parts[i])[-1] for i in range(0, len(parts), 2)] == [0x01, 0x03]
+
+
+# ---------------------------------------------------------------- acceptor policy
+def _policy(**overrides: object):
+    from simulators.dicom.fast.acceptance import AcceptorPolicy, SupportedContext
+
+    settings = {"ae_title": "ARC", "max_pdu": 65536, "contexts": (
+        SupportedContext("1.2.840.10008.1.1", ("1.2.840.10008.1.2",)),
+        SupportedContext(CTImageStorage, (ExplicitVRLittleEndian,), True, True))}
+    settings.update(overrides)
+    return AcceptorPolicy(**settings)  # type: ignore[arg-type]
+
+
+def _negotiate(policy, calling: str = "MOD", called: str = "ARC", rq_bytes: bytes | None = None):
+    from simulators.dicom.fast.acceptance import build_supported, negotiate
+
+    raw = rq_bytes or associate_rq_bytes(calling, called, build_contexts(
+        [(CTImageStorage, [ExplicitVRLittleEndian]), ("1.2.840.10008.1.1", ["1.2.840.10008.1.2.1"])]),
+        16384)
+    rq = A_ASSOCIATE_RQ()
+    rq.decode(raw)
+    return negotiate(rq, policy, build_supported(policy.contexts))
+
+
+def test_policy_rejections_carry_the_ps38_result_source_reason() -> None:
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    from simulators.dicom.fast.acceptance import Rejection
+
+    cases = [(_negotiate(_policy(), called="OTHER"), (1, 1, 7)),
+             (_negotiate(_policy(allowed_calling=frozenset({"CT1"}))), (1, 1, 3))]
+    raw = bytearray(associate_rq_bytes("MOD", "ARC", build_contexts([(CTImageStorage, [ExplicitVRLittleEndian])]), 0))
+    raw[6:8] = b"\x00\x02"  # protocol version without bit 0
+    cases.append((_negotiate(_policy(), rq_bytes=bytes(raw)), (1, 2, 2)))
+    for outcome, expected in cases:
+        assert isinstance(outcome, Rejection)
+        rj = A_ASSOCIATE_RJ()
+        rj.decode(outcome.rj_bytes)
+        assert (rj.result, rj.source, rj.reason_diagnostic) == expected
+
+
+def test_accepted_contexts_and_announced_max_pdu() -> None:
+    from pynetdicom.pdu import A_ASSOCIATE_AC
+
+    from simulators.dicom.fast.acceptance import Negotiated
+
+    outcome = _negotiate(_policy())
+    assert isinstance(outcome, Negotiated)
+    assert [(c.abstract_syntax, c.transfer_syntax) for c in outcome.contexts.values()] == [
+        (CTImageStorage, ExplicitVRLittleEndian)]  # Verification: syntax not supported
+    assert outcome.peer_max_pdu == 16384 and outcome.calling_ae == "MOD"
+    ac = A_ASSOCIATE_AC()
+    ac.decode(outcome.ac_bytes)
+    primitive = ac.to_primitive()
+    assert primitive.maximum_length_received == 65536
+    assert sorted(cx.result for cx in primitive.presentation_context_definition_results_list) == [0, 4]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pynetdicom.sop_class import (
     CTImageStorage, MRImageStorage, PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -256,3 +256,64 @@ def test_good_identifier_returns_level() -> None:
     identifier = _identifier("IMAGE", PatientID="P1", StudyInstanceUID="1.2",
                              SeriesInstanceUID="1.2.1")
     assert check_identifier(identifier, PatientRootQueryRetrieveInformationModelFind) == "IMAGE"
+
+
+# ------------------------------------------------------------ header-only index keys
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, "1.2.840.10008.1.2",
+                                    "1.2.840.10008.1.2.1.99"])
+def test_index_keys_from_bytes_match_a_full_decode(syntax: str) -> None:
+    """The raw fast path and pydicom's full conversion agree, charset included."""
+    from pynetdicom.dsutils import encode
+
+    from simulators.dicom.store import _index_keys, read_index_keys
+
+    ds = make_image(patient_name="Müller^Jörg", accession="A\\B", series_number=7,
+                    instance_number=12)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    uid = UID(syntax)
+    payload = encode(ds, uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated)
+    keys = read_index_keys(payload, syntax)
+    assert keys == _index_keys(ds)
+    assert (keys["PatientName"], keys["AccessionNumber"]) == ("Müller^Jörg", "A\\B")
+    assert (keys["SeriesNumber"], keys["InstanceNumber"]) == ("7", "12")
+
+
+def test_put_encoded_stores_the_received_bytes(store: DicomStore) -> None:
+    from simulators.dicom.fast import encode_dataset, read_part10
+
+    ds = make_image(size=64, fill=3)
+    payload = encode_dataset(ds, TS)
+    outcome = store.put_encoded(payload, transfer_syntax=TS, calling_ae="CT1")
+    assert outcome.ok
+    assert read_part10(outcome.path).data == payload  # byte for byte behind the meta header
+    assert dcmread(outcome.path).SOPInstanceUID == ds.SOPInstanceUID
+
+
+# --------------------------------------------------------------- crash reconciliation
+def test_reconcile_indexes_files_whose_rows_were_lost(tmp_path: Path) -> None:
+    """synchronous=NORMAL may lose the last index rows on power loss, never the fsync'd
+    files: reopening the store indexes them again, and unfinished temp files go."""
+    import sqlite3
+
+    first = DicomStore(tmp_path)
+    kept, lost = make_image(), make_image(patient_id="P-LOST", accession="LOST1")
+    assert first.put(kept, transfer_syntax=TS).ok
+    assert first.put(lost, transfer_syntax=TS).ok
+    first.close()
+    with sqlite3.connect(tmp_path / "index.sqlite") as conn:  # the "crash": rows gone
+        conn.execute("DELETE FROM instances WHERE sop_uid = ?", (lost.SOPInstanceUID,))
+        conn.execute("DELETE FROM studies WHERE study_uid = ?", (lost.StudyInstanceUID,))
+    conn.close()
+    (tmp_path / "incoming" / "half.dcm.part").write_bytes(b"\x00" * 10)
+    again = DicomStore(tmp_path)
+    try:
+        [found] = again.instances(sop_uids=[lost.SOPInstanceUID])
+        assert found.path.is_file() and found.study_uid == lost.StudyInstanceUID
+        studies = list(again.find("STUDY", _identifier("STUDY", AccessionNumber="LOST1",
+                                                       StudyInstanceUID="")))
+        assert [s.StudyInstanceUID for s in studies] == [lost.StudyInstanceUID]
+        assert again.stats()["instances"] == 2
+        assert list((tmp_path / "incoming").iterdir()) == []
+        assert again.reconcile() == 0  # idempotent
+    finally:
+        again.close()

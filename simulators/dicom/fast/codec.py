@@ -148,7 +148,17 @@ def dataset_pdus(dataset: bytes | memoryview, context_id: int, max_pdu: int) -> 
     length field at most ``max_pdu`` (the peer's Maximum Length, PS3.8 D.1), the
     last fragment flagged ``0x02``. Fragments are zero-copy ``memoryview`` slices.
     """
-    view = memoryview(dataset)
+    return _fragments(dataset, context_id, max_pdu, 0x00)
+
+
+def encoded_command_pdus(command: bytes, context_id: int, max_pdu: int) -> list[bytes | memoryview]:
+    """P-DATA-TF PDUs for an already encoded command set (PDV flags 0x01/0x03)."""
+    return list(_fragments(command, context_id, max_pdu, 0x01))
+
+
+def _fragments(payload: bytes | memoryview, context_id: int, max_pdu: int,
+               command_bit: int) -> Iterator[bytes | memoryview]:
+    view = memoryview(payload)
     total = len(view)
     chunk = total if max_pdu == 0 else max_pdu - 6
     if chunk <= 0:
@@ -157,7 +167,7 @@ def dataset_pdus(dataset: bytes | memoryview, context_id: int, max_pdu: int) -> 
     while True:
         end = min(offset + chunk, total)
         size = end - offset
-        control = 0x02 if end >= total else 0x00
+        control = (0x02 if end >= total else 0x00) | command_bit
         yield _PDATA_HEADER.pack(P_DATA_TYPE, size + 6, size + 2, context_id, control)
         yield view[offset:end]
         offset = end
@@ -201,6 +211,7 @@ def dataset_stream(message: DIMSEMessage) -> BytesIO | None:
 __all__ = [
     "PduTooLarge", "PduIdle", "read_pdu", "decode_pdu", "pdu_limit", "release_rq_bytes",
     "release_rp_bytes", "abort_bytes", "message_pdus", "command_pdus", "dataset_pdus",
+    "encoded_command_pdus",
     "MessageAssembler", "dataset_stream", "P_DATA_TYPE", "A_ABORT_TYPE",
     "A_ASSOCIATE_AC_TYPE", "A_ASSOCIATE_RJ_TYPE", "A_RELEASE_RQ_TYPE", "A_RELEASE_RP_TYPE",
     "ABORT_UNRECOGNISED_PDU", "ABORT_UNEXPECTED_PDU", "ABORT_INVALID_PARAMETER",
