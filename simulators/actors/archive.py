@@ -71,9 +71,6 @@ class ArchiveConfig:
     max_associations: int = 50
     commitment_reply: str = "auto"
     mpps: bool = False
-    #: No effect since the archive left pynetdicom's polling reactor (the asyncio
-    #: acceptor does not poll); kept so existing configuration files still load.
-    poll_interval: float = 0.0002
     max_pdu: int = DEFAULT_MAX_PDU
     #: An association with no traffic and no work in progress is aborted after this.
     idle_timeout: float = 60.0
@@ -84,9 +81,6 @@ class ArchiveConfig:
         if self.commitment_reply not in REPLY_MODES:
             raise ConfigError("commitment_reply must be same, new or auto",
                               commitment_reply=self.commitment_reply)
-        if not 0 <= self.poll_interval <= 0.01:
-            raise ConfigError("poll_interval must be between 0 and 0.01 s",
-                              poll_interval=self.poll_interval)
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535", port=self.port)
         for title, address in self.destinations.items():
