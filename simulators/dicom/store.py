@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from io import BytesIO
 import os
 import re
 import sqlite3
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -51,12 +49,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, PYDICOM_IMPLEMENTATION_UID
-from pynetdicom.dsutils import decode, encode
+from pydicom.uid import UID
+from pynetdicom.dsutils import encode
 
 from simulators.dicom.fast.files import read_part10
+from simulators.dicom.part10 import (
+    REQUIRED_KEYS, file_meta_bytes, index_keys, normalise_time, read_index_keys, text_value,
+)
 from simulators.dicom.matching import match_range, match_string
 from simulators.errors import StoreError
 
@@ -68,7 +67,6 @@ STATUS_DUPLICATE_CONFLICT = 0x0111
 STATUS_MISSING_ATTRIBUTE = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC210
-IMPLEMENTATION_VERSION = "PACSIM_010"
 
 _SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _STRIPES = 64
@@ -139,136 +137,17 @@ class StudySummary:
     instance_count: int
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    """A string attribute value, '' when absent or empty (multi-values joined by \\)."""
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
-
-
-def _number(ds: Dataset, keyword: str) -> str:
-    """IS values normalised ("01" -> "1") so single-value matching is not fooled."""
-    raw = _text(ds, keyword)
-    try:
-        return str(int(raw)) if raw else ""
-    except ValueError:
-        return raw
-
-
-_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-_TEXT_KEYS = (*_REQUIRED, "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
-              "PatientSex", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
-              "ReferringPhysicianName", "StudyID", "Modality", "SeriesDescription")
-
-
-_KEY_TAGS = {kw: Tag(kw) for kw in (*_TEXT_KEYS, "SeriesNumber", "InstanceNumber")}
-
-
-def _raw_text(ds: Dataset, keyword: str) -> str | None:
-    """The value straight from the raw element when it is plain single-valued ASCII.
-
-    pydicom's conversion (charset lookup, VR rules, MultiValue) costs ~15 us per
-    element and the index reads 19 of them per C-STORE; for the common case -
-    ASCII, one value - the stripped bytes are the same text. Anything else
-    (non-ASCII, a backslash, an already converted element) returns None and takes
-    the full pydicom path.
-    """
-    element = ds.get_item(_KEY_TAGS[keyword])
-    if element is None:
-        return ""
-    value = element.value
-    if not isinstance(value, bytes) or b"\\" in value or not value.isascii():
-        return None
-    return value.decode("ascii").strip(" \x00")
-
-
-def _index_keys(ds: Dataset) -> dict[str, str]:
-    """Every attribute the index needs, read once (pydicom access is not free)."""
-    keys = {}
-    for keyword in _TEXT_KEYS:
-        fast = _raw_text(ds, keyword)
-        keys[keyword] = _text(ds, keyword) if fast is None else fast
-    for keyword in ("SeriesNumber", "InstanceNumber"):
-        fast = _raw_text(ds, keyword)
-        try:
-            keys[keyword] = _number(ds, keyword) if fast is None else (str(int(fast)) if fast else "")
-        except ValueError:
-            keys[keyword] = fast or ""
-    return keys
-
-
-def _past_index_keys(tag: BaseTag, vr: str | None, length: int) -> bool:
-    return tag.group > 0x0020
-
-
-def read_index_keys(payload: bytes, transfer_syntax: str) -> dict[str, str]:
-    """The index attributes of a received data set, without decoding all of it.
-
-    Every attribute the index needs lives in groups 0008-0020, so pydicom reads the
-    raw elements up to the first tag past group 0020 and stops: a 0.5 MB CT slice
-    costs the same as a 30 kB one. A deflated data set has to be inflated whole.
-    Raises whatever pydicom raises for bytes that are not a data set.
-    """
-    syntax = UID(transfer_syntax)
-    stream = BytesIO(payload)
-    if syntax.is_deflated:
-        ds = decode(stream, syntax.is_implicit_VR, syntax.is_little_endian, True)
-    else:
-        ds = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
-                          stop_when=_past_index_keys)
-    return _index_keys(ds)
-
-
 def _digest(payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
 def _missing(keys: dict[str, str]) -> StoreOutcome | None:
     """The refusal for an object without a Type 1 UID the index needs, else None."""
-    missing = [kw for kw in _REQUIRED if not keys[kw]]
+    missing = [kw for kw in REQUIRED_KEYS if not keys[kw]]
     if not missing:
         return None
     return StoreOutcome(STATUS_MISSING_ATTRIBUTE, keys["SOPInstanceUID"],
                         comment=f"missing Type 1 attribute(s): {', '.join(missing)}")
-
-
-def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
-    """One explicit-VR little-endian group 0002 element (short form; OB long form)."""
-    if vr == b"OB":
-        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
-    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
-
-
-def _padded(text: str, pad: bytes) -> bytes:
-    raw = text.encode("ascii", "replace")
-    return raw + pad if len(raw) % 2 else raw
-
-
-def file_meta_bytes(sop_class: str, sop_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
-    """Preamble, ``DICM`` and File Meta Information (PS3.10 7.1), encoded directly.
-
-    Hand-encoded because building it through pydicom cost more than the fsync on
-    the ingest path; the unit tests read every file back with pydicom.
-    """
-    body = b"".join((
-        _meta_element(0x0001, b"OB", b"\x00\x01"),
-        _meta_element(0x0002, b"UI", _padded(sop_class, b"\x00")),
-        _meta_element(0x0003, b"UI", _padded(sop_uid, b"\x00")),
-        _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\x00")),
-        _meta_element(0x0012, b"UI", _padded(PYDICOM_IMPLEMENTATION_UID, b"\x00")),
-        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION, b" ")),
-        _meta_element(0x0016, b"AE", _padded(calling_ae.strip()[:16], b" ")) if calling_ae.strip()
-        else b"",
-    ))
-    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
-
-
-def normalise_time(value: str) -> str:
-    """TM without the old ACR-NEMA colons, so times compare as strings."""
-    return value.replace(":", "").strip()
 
 
 class DicomStore:
@@ -386,7 +265,7 @@ class DicomStore:
         """
         payload = encoded if encoded is not None else self._encode(ds, transfer_syntax)
         return self.put_encoded(payload, transfer_syntax=transfer_syntax, calling_ae=calling_ae,
-                                keys=_index_keys(ds))
+                                keys=index_keys(ds))
 
     def put_encoded(self, payload: bytes, *, transfer_syntax: str, calling_ae: str = "",
                     keys: dict[str, str] | None = None) -> StoreOutcome:
@@ -490,7 +369,7 @@ class DicomStore:
         payload = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
         if payload is None:
             raise StoreError("dataset cannot be encoded", transfer_syntax=transfer_syntax,
-                             sop_instance_uid=_text(ds, "SOPInstanceUID"))
+                             sop_instance_uid=text_value(ds, "SOPInstanceUID"))
         return payload
 
     def _object_path(self, keys: dict[str, str]) -> Path:

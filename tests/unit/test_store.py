@@ -265,7 +265,7 @@ def test_index_keys_from_bytes_match_a_full_decode(syntax: str) -> None:
     """The raw fast path and pydicom's full conversion agree, charset included."""
     from pynetdicom.dsutils import encode
 
-    from simulators.dicom.store import _index_keys, read_index_keys
+    from simulators.dicom.part10 import index_keys as _index_keys, read_index_keys
 
     ds = make_image(patient_name="Müller^Jörg", accession="A\\B", series_number=7,
                     instance_number=12)
