@@ -21,7 +21,10 @@ implementation-defined, so it is documented here and reported in the outcome):
 * same SOP Instance UID, byte-identical content: success 0x0000, nothing rewritten
   (retries after a lost C-STORE-RSP are idempotent);
 * same SOP Instance UID, different content: the first object is kept and the
-  second refused with failure **0x0111** (PS3.7 Annex C "Duplicate SOP Instance");
+  second refused with failure **0xC000** ("Cannot understand", the only failure
+  class PS3.4 B.2.3 leaves for a reason that is neither resources nor a SOP Class
+  mismatch; 0111 "Duplicate SOP Instance" is an N-CREATE status, not a C-STORE one),
+  with an Error Comment saying the first copy was kept;
 * missing SOP Class/Instance, Study or Series Instance UID: failure **0xA900**
   (PS3.4 B.2.3 "Data Set does not match SOP Class": a Type 1 attribute is absent);
 * a data set whose SOP Class/Instance UID differs from the C-STORE request's:
@@ -63,7 +66,7 @@ log = logging.getLogger(__name__)
 
 #: Status codes the store hands back to the C-STORE SCP (see module docstring).
 STATUS_SUCCESS = 0x0000
-STATUS_DUPLICATE_CONFLICT = 0x0111
+STATUS_DUPLICATE_CONFLICT = 0xC000
 STATUS_MISSING_ATTRIBUTE = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC210

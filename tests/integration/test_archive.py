@@ -139,7 +139,7 @@ def test_store_statuses_for_conflict_and_missing_uid(archive: Archive) -> None:
         assert assoc.send_c_store(first).Status == 0x0000
         assert assoc.send_c_store(first).Status == 0x0000  # identical resend: idempotent
         clash = make_image(sop_uid=first.SOPInstanceUID, fill=2)
-        assert assoc.send_c_store(clash).Status == 0x0111
+        assert assoc.send_c_store(clash).Status == 0xC000
         no_study = make_image()
         del no_study.StudyInstanceUID
         assert assoc.send_c_store(no_study).Status == 0xA900
