@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Sequence
 
@@ -30,8 +31,16 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with actor:
+    with actor, ExitStack() as control:
         print(f"pacsim serve {args.kind}: {actor.describe()}", flush=True)
+        if args.control_port is not None:
+            from simulators.runtime.control import ControlServer
+
+            # Same address as the actor's listeners: 127.0.0.1 unless told otherwise
+            # (0.0.0.0 in the image, published on the host's 127.0.0.1 only).
+            host = getattr(actor.config, "host", "127.0.0.1")
+            server = control.enter_context(ControlServer(actor, host, args.control_port))
+            print(f"pacsim serve {args.kind}: control API on {host}:{server.port}", flush=True)
         run = getattr(actor, "run_until", None)
         if callable(run):
             run(stop)
@@ -65,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
     serve.add_argument("--ae-title", help="DICOM AE title of this actor")
+    serve.add_argument("--control-port", type=int,
+                       help="also serve the actor's operations as JSON over HTTP on this "
+                            "port (0 picks a free one); used by `pacsim run --runtime docker`")
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="a full modality workflow on the embedded default",

@@ -29,6 +29,8 @@ from simulators.runtime.topology import Service, Topology
 #: Long enough for Orthanc and six Python actors to start on a busy 2-core machine.
 HEALTHY_TIMEOUT = 120.0
 LOCALHOST = "127.0.0.1"
+#: Pauses between the extra removal passes after an interrupted start.
+SETTLE_DELAYS = (0.5, 1.0, 1.5)
 
 Progress = Callable[[str], None]
 
@@ -112,7 +114,11 @@ class DockerEnvironment:
                 self.progress(f"started {service.name} ({service.kind})")
             self.wait_healthy(timeout)
         except BaseException:  # Ctrl-C included: never leave half an environment behind
-            self.stop()
+            try:
+                self.stop(settle=True)
+            except Exception as exc:  # noqa: BLE001 - the original error is the one to raise
+                self.progress(f"cleanup of run {self.run_id} failed ({exc}); "
+                              f"`pacsim down` removes what is left")
             raise
         self.started_in = time.monotonic() - began
         return self
@@ -131,7 +137,8 @@ class DockerEnvironment:
         return container
 
     def containers(self) -> list[Any]:
-        return self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})
+        return self.client.containers.list(all=True, ignore_removed=True,
+                                           filters={"label": f"{RUN_LABEL}={self.run_id}"})
 
     def wait_healthy(self, timeout: float = HEALTHY_TIMEOUT) -> None:
         """Block until every container is healthy; ConfigError naming the laggards and
@@ -158,8 +165,15 @@ class DockerEnvironment:
             container.reload()
         return found
 
-    def stop(self) -> None:
+    def stop(self, *, settle: bool = False) -> None:
+        """Remove the run's containers and network. ``settle`` (after an interrupted
+        start): a create the Ctrl-C cut short on this side may still complete in the
+        engine after the first removal, so look again a few times (about 3 s)."""
         removed, networks = remove_by_label(self.client, self.run_id)
+        for delay in (SETTLE_DELAYS if settle else ()):
+            time.sleep(delay)
+            late, late_networks = remove_by_label(self.client, self.run_id)
+            removed, networks = removed + late, networks + late_networks
         self.progress(f"removed {removed} container(s) and {networks} network(s) of run {self.run_id}")
 
     # ------------------------------------------------------------------ addresses

@@ -72,7 +72,10 @@ def remove_by_label(client: Any, run_id: str | None = None) -> tuple[int, int]:
     Returns (containers, networks) removed. Safe to call twice and after a crash.
     """
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    containers = client.containers.list(all=True, filters={"label": selector})
+    # ignore_removed: a container being removed (by an earlier pass, or a Ctrl-C'd
+    # create) is still listed for a moment, and its details are already 404.
+    containers = client.containers.list(all=True, filters={"label": selector},
+                                        ignore_removed=True)
     for container in containers:
         try:
             container.remove(force=True, v=True)

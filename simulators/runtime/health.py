@@ -33,6 +33,7 @@ def serve_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--ae-title")
+    parser.add_argument("--control-port", type=int)
     args, _ = parser.parse_known_args(words[words.index("serve") + 1:])
     return args
 
@@ -50,6 +51,8 @@ def check(args: argparse.Namespace, timeout: float = 4.0) -> list[str]:
     config = build_config(config_cls, file=args.config,
                           overrides={k: v for k, v in overrides.items() if v is not None})
     done: list[str] = []
+    if getattr(args, "control_port", None):
+        done.append(control_ping(args.control_port, timeout))
     if args.kind == "ehr":
         done.append(f"MLLP {config.port}: {mllp_ping(LOOPBACK, config.port, timeout=timeout)}")
         return done
@@ -61,6 +64,26 @@ def check(args: argparse.Namespace, timeout: float = 4.0) -> list[str]:
     if args.kind == "ris" and config.hl7:
         done.append(f"MLLP {config.hl7_port}: {mllp_ping(LOOPBACK, config.hl7_port, timeout=timeout)}")
     return done
+
+
+def control_ping(port: int, timeout: float) -> str:
+    """The control API answers its health resource (healthy means steps can drive it).
+    Plain http.client: the probe runs every 2 s, so it imports nothing heavy."""
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        connection.request("GET", "/v1/health")
+        response = connection.getresponse()
+        health = json.loads(response.read())
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise PacsimError(f"control API on {port} does not answer: {exc}") from None
+    finally:
+        connection.close()
+    if response.status != 200 or not isinstance(health, dict):
+        raise PacsimError("control API is not healthy", status=response.status)
+    return f"control API {port}: {health.get('kind')} {health.get('name')}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from simulators.errors import ConfigError
+from simulators.faults.profile import scenario_faults
 from simulators.runtime.engine import orthanc_image, pacsim_image
 from simulators.runtime.images import (
     ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
@@ -42,6 +43,9 @@ from simulators.scenario.models import (
 
 DICOM_PORT = 11112
 HL7_PORT = 2575
+#: The control API (``pacsim serve --control-port``) of each pacsim actor when the plan
+#: is made for ``pacsim run --runtime docker``; published on 127.0.0.1 only.
+CONTROL_PORT = 7070
 CONFIG_DIR = "/etc/pacsim"
 ORTHANC_EXTRA_CONFIG = "/etc/orthanc/pacsim-modalities.json"
 BUILTIN_TARGET = "target"
@@ -124,8 +128,25 @@ def _specs(environment: Environment, kind: type) -> list[tuple[str, Any]]:
     return [(n, s) for n, s in environment.actors.items() if isinstance(s, kind)]
 
 
-def plan(environment: Environment) -> Topology:
-    """The services of ``environment`` in start order (see the module docstring)."""
+def plan(environment: Environment, *, control: bool = False) -> Topology:
+    """The services of ``environment`` in start order (see the module docstring).
+
+    Modality and EHR fault profiles always go into their settings, as the in-process
+    site gives them, so a compose file's bad scanner really misbehaves. ``control``:
+    every pacsim actor also serves its operations on :data:`CONTROL_PORT` (``pacsim run
+    --runtime docker`` drives scenario steps through it); off for ``pacsim up`` and
+    compose files, which need no remote control.
+    """
+    topology = _plan(environment, with_faults=True)
+    if control:
+        for service in topology.services:
+            if service.kind != "orthanc":
+                service.command = [*service.command, "--control-port", str(CONTROL_PORT)]
+                service.ports[CONTROL_PORT] = 0
+    return topology
+
+
+def _plan(environment: Environment, *, with_faults: bool) -> Topology:
     services: list[Service] = []
     modalities = _specs(environment, ModalitySpec)
     archives = [*_specs(environment, ArchiveSpec), *_specs(environment, ViewerSpec)]
@@ -178,6 +199,8 @@ def plan(environment: Environment) -> Topology:
     for name, spec in _specs(environment, EhrSpec) or [(DEFAULT_EHR, EhrSpec(kind="ehr"))]:
         settings = {"ris_host": ris_name, "ris_port": HL7_PORT,
                     "receiving_application": ris.ae_title, **spec.settings}
+        if spec.faults and with_faults:
+            settings["faults"] = list(scenario_faults(spec.faults, actor=name))
         services.append(_pacsim(name, "ehr", settings, ae_title=None,
                                 ports={HL7_PORT: spec.port}, depends_on=[ris_name],
                                 environment={"PACSIM_PORT": str(HL7_PORT)}))
@@ -196,14 +219,16 @@ def plan(environment: Environment) -> Topology:
                     "station_name": spec.station or spec.ae_title, "seed": environment.seed,
                     **{role: peer for role, peer in peers.items() if peer is not None},
                     **spec.settings}
+        if spec.faults and with_faults:  # the parser entries the in-process site gives
+            settings["faults"] = list(scenario_faults(spec.faults, actor=name))
         service = _pacsim(name, "modality", settings, ae_title=spec.ae_title,
                           ports={DICOM_PORT: spec.port}, depends_on=[ris_name, *target_services])
-        if spec.faults:
-            # Carried as a label until the fault catalogue (issue 5) reads it.
+        if spec.faults:  # `pacsim status` and `docker ps` show which rooms misbehave
             service.labels["org.pacsim.faults"] = ",".join(f.id for f in spec.faults)
         services.append(service)
     return Topology(services, kind, target)
 
 
-__all__ = ["Service", "Topology", "plan", "DICOM_PORT", "HL7_PORT", "CONFIG_DIR", "ORTHANC_EXTRA_CONFIG",
+__all__ = ["Service", "Topology", "plan", "DICOM_PORT", "HL7_PORT", "CONTROL_PORT", "CONFIG_DIR",
+           "ORTHANC_EXTRA_CONFIG",
            "BUILTIN_TARGET", "ORTHANC_SERVICE", "ORTHANC_AE", "BUILTIN_TARGET_AE"]

@@ -9,9 +9,13 @@ anything runs, so a typo in the fifth file does not waste the first four runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
 
@@ -82,7 +86,11 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     results = []
     for scenario in scenarios:
-        result = run_in_environment(scenario)
+        if args.runtime == "docker":
+            print(f"{scenario.name}: starting every actor in its own container...",
+                  file=sys.stderr, flush=True)
+        with _sigterm_as_interrupt(args.runtime == "docker"):
+            result = run_in_environment(scenario, runtime=args.runtime)
         results.append(result)
         print(render_console(result), flush=True)
     if args.json:
@@ -99,6 +107,24 @@ def _run(args: argparse.Namespace) -> int:
     return max(result.exit_code for result in results)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
+    """SIGTERM (a CI timeout, ``docker stop`` of a runner) unwinds like Ctrl-C, so the
+    run's containers and network are removed instead of left behind."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the scenario commands to the ``pacsim`` parser."""
     run = sub.add_parser("run", help="run scenario files against a target and report",
@@ -108,8 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--target", choices=["builtin", "orthanc"],
                      help="override the scenarios' target")
     run.add_argument("--seed", type=int, help="override the synthetic world's seed")
-    run.add_argument("--runtime", choices=["local"], default="local",
-                     help="where actors run (local: in this process)")
+    run.add_argument("--runtime", choices=["local", "docker"], default="local",
+                     help="where actors run (local: in this process; docker: each actor "
+                          "in its own container on a private network, removed afterwards)")
     run.add_argument("--report-dir", help="write report.html, report.json and junit.xml here")
     run.add_argument("--junit", help="write JUnit XML (one testcase per expectation) here")
     run.add_argument("--json", help="write the JSON report here")

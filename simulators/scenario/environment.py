@@ -19,6 +19,11 @@ Targets:
   the run ends with an environment error (exit 2). MPPS and commitment go to it when
   ``supports`` says so; the RIS forwards orders over HL7 when it has an ``hl7`` endpoint.
 
+Runtimes: ``local`` (default) starts the actors in this process; ``docker`` starts
+each actor in its own container on a private network and puts proxies with the same
+operations in their place (:mod:`simulators.runtime.remote_site`), so steps run
+unchanged. The target is then the ``archive`` or ``orthanc`` container.
+
 Patients: ``$patientN`` is patient N of the seeded world; ``environment.patients``
 names them (``{jane: 0}`` makes ``$jane`` patient 0). A reference resolves to a
 :class:`PatientView` (``$jane.id``, ``.name`` as DICOM PN, ``.birth_date`` YYYYMMDD,
@@ -28,6 +33,7 @@ names them (``{jane: 0}`` makes ``$jane`` patient 0). A reference resolves to a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -66,6 +72,8 @@ BUILTIN_TARGET_AE = "PACSIM_ARC"
 ORTHANC_AE = "ORTHANC"
 DEFAULT_RIS = "ris"
 DEFAULT_EHR = "ehr"
+#: Where a site's actors run: in this process, or one container each.
+RUNTIMES = ("local", "docker")
 _PATIENT_NAME = re.compile(r"^patient(\d{1,6})$")
 
 #: A DICOM peer: (host, port, AE title), as the modality actor takes it.
@@ -160,7 +168,13 @@ class Site:
 
     kind = "site"
 
-    def __init__(self, environment: Environment, events: EventBus) -> None:
+    def __init__(self, environment: Environment, events: EventBus,
+                 runtime: str = "local") -> None:
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}", runtimes=",".join(RUNTIMES))
+        self.runtime = runtime
+        #: The Docker run id (label ``org.pacsim.run``) of a ``docker`` site once started.
+        self.run_id: str | None = None
         self.environment = environment
         self.events = events
         self.world = World(environment.seed)
@@ -187,7 +201,7 @@ class Site:
         if found is None:
             known = ", ".join(sorted(self.actors)) or "none"
             raise ScenarioError(f"no actor named {name!r} (actors: {known})", field="by")
-        if kind is not None and not isinstance(found, kind):
+        if kind is not None and not _is_a(found, kind):
             raise ScenarioError(f"actor {name!r} is a {getattr(found, 'kind', '?')}, "
                                 f"not a {getattr(kind, 'kind', kind.__name__)}", field="by")
         return found
@@ -196,7 +210,7 @@ class Site:
         """``name`` if given, else the one actor of ``kind`` (the implicit EHR, say)."""
         if name is not None:
             return self.actor(name, kind)
-        matching = [a for a in self.actors.values() if isinstance(a, kind)]
+        matching = [a for a in self.actors.values() if _is_a(a, kind)]
         if len(matching) != 1:
             raise ScenarioError(f"say which {kind.kind} performs this step with 'by:' "
                                 f"({len(matching)} are declared)", field="by")
@@ -204,7 +218,7 @@ class Site:
 
     def modality_for(self, modality: str) -> Modality | None:
         return next((a for a in self.actors.values()
-                     if isinstance(a, Modality) and a.config.modality == modality), None)
+                     if _is_a(a, Modality) and a.config.modality == modality), None)
 
     def next_order_index(self) -> int:
         with self._lock:
@@ -221,6 +235,14 @@ class Site:
             return self
         stack = ExitStack()
         try:
+            if self.runtime == "docker":
+                from simulators.runtime.remote_site import start_in_containers
+
+                self._refuse_faults((ViewerSpec, ArchiveSpec, RisSpec))
+
+                start_in_containers(self, stack)
+                self._stack = stack
+                return self
             self._start_receivers(stack)
             listener_ports = {name: spec.port or free_port(spec.host)
                               for name, spec in self._specs(ModalitySpec)}
@@ -242,7 +264,9 @@ class Site:
     def describe(self) -> str:
         target = self.target
         where = f"{target.ae_title}@{target.host}:{target.port}" if target else "not started"
-        return f"{self.environment.target_kind} target {where}; actors {', '.join(self.actors)}"
+        run = f" (docker run {self.run_id})" if self.run_id else ""
+        return (f"{self.environment.target_kind} target {where}; actors "
+                f"{', '.join(self.actors)}{run}")
 
     # ------------------------------------------------------------------ builders
     def _specs(self, kind: type) -> list[tuple[str, Any]]:
@@ -370,6 +394,14 @@ class Site:
         self.stop()
 
 
+def _is_a(actor: Any, kind: type) -> bool:
+    """``actor`` is a ``kind`` here or a proxy for one in a container (same operations)."""
+    if isinstance(actor, kind):
+        return True
+    return bool(getattr(actor, "remote", False)) and \
+        getattr(actor, "kind", None) == getattr(kind, "kind", None)
+
+
 def _stop_together(actors: list[Any]) -> None:
     """Stop actors in parallel threads; one failing to stop does not keep the others up."""
     def stop(actor: Any) -> None:
@@ -403,9 +435,10 @@ def check_reachable(target: TargetEndpoint, events: EventBus, timeout: float = 5
                           f"answered C-ECHO with status 0x{status:04X}")
 
 
-def build_site(environment: Environment, events: EventBus) -> dict[str, Any]:
+def build_site(environment: Environment, events: EventBus,
+               runtime: str = "local") -> dict[str, Any]:
     """The runner's ``actors_factory``: one :class:`Site` under :data:`SITE_KEY`."""
-    return {SITE_KEY: Site(environment, events)}
+    return {SITE_KEY: Site(environment, events, runtime)}
 
 
 def site_of(ctx: StepContext) -> Site:
@@ -419,12 +452,16 @@ def site_of(ctx: StepContext) -> Site:
 
 def run_in_environment(scenario: Scenario, *, events: EventBus | None = None,
                        step_timeout: float = DEFAULT_STEP_TIMEOUT,
-                       keep_going: bool = False) -> RunResult:
-    """Run ``scenario`` against its environment (what ``pacsim run`` does)."""
-    return run_scenario(scenario, actors_factory=build_site, events=events,
+                       keep_going: bool = False, runtime: str = "local") -> RunResult:
+    """Run ``scenario`` against its environment (what ``pacsim run`` does); ``runtime``
+    is ``local`` (actors in this process) or ``docker`` (one container each)."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}", runtimes=",".join(RUNTIMES))
+    factory = functools.partial(build_site, runtime=runtime)
+    return run_scenario(scenario, actors_factory=factory, events=events,
                         resolver=patient_resolver(scenario.environment),
                         step_timeout=step_timeout, keep_going=keep_going)
 
 
-__all__ = ["Site", "SITE_KEY", "QUERY_AE", "PatientView", "TargetEndpoint", "build_site",
-           "site_of", "patient_resolver", "run_in_environment", "check_reachable"]
+__all__ = ["Site", "SITE_KEY", "RUNTIMES", "QUERY_AE", "PatientView", "TargetEndpoint",
+           "build_site", "site_of", "patient_resolver", "run_in_environment", "check_reachable"]

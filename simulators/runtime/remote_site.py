@@ -1,0 +1,131 @@
+"""A scenario site whose actors run in containers: ``pacsim run --runtime docker``.
+
+Why this is the whole difference between the runtimes: the in-process
+:class:`~simulators.scenario.environment.Site` starts actor objects; here the same
+environment is planned as container services (:func:`~simulators.runtime.topology.plan`
+with the control API on), started on a private network by
+:class:`~simulators.runtime.docker.DockerEnvironment`, and each actor is represented
+by a proxy (:mod:`simulators.runtime.remote`) with the same operations. The site then
+looks exactly as steps expect: ``site.actor("ct1")``, ``site.ris``, ``site.builtin``,
+``site.target`` (the target's DICOM port as published on 127.0.0.1).
+
+Cleanup: the containers and the network are removed by their run label when the
+site stops, when starting fails, and on Ctrl-C (``DockerEnvironment.start`` removes
+what it created before re-raising; afterwards the site's ExitStack does).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from simulators.errors import ConfigError
+from simulators.runtime.docker import DockerEnvironment
+from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT
+from simulators.runtime.remote import (
+    ControlClient, RemoteActor, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
+)
+from simulators.runtime.topology import (
+    BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, HL7_PORT, Service, Topology, plan,
+)
+
+if TYPE_CHECKING:
+    from simulators.scenario.environment import Site
+
+log = logging.getLogger(__name__)
+
+
+def _proxy(service: Service, runtime: DockerEnvironment, site: Site) -> RemoteActor:
+    client = ControlClient(*runtime.address(service.name, CONTROL_PORT), name=service.name)
+    events = site.events
+    if service.kind == "modality":
+        return RemoteModality(service.name, client, world=site.world, events=events,
+                              address=runtime.address(service.name, DICOM_PORT))
+    if service.kind == "ris":
+        return RemoteRis(service.name, client, events=events,
+                         dicom_address=runtime.address(service.name, DICOM_PORT),
+                         hl7_address=runtime.address(service.name, HL7_PORT))
+    if service.kind == "ehr":
+        return RemoteEhr(service.name, client, events=events)
+    if service.kind == "archive":
+        return RemoteArchive(service.name, client, events=events,
+                             address=runtime.address(service.name, DICOM_PORT))
+    raise ConfigError(f"no proxy for a {service.kind} service", service=service.name)
+
+
+def _refuse_loopback_target(site: Site) -> None:
+    """An external target on 127.0.0.1 is this machine to the runner but the container
+    itself to the modalities: say so instead of failing on every C-STORE."""
+    external = site.environment.target.external  # type: ignore[union-attr]
+    _, host, _ = external.dicom_parts
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        raise ConfigError("with --runtime docker the containers cannot reach an external "
+                          f"target on {host}: give an address the Docker network can "
+                          "reach (the host's LAN address, or host.docker.internal)",
+                          target=external.dicom)
+
+
+def _target(site: Site, topology: Topology, runtime: DockerEnvironment) -> Any:
+    from simulators.scenario.environment import (
+        BUILTIN_TARGET_AE, ORTHANC_AE, TargetEndpoint, check_reachable,
+    )
+
+    kind = topology.target_kind
+    if kind == "builtin":
+        host, port = runtime.address(BUILTIN_TARGET, DICOM_PORT)
+        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE)
+    if kind == "orthanc":
+        service = topology.target[0]
+        host, port = runtime.address(service, ORTHANC_DICOM_PORT)
+        web = None
+        if site.environment.supported("dicomweb"):
+            web_host, web_port = runtime.address(service, ORTHANC_HTTP_PORT)
+            web = f"http://{web_host}:{web_port}/dicom-web"
+        return TargetEndpoint("orthanc", host, port, ORTHANC_AE, dicomweb_url=web)
+    endpoints = site.environment.target.external  # type: ignore[union-attr]
+    ae_title, host, port = endpoints.dicom_parts
+    hl7 = None
+    if endpoints.hl7:
+        hl7_host, _, hl7_port = endpoints.hl7.rpartition(":")
+        hl7 = (hl7_host, int(hl7_port))
+    target = TargetEndpoint("external", host, port, ae_title, hl7, endpoints.dicomweb)
+    check_reachable(target, site.events)
+    return target
+
+
+def start_in_containers(site: Site, stack: ExitStack) -> DockerEnvironment:
+    """Start ``site``'s environment as containers and fill the site with proxies.
+
+    Everything started is undone by ``stack`` (and by ``DockerEnvironment.start``
+    itself when it fails half-way)."""
+    if site.environment.target_kind == "external":
+        _refuse_loopback_target(site)
+    topology = plan(site.environment, control=True)
+    runtime = DockerEnvironment(topology, progress=lambda line: log.info("docker: %s", line))
+    log.info("starting %d container(s) as run %s", len(topology.services), runtime.run_id)
+    site.run_id = runtime.run_id
+    runtime.start()
+    stack.callback(runtime.stop)
+    site.target = _target(site, topology, runtime)
+    for service in topology.services:
+        if service.kind == "orthanc":
+            continue
+        proxy = _proxy(service, runtime, site).start()
+        if service.name == BUILTIN_TARGET and topology.target_kind == "builtin":
+            site.builtin = proxy
+            continue
+        site.actors[service.name] = proxy
+        if service.kind == "ris":
+            site.ris = proxy
+    log.info("run %s: every container healthy in %.1fs", runtime.run_id,
+             runtime.started_in or 0.0)
+    return runtime
+
+
+__all__ = ["start_in_containers"]
