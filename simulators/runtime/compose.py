@@ -47,8 +47,10 @@ def _service_entry(service: Service) -> dict[str, Any]:
                       for container, host in service.ports.items()]
     entry["volumes"] = [f"./{CONFIG_SUBDIR}/{_file_name(service, path)}:{path}:ro"
                         for path in service.files]
-    entry["healthcheck"] = {"test": service.healthcheck, "interval": "2s", "timeout": "5s",
-                            "retries": 10, "start_period": "20s"}
+    # The probe is a Python process importing the actor's module: on a busy 2-core
+    # host seven of them every 2 s with a 5 s timeout made healthy actors "unhealthy".
+    entry["healthcheck"] = {"test": service.healthcheck, "interval": "3s", "timeout": "15s",
+                            "retries": 10, "start_period": "60s"}
     if service.depends_on:
         entry["depends_on"] = {name: {"condition": "service_healthy"}
                                for name in service.depends_on}
