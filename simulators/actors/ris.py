@@ -10,8 +10,15 @@ One actor, three fronts on one order book (:class:`~simulators.actors.ris_orders
 * Python operations for scenarios and tests: ``schedule``, ``orders``, ``order``,
   ``worklist_items``, ``mpps_instances``.
 
-pynetdicom runs one thread per association and the MLLP server a thread pool, so
-all state lives behind the order book's and MPPS manager's locks.
+The DICOM side runs on the asyncio acceptor
+(:class:`~simulators.dicom.fast.server.FastServer`), like the archive: one event
+loop serves every association, so 200 modalities polling at once cost 200 sockets,
+not 200 threads each taking the GIL in turn (pynetdicom's acceptor answered 200
+concurrent worklist queries with a p50 of 12 s or more; benchmarks/worklist_load.py
+``--ris``). The work that takes locks or burns CPU (reading the order book,
+matching, encoding, the MPPS state machine and its order-book callbacks) runs in
+the acceptor's thread pool; the MLLP server has its own threads, so all state
+lives behind the order book's and MPPS manager's locks.
 """
 
 from __future__ import annotations
@@ -19,21 +26,23 @@ from __future__ import annotations
 import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Awaitable, Callable
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
+from pynetdicom import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators.actors.base import Actor
 from simulators.actors.ris_hl7 import RisHl7Handler
 from simulators.actors.ris_orders import MppsLink, OrderBook
-from simulators.dicom.ae import AeSettings, make_ae, start_server
+from simulators.dicom.ae import DEFAULT_MAX_PDU
+from simulators.dicom.fast.server import (
+    DimseRequest, FastServer, Reply, ServerSettings, SupportedContext,
+)
 from simulators.dicom.mpps import MppsInstance, MppsManager
-from simulators.dicom.worklist import handle_mwl_find
+from simulators.dicom.worklist import serve_mwl_find
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus
 from simulators.hl7 import messages
@@ -60,7 +69,11 @@ class RisConfig:
     #: Station for orders that name none: modality -> (station AE title, station name).
     stations: dict[str, tuple[str, str]] = field(default_factory=dict)
     default_station: tuple[str, str] | None = None
+    #: Simultaneous DICOM associations; more are refused with A-ASSOCIATE-RJ
+    #: (transient, service provider, local limit exceeded).
     max_associations: int = 50
+    #: Threads for the DICOM side's blocking work (order book, matching, MPPS).
+    workers: int = 4
     #: PN matching: False = case-insensitive (PS3.4 C.2.2.2.1 allows it; see matching.py).
     pn_case_sensitive: bool = False
     #: Match SPS start date and time as one instant range (C.2.2.2.5.1).
@@ -82,6 +95,9 @@ class RisConfig:
                 raise ConfigError(f"{label} must be 0..65535", **{label: port})
         if self.max_results is not None and self.max_results < 1:
             raise ConfigError("max_results must be at least 1", max_results=self.max_results)
+        if self.max_associations < 1 or self.workers < 1:
+            raise ConfigError("max_associations and workers must be at least 1",
+                              max_associations=self.max_associations, workers=self.workers)
         if self.network_timeout <= 0 or self.hl7_read_timeout <= 0 or self.hl7_max_frame <= 0:
             raise ConfigError("network_timeout, hl7_read_timeout and hl7_max_frame must be "
                               "positive")
@@ -98,15 +114,17 @@ class Ris(Actor):
         self.book = OrderBook()
         self.mpps = MppsManager(on_in_progress=self._on_mpps, on_completed=self._on_mpps,
                                 on_discontinued=self._on_mpps, on_updated=self._on_mpps)
-        self.settings = AeSettings(ae_title=self.config.ae_title,
-                                   allowed_calling=frozenset(self.config.allowed_calling),
-                                   maximum_associations=self.config.max_associations,
-                                   network_timeout=self.config.network_timeout)
+        self.settings = ServerSettings(
+            ae_title=self.config.ae_title, host=self.config.host, port=self.config.dicom_port,
+            contexts=_supported_contexts(self.config), max_pdu=DEFAULT_MAX_PDU,
+            max_associations=self.config.max_associations,
+            allowed_calling=frozenset(self.config.allowed_calling),
+            idle_timeout=self.config.network_timeout, workers=self.config.workers)
         self.hl7_handler = RisHl7Handler(
             self.book, stations=self.config.stations,
             default_station=self.config.default_station, on_order=self._forward,
             application=self.config.ae_title)
-        self._server: ThreadedAssociationServer | None = None
+        self._server: FastServer | None = None
         self._mllp: MllpServer | None = None
         self._forwarder: ThreadPoolExecutor | None = None
         self._forward_client: MllpClient | None = None
@@ -114,17 +132,14 @@ class Ris(Actor):
     # --------------------------------------------------------------- lifecycle
     def _start(self) -> None:
         cfg = self.config
-        ae = make_ae(self.settings)
-        ae.add_supported_context(Verification)
-        handlers: list[tuple[Any, Any]] = [(evt.EVT_C_ECHO, self._on_echo),
-                                           (evt.EVT_DATA_RECV, self._enforce_max_pdu)]
+        server = FastServer(self.settings, events=self.events, actor=self.name)
         if cfg.mwl:
-            ae.add_supported_context(ModalityWorklistInformationFind)
-            handlers.append((evt.EVT_C_FIND, self._on_find))
+            server.handle("C-FIND", self._on_find)
         if cfg.mpps:
-            ae.add_supported_context(ModalityPerformedProcedureStep)
-            handlers += [(evt.EVT_N_CREATE, self._on_n_create), (evt.EVT_N_SET, self._on_n_set)]
-        self._server = start_server(ae, cfg.host, cfg.dicom_port, handlers)
+            server.handle("N-CREATE", self._on_n_create)
+            server.handle("N-SET", self._on_n_set)
+        server.start()
+        self._server = server
         try:
             if cfg.hl7:
                 self._mllp = MllpServer(self.hl7_handler, cfg.host, cfg.hl7_port,
@@ -140,9 +155,9 @@ class Ris(Actor):
 
     def _stop(self) -> None:
         if self._server is not None:
-            # AE.shutdown also aborts live associations, so stop() never leaves a
-            # stalled peer's thread behind until its network timeout.
-            self._server.ae.shutdown()
+            # stop() also aborts live associations, so no stalled peer keeps the
+            # loop thread alive until its idle timeout.
+            self._server.stop()
             self._server = None
         if self._mllp is not None:
             self._mllp.stop()
@@ -158,8 +173,7 @@ class Ris(Actor):
     def dicom_address(self) -> tuple[str, int]:
         if self._server is None:
             raise ConfigError("the RIS is not started", name=self.name)
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self.config.host, int(self._server.port)
 
     @property
     def hl7_address(self) -> tuple[str, int]:
@@ -205,68 +219,41 @@ class Ris(Actor):
         """Which orders an MPPS changed; empty accessions = unscheduled/unmatched."""
         return self.book.mpps_link(sop_instance_uid)
 
+    @property
+    def active_associations(self) -> int:
+        """DICOM associations the RIS holds right now (load tests watch this)."""
+        return self._server.active_associations if self._server is not None else 0
+
     # ------------------------------------------------------------- DICOM glue
-    @staticmethod
-    def _peer(event: Any) -> str:
-        requestor = event.assoc.requestor
-        return f"{requestor.address}:{requestor.port}"
-
-    def _enforce_max_pdu(self, event: Any) -> None:
-        """A P-DATA-TF longer than the Maximum Length we announced is a protocol
-        error (PS3.8 Annex D.1): A-ABORT instead of processing it. pynetdicom itself
-        accepts any length, so the check runs on its raw-PDU notification."""
-        data = event.data
-        limit = self.settings.max_pdu
-        if limit and len(data) >= 6 and data[0] == 0x04 and len(data) - 6 > limit:
-            self.log.warning("P-DATA of %d bytes exceeds our maximum %d from %s: A-ABORT",
-                             len(data) - 6, limit, self._peer(event))
-            event.assoc.abort()
-
-    def _on_echo(self, event: Any) -> int:
-        with self.events.exchange("dicom.c-echo", self.name, self._peer(event)) as exchange:
-            exchange.status = "0x0000"
-        return 0x0000
-
-    def _on_find(self, event: Any) -> Iterator[tuple[Any, Dataset | None]]:
+    # The acceptor opens one exchange event per request ("dicom.c-echo",
+    # "dicom.c-find", "dicom.n-create", "dicom.n-set", actor = our name) and
+    # records the final status; the handlers add the detail.
+    async def _on_find(self, request: DimseRequest) -> Reply | int:
         cfg = self.config
-        with self.events.exchange("dicom.c-find", self.name, self._peer(event),
-                                  sop_class="MWL") as exchange:
-            exchange.status = "0x0000"
-            matches, final = 0, False
-            answers = handle_mwl_find(
-                event, self.book.worklist_items(), pn_case_sensitive=cfg.pn_case_sensitive,
-                combined_datetime=cfg.combined_datetime_matching, max_results=cfg.max_results)
-            try:
-                for status, identifier in answers:
-                    code = status if isinstance(status, int) else int(status.Status)
-                    if code == 0xFF00:
-                        matches += 1
-                    else:
-                        # pynetdicom stops iterating after a final status: record it first.
-                        final = True
-                        exchange.status = f"0x{code:04X}"
-                        exchange.outcome = "cancelled" if code == 0xFE00 else "failed"
-                    exchange.detail["matches"] = matches
-                    yield status, identifier
-            except GeneratorExit:
-                # pynetdicom dropped us: normal after a final status, else the peer left.
-                if not final:
-                    exchange.outcome = "aborted"
-                return
+        request.event.detail["sop_class"] = "MWL"
+        if request.context.abstract_syntax != ModalityWorklistInformationFind:
+            return STATUS_SOP_CLASS_NOT_SUPPORTED
+        return await serve_mwl_find(
+            request, self.book.worklist_items, pn_case_sensitive=cfg.pn_case_sensitive,
+            combined_datetime=cfg.combined_datetime_matching, max_results=cfg.max_results)
 
-    def _on_n_create(self, event: Any) -> tuple[Dataset, Dataset | None]:
-        with self.events.exchange("dicom.n-create", self.name, self._peer(event),
-                                  sop_class="MPPS") as exchange:
-            status, reply = self.mpps.handle_n_create(event)
-            _record_status(exchange, status)
-            return status, reply
+    async def _on_n_create(self, request: DimseRequest) -> Reply | int:
+        return await self._on_mpps_request(request, self.mpps.serve_n_create)
 
-    def _on_n_set(self, event: Any) -> tuple[Dataset, Dataset | None]:
-        with self.events.exchange("dicom.n-set", self.name, self._peer(event),
-                                  sop_class="MPPS") as exchange:
-            status, reply = self.mpps.handle_n_set(event)
-            _record_status(exchange, status)
-            return status, reply
+    async def _on_n_set(self, request: DimseRequest) -> Reply | int:
+        return await self._on_mpps_request(request, self.mpps.serve_n_set)
+
+    @staticmethod
+    async def _on_mpps_request(request: DimseRequest,
+                               serve: Callable[[DimseRequest], Awaitable[Reply]]) -> Reply | int:
+        request.event.detail["sop_class"] = "MPPS"
+        if request.context.abstract_syntax != ModalityPerformedProcedureStep:
+            return STATUS_NO_SUCH_SOP_CLASS
+        reply: Reply = await serve(request)
+        if reply.status != 0:
+            request.event.outcome = "failed"
+            request.event.detail["comment"] = str(reply.fields.get("ErrorComment", "") or "")
+        return reply
 
     def _on_mpps(self, instance: MppsInstance) -> None:
         """Every MPPS transition: move exactly the referenced steps, nothing else."""
@@ -296,12 +283,18 @@ class Ris(Actor):
                              host, port, exc)
 
 
-def _record_status(exchange: Any, status: Dataset) -> None:
-    code = int(status.Status)
-    exchange.status = f"0x{code:04X}"
-    if code != 0:
-        exchange.outcome = "failed"
-        exchange.detail["comment"] = str(status.get("ErrorComment", ""))
+def _supported_contexts(config: RisConfig) -> tuple[SupportedContext, ...]:
+    """Verification always; MWL and MPPS as configured; pynetdicom's default syntaxes."""
+    syntaxes = tuple(str(uid) for uid in DEFAULT_TRANSFER_SYNTAXES)
+    wanted = [Verification] + ([ModalityWorklistInformationFind] if config.mwl else []) \
+        + ([ModalityPerformedProcedureStep] if config.mpps else [])
+    return tuple(SupportedContext(str(uid), syntaxes) for uid in wanted)
+
+
+#: PS3.7 C.5.x: a C-FIND on a context that is not MWL (0122), an N-service on one
+#: that is not MPPS (0118). Neither can happen with a conformant peer.
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
+STATUS_NO_SUCH_SOP_CLASS = 0x0118
 
 
 __all__ = ["Ris", "RisConfig"]

@@ -48,11 +48,14 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import generate_uid
+
+if TYPE_CHECKING:
+    from simulators.dicom.fast.service import DimseRequest, Reply
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +164,12 @@ class MppsResult:
         if with_attribute_list and self.offending:
             ds.AttributeIdentifierList = list(self.offending)
         return ds
+
+    def response_fields(self, *, with_attribute_list: bool = False) -> dict[str, Any]:
+        """The status elements other than Status, as response command fields (for
+        acceptors that build the command set themselves)."""
+        status = self.status_dataset(with_attribute_list=with_attribute_list)
+        return {element.keyword: element.value for element in status if element.keyword != "Status"}
 
 
 Callback = Callable[[MppsInstance], None]
@@ -368,17 +377,63 @@ class MppsManager:
             return [i.snapshot() for i in self._instances.values()
                     if i.status == IN_PROGRESS and now - i.updated > max_age_seconds]
 
+    # ------------------------------------------------ transport-neutral answers
+    def answer_n_create(self, sop_instance_uid: str | None,
+                        decode: Callable[[], Dataset | None], *,
+                        calling_ae: str = "") -> MppsResult:
+        """N-CREATE with a lazily decoded attribute list; never raises.
+
+        ``decode`` may raise on the peer's bad bytes: that is a 0110 processing
+        failure, not a crash. No attribute list at all is an empty one (0120 follows).
+        """
+        try:
+            attributes = decode()
+            return self.n_create(sop_instance_uid, attributes if attributes is not None
+                                 else Dataset(), calling_ae=calling_ae)
+        except Exception as exc:  # noqa: BLE001 - undecodable or odd input: answer, not crash
+            log.warning("MPPS N-CREATE could not be processed: %s", exc)
+            return MppsResult(PROCESSING_FAILURE, "attribute list cannot be processed")
+
+    def answer_n_set(self, sop_instance_uid: str | None,
+                     decode: Callable[[], Dataset | None]) -> MppsResult:
+        """N-SET with a lazily decoded modification list; never raises."""
+        try:
+            modifications = decode()
+            return self.n_set(sop_instance_uid, modifications if modifications is not None
+                              else Dataset())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("MPPS N-SET could not be processed: %s", exc)
+            return MppsResult(PROCESSING_FAILURE, "modification list cannot be processed")
+
+    # ------------------------------------------------------- FastServer glue
+    async def serve_n_create(self, request: "DimseRequest") -> "Reply":
+        """FastServer N-CREATE handler: the manager's lock and the owner's callbacks
+        (which take the owner's locks) run in the server's thread pool."""
+        from simulators.dicom.fast.service import Reply
+
+        requested = str(request.get("AffectedSOPInstanceUID", "") or "") or None
+        result = await request.run_blocking(
+            lambda: self.answer_n_create(requested, request.dataset, calling_ae=request.calling_ae))
+        fields = result.response_fields()
+        if result.ok and requested is None:
+            fields["AffectedSOPInstanceUID"] = result.sop_instance_uid
+        return Reply(result.status, fields=fields)
+
+    async def serve_n_set(self, request: "DimseRequest") -> "Reply":
+        """FastServer N-SET handler (see :meth:`serve_n_create`)."""
+        from simulators.dicom.fast.service import Reply
+
+        result = await request.run_blocking(
+            self.answer_n_set, str(request.get("RequestedSOPInstanceUID", "") or ""),
+            request.dataset)
+        return Reply(result.status, fields=result.response_fields(with_attribute_list=True))
+
     # --------------------------------------------------------- pynetdicom glue
     def handle_n_create(self, event: Any) -> tuple[Dataset, Dataset | None]:
         """EVT_N_CREATE handler: decode, apply, answer; never raises."""
         request = event.request
-        try:
-            attributes = event.attribute_list
-            result = self.n_create(request.AffectedSOPInstanceUID, attributes,
-                                   calling_ae=_calling_ae(event))
-        except Exception as exc:  # noqa: BLE001 - undecodable or odd input: answer, not crash
-            log.warning("MPPS N-CREATE could not be processed: %s", exc)
-            result = MppsResult(PROCESSING_FAILURE, "attribute list cannot be processed")
+        result = self.answer_n_create(request.AffectedSOPInstanceUID,
+                                      lambda: event.attribute_list, calling_ae=_calling_ae(event))
         reply = None
         if result.ok and not request.AffectedSOPInstanceUID:
             reply = Dataset()
@@ -387,11 +442,8 @@ class MppsManager:
 
     def handle_n_set(self, event: Any) -> tuple[Dataset, Dataset | None]:
         """EVT_N_SET handler: decode, apply, answer; never raises."""
-        try:
-            result = self.n_set(event.request.RequestedSOPInstanceUID, event.modification_list)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("MPPS N-SET could not be processed: %s", exc)
-            result = MppsResult(PROCESSING_FAILURE, "modification list cannot be processed")
+        result = self.answer_n_set(event.request.RequestedSOPInstanceUID,
+                                   lambda: event.modification_list)
         return result.status_dataset(with_attribute_list=True), None
 
     def _notify(self, which: str, snapshot: MppsInstance) -> None:

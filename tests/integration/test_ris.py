@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +22,9 @@ from pynetdicom.sop_class import (
 
 from simulators.actors.ris import Ris, RisConfig
 from simulators.dicom.ae import associate
+from simulators.dicom.fast import codec, dimse
 from simulators.events import EventBus, Exchange
+from simulators.faults.raw_dicom import RawAssociation, oversized_pdata, status_of
 from simulators.hl7 import messages
 from simulators.hl7.er7 import ack_code
 from simulators.hl7.mllp import MllpClient
@@ -368,3 +371,120 @@ def test_garbage_and_malformed_queries_leave_the_ris_serving(ris: Ris) -> None:
     with MllpClient(hl7_host, hl7_port, timeout=10) as client:
         assert ack_code(client.send(messages.adt("A04", make_order(9).patient))) == "AA"
     stalled.close()
+
+
+# ------------------------------------------------- the asyncio acceptor under load
+MWL_UID, MPPS_UID = str(ModalityWorklistInformationFind), str(ModalityPerformedProcedureStep)
+EXPLICIT, DEFLATED = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"
+
+
+def raw_find(raw: RawAssociation, identifier: Dataset | bytes, syntax: str = EXPLICIT) -> int:
+    """Send one MWL C-FIND on an established raw association; returns its Message ID."""
+    context = next(c.context_id for c in raw.contexts
+                   if c.abstract_syntax == MWL_UID and c.transfer_syntax == syntax and c.accepted)
+    data = identifier if isinstance(identifier, bytes) else raw.encode(identifier, context)
+    message_id = raw.next_id()
+    for pdu in codec.message_pdus(dimse.c_find_rq(message_id, MWL_UID, data), context,
+                                  raw.peer_max_pdu):
+        raw.send(pdu)
+    return message_id
+
+
+def read_find(raw: RawAssociation, limit: int = 2000) -> tuple[int, int | None]:
+    """(pending responses read, final status or None when the association ended)."""
+    pending = 0
+    for _ in range(limit):
+        status = status_of(raw.read_message(timeout=30))
+        if status in (0xFF00, 0xFF01):
+            pending += 1
+            continue
+        return pending, status
+    return pending, None
+
+
+def test_200_simultaneous_associations_are_all_answered_and_the_next_is_refused(
+        events: EventBus) -> None:
+    """Issue 7 item 4: 200+ associations held open at once, every one answered; one
+    past the limit gets A-ASSOCIATE-RJ transient / provider / local-limit-exceeded."""
+    limit = 210
+    seen: list[Exchange] = []
+    events.subscribe(seen.append)
+    with Ris(RisConfig(name="ris-load", max_associations=limit, hl7=False), events=events) as ris:
+        for n in range(20):
+            ris.schedule(make_order(n, station=f"ST{n % 10}"))
+        host, port = ris.dicom_address
+        opened: list[RawAssociation] = []
+        try:
+            for n in range(limit):
+                raw = RawAssociation(host, port, timeout=30)
+                opened.append(raw)
+                answer = raw.associate(f"MOD{n:03d}", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+                assert answer.kind == "accepted", (n, answer.describe())
+            assert ris.active_associations == limit
+            with RawAssociation(host, port) as extra:
+                answer = extra.associate("ONE_TOO_MANY", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+                assert (answer.kind, answer.reject) == ("rejected", (2, 3, 2))
+            for n, raw in enumerate(opened):       # every query out before any answer is read
+                raw_find(raw, mwl_query(station=f"ST{n % 10}"))
+            answers = [read_find(raw) for raw in opened]
+            assert answers == [(2, 0x0000)] * limit  # two orders per station
+        finally:
+            for raw in opened:
+                raw.release()
+                raw.close()
+    finds = [e for e in seen if e.kind == "dicom.c-find" and e.actor == "ris-load"]
+    assert len(finds) == limit
+    assert {(e.status, e.detail["matches"], e.detail["sop_class"]) for e in finds} == {
+        ("0x0000", 2, "MWL")}
+
+
+def test_c_cancel_while_the_query_runs_ends_it_with_fe00(events: EventBus) -> None:
+    """C-CANCEL before the final response (PS3.7 9.3.2.3): FE00, nothing more after it.
+
+    The cancel goes out 50 ms after the C-FIND, while the RIS is still matching 300
+    items or sending their answers. (Waiting for the first pending answer instead
+    races the kernel: loopback send buffers hold megabytes, so the RIS can finish
+    writing all 300 before it reads the cancel, and then 0000 is the right answer.)
+    """
+    seen: list[Exchange] = []
+    events.subscribe(seen.append)
+    with Ris(RisConfig(name="ris-cancel", hl7=False), events=events) as ris:
+        for n in range(300):
+            ris.schedule(make_order(n))
+        host, port = ris.dicom_address
+        with RawAssociation(host, port, timeout=30) as raw:
+            raw.associate("MODALITY1", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+            everything = Dataset()        # every key of an item, universal: ~1 KB answers
+            for element in ris.worklist_items()[0]:
+                everything.add_new(element.tag, element.VR,
+                                   Sequence() if element.VR == "SQ" else None)
+            message_id = raw_find(raw, everything)
+            time.sleep(0.05)
+            raw.send_message(dimse.c_cancel_rq(message_id), raw.context_id(MWL_UID))
+            pending, final = read_find(raw)
+            assert final == 0xFE00 and pending < 300
+            raw_find(raw, mwl_query(AccessionNumber="ACC7"))   # the association still works
+            assert read_find(raw) == (1, 0x0000)
+            raw.release()
+    cancelled = next(e for e in seen if e.kind == "dicom.c-find" and e.status == "0xFE00")
+    assert cancelled.outcome == "cancelled" and cancelled.detail["matches"] == pending
+
+
+def test_undecodable_identifier_is_c000_and_acse_policy_is_enforced() -> None:
+    config = RisConfig(name="ris-policy", hl7=False, allowed_calling=frozenset({"MODALITY1"}))
+    with Ris(config, events=EventBus()) as ris:
+        ris.schedule(make_order(1))
+        host, port = ris.dicom_address
+        with RawAssociation(host, port) as raw:
+            assert raw.associate("STRANGER", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])]).reject \
+                == (1, 1, 3)
+        with RawAssociation(host, port) as raw:
+            assert raw.associate("MODALITY1", "NOT_THE_RIS", [(MWL_UID, [EXPLICIT])]).reject \
+                == (1, 1, 7)
+        with RawAssociation(host, port) as raw:
+            raw.associate("MODALITY1", "PACSIM_RIS", [(MWL_UID, [DEFLATED])])
+            raw_find(raw, b"not deflated at all", syntax=DEFLATED)
+            assert read_find(raw) == (0, 0xC000)
+            raw.send(oversized_pdata(raw.context_id(MWL_UID), ris.settings.max_pdu + 1))
+            assert raw.read_message(timeout=10) == "aborted"        # A-ABORT, PS3.8 D.1
+        assert accessions(ris) == {"ACC1"}                         # still serving

@@ -282,3 +282,41 @@ def test_answer_max_results_bounds_broad_query() -> None:
     from simulators.dicom.worklist import answer_mwl_query, build_worklist_item
     items = [build_worklist_item(_order(f"ACC{i}")) for i in range(1, 6)]
     assert len(list(answer_mwl_query(Dataset(), items, max_results=3))) == 3
+
+
+def test_matching_first_then_building_gives_the_same_answers_as_match_dataset() -> None:
+    """mwl_matches filters on the non-universal keys before building a response; the
+    answers must be exactly match_dataset's, including "the SPS must have an item"."""
+    from simulators.dicom.worklist import build_worklist_item, matching_keys, mwl_matches
+    items = [build_worklist_item(_order(f"ACC{i}", family=("SMITH", "SMYTHE", "JONES")[i % 3],
+                                        station=("CT01", "MR01")[i % 2])) for i in range(1, 9)]
+    no_sps = build_worklist_item(_order("ACC9"))
+    del no_sps.ScheduledProcedureStepSequence
+    items.append(no_sps)
+
+    def query(name: str = "", station: str = "", date: str = "", sps: bool = True) -> Dataset:
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName, ds.AccessionNumber, ds.PatientID = name, "", ""
+        ds.RequestedProcedureCodeSequence = Sequence()
+        if sps:
+            step = Dataset()
+            step.ScheduledStationAETitle = station
+            step.ScheduledProcedureStepStartDate = date
+            step.Modality = ""
+            step.ScheduledProtocolCodeSequence = Sequence()
+            ds.ScheduledProcedureStepSequence = Sequence([step])
+        return ds
+
+    cases = [query(), query(station="MR01"), query(name="sm?th*"), query(date="20260101-20260115"),
+             query(date="20260116-"), query(name="JONES", station="CT01"), query(sps=False)]
+    for identifier in cases:
+        expected = [r for r in (match_dataset(identifier, item) for item in items) if r is not None]
+        assert list(mwl_matches(identifier, items)) == expected
+    # all-universal SPS keys still require an item: ACC9 (no SPS) is not an answer
+    assert len(list(mwl_matches(query(), items))) == 8
+    assert len(list(mwl_matches(query(sps=False), items))) == 9
+    reduced = matching_keys(query(name="sm?th*", station="CT01"))
+    assert [e.keyword for e in reduced] == ["PatientName", "ScheduledProcedureStepSequence"]
+    assert [e.keyword for e in reduced.ScheduledProcedureStepSequence[0]] == [
+        "ScheduledStationAETitle"]

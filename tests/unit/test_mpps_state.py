@@ -279,3 +279,27 @@ def test_stale_in_progress_instances() -> None:
     assert instance is not None
     assert mgr.stale(60, now=instance.updated + 61)[0].sop_instance_uid == UID
     assert mgr.stale(60, now=instance.updated + 1) == []
+
+
+def test_transport_answers_never_raise_and_give_command_fields() -> None:
+    """answer_n_create/answer_n_set (used by both acceptors) turn a decoder that raises
+    into 0110 and a missing data set into an empty one; response_fields are what an
+    acceptor puts in the response command set."""
+    mgr = MppsManager()
+
+    def broken() -> Dataset:
+        raise ValueError("truncated")
+
+    failed = mgr.answer_n_create(UID, broken)
+    assert failed.status == PROCESSING_FAILURE and mgr.get(UID) is None
+    assert failed.response_fields() == {"ErrorComment": "attribute list cannot be processed"}
+    assert mgr.answer_n_create(UID, lambda: None).status == MISSING_ATTRIBUTE
+    assert mgr.answer_n_create(UID, create_attrs, calling_ae="CT1").ok
+    assert mgr.answer_n_set(UID, broken).status == PROCESSING_FAILURE
+    hijack = Dataset()
+    hijack.PatientID = "SOMEONE-ELSE"
+    refused = mgr.answer_n_set(UID, lambda: hijack)
+    assert refused.status == INVALID_ATTRIBUTE_VALUE
+    fields = refused.response_fields(with_attribute_list=True)
+    assert str(fields["AttributeIdentifierList"]) == "(0010,0020)" and "Status" not in fields
+    assert mgr.get(UID).dataset.PatientID == "PID1"  # type: ignore[union-attr]
