@@ -12,15 +12,22 @@ Total time = wall clock of the whole burst (findscu: first process started to la
 exited; pacsim: run_load called to returned, fleet set-up included); ratio = DCMTK time / pacsim time
 (issue target >= 1.0, zero errors).
 
+The generator's polls read each response's status from the raw command set and count
+the matches without decoding them (a poll needs no content; ``mwl.query`` reports the
+count), and build and encode the identifier once per station and day.
+
 Generator overhead: CPU seconds the generator's process used during its run, per query
 and in total. One event loop runs its CPU work one piece at a time, so the total is
 the most it can have added to any latency it reported; the share of the wall time it
 was busy says how close it came to measuring itself.
 
-Server side (``--ris``): the built-in RIS (pynetdicom, thread per association) with the
-same 500 items, generator in a worker process (off the RIS's GIL): latency under 200
-simultaneous queries with ``max_associations`` 300, then with the default 50 (the
-excess is refused with A-ASSOCIATE-RJ transient, local-limit-exceeded).
+Server side (``--ris``): the built-in RIS (asyncio acceptor, matching and encoding in
+its thread pool) with the same 500 items, generator in a worker process (off the RIS's
+GIL): latency under 200 simultaneous queries with ``max_associations`` 300, then with
+the default 50 (the excess is refused with A-ASSOCIATE-RJ transient, local-limit-
+exceeded). Before the port to the asyncio acceptor (pynetdicom, thread per
+association) the same run gave: broad, no query finished within the 120 s grace;
+narrow, p50 12.6 s, p95 25.8 s, max 26.0 s.
 """
 
 from __future__ import annotations
@@ -192,8 +199,7 @@ def ris_section(orders: list[Any], queries: int) -> None:
     from simulators.events import EventBus
     from simulators.load import DicomPeer, LoadTarget
 
-    print("\nbuilt-in RIS (pynetdicom, thread per association), generator in a worker "
-          "process:")
+    print("\nbuilt-in RIS (asyncio acceptor), generator in a worker process:")
     for limit in (300, 50):
         ris = Ris(RisConfig(max_associations=limit, hl7=False), events=EventBus())
         with ris:

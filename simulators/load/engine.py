@@ -22,14 +22,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from simulators.events import EventBus, Exchange
+from simulators.events import EventBus
 from simulators.load.console import LiveView
 from simulators.load.images import StudyImages
-from simulators.load.operations import OrderNumbers, VirtualModality
+from simulators.load.operations import OrderNumbers, VirtualModality, WorklistQueries
 from simulators.load.profile import LoadProfile, Operation
 from simulators.load.shape import Member, Shape, fleet_members
 from simulators.load.stats import LoadStatistics
 from simulators.load.target import LoadTarget, check_target
+from simulators.world.context import StudyContext
 from simulators.world.world import World
 
 TICK = 0.05
@@ -37,6 +38,8 @@ TICK = 0.05
 ORDER_BASE = 5_000_000
 #: Poisson arrivals one modality may have in flight before new ones are dropped.
 MAX_IN_FLIGHT_PER_MODALITY = 4
+#: Operations that store images (their image templates are recorded before the run).
+STORING = ("store", "modality.perform")
 
 
 @dataclass
@@ -104,6 +107,7 @@ class LoadEngine:
         seed = profile.seed if profile.seed is not None else world.seed
         self._random = random.Random(seed * 7919 + self.worker)
         self._images = StudyImages()
+        self._queries = WorklistQueries()
         self._orders = OrderNumbers(ORDER_BASE + self.worker, self.workers)
         self._budget = _Budget(max(1, profile.max_operations // self.workers))
         self._dropped = 0
@@ -134,7 +138,34 @@ class LoadEngine:
 
     # ---------------------------------------------------------------- phases
     async def _prepare(self) -> dict[str, Any]:
-        """Send ``orders_per_modality`` HL7 orders per modality (not measured as load)."""
+        """Before the clock (not measured as load): image templates, then HL7 orders."""
+        return {**self._prepare_images(), **await self._prepare_orders()}
+
+    def _prepare_images(self) -> dict[str, Any]:
+        """Record image templates for every (modality, study shape) the profile stores.
+
+        Recording builds one whole study (about 2-4 ms per image); done during the
+        run it would stall every modality on the loop and count as target latency.
+        """
+        began = time.perf_counter()
+        shapes = {}
+        for member in self.members:
+            for operation in self.profile.every_modality:
+                if self.mine(member) and operation.do in STORING:
+                    images = operation.images
+                    shapes[(member.modality, images.series, images.per_series, images.rows,
+                            images.cols)] = (member, images)
+        for member, images in shapes.values():
+            ctx = StudyContext.unscheduled(self.world.patient(0), self.world, member.modality,
+                                           station_name=member.ae_title, index=ORDER_BASE - 1)
+            self._images.prepare(ctx, images)
+        if not shapes:
+            return {}
+        return {"image_shapes": len(shapes),
+                "image_seconds": round(time.perf_counter() - began, 3)}
+
+    async def _prepare_orders(self) -> dict[str, Any]:
+        """Send ``orders_per_modality`` HL7 orders per modality."""
         per_modality = self.profile.prepare.orders_per_modality
         if not per_modality or self.target.hl7 is None:
             return {}
@@ -217,7 +248,7 @@ class LoadEngine:
     def _modality(self, member: Member, events: EventBus | None = None) -> VirtualModality:
         return VirtualModality(member, self.target, world=self.world, events=events or self.events,
                                images=self._images, orders=self._orders,
-                               timeout=self.profile.timeout)
+                               timeout=self.profile.timeout, queries=self._queries)
 
     async def _modality_loop(self, member: Member, stop: asyncio.Event) -> None:
         vu = self._modality(member)

@@ -19,14 +19,14 @@ from typing import Any, Awaitable, Callable
 
 from pydicom.dataset import Dataset
 
-from simulators.dicom.fast import FIND_MODELS, FastAssociation
+from simulators.dicom.fast import FIND_MODELS, FastAssociation, encode_dataset
 from simulators.dicom.fast.requests import mpps_create, mpps_final, worklist_identifier
 from simulators.errors import PacsimError
 from simulators.events import EventBus, Exchange
 from simulators.hl7 import messages
 from simulators.hl7.er7 import ack_code
 from simulators.hl7.mllp_client import AsyncMllpClient
-from simulators.load.images import EXPLICIT_VR_LE, StudyImages
+from simulators.load.images import EXPLICIT_VR_LE, EncodedImage, StudyImages
 from simulators.load.profile import Operation
 from simulators.load.shape import Member
 from simulators.load.stats import OPERATION_PREFIX
@@ -59,11 +59,45 @@ class OrderNumbers:
             return next(self._numbers)
 
 
+class WorklistQueries:
+    """Worklist identifiers built once per (station, day, matching keys), encoded once
+    per transfer syntax, shared by the fleet.
+
+    A modality sends the same identifier at every poll; building and encoding it with
+    pydicom cost about 2 ms, as much as counting 250 matches. Bounded: the cache is
+    emptied when it reaches ``limit`` entries.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._queries: dict[tuple[object, ...], tuple[Dataset, dict[str, bytes]]] = {}
+
+    def identifier(self, station: str, day: dt.date, match: dict[str, Any]
+                   ) -> tuple[Dataset, dict[str, bytes]]:
+        """(identifier, its encodings by transfer syntax); unknown keys raise ConfigError."""
+        key = (station, day, tuple(sorted((k, str(v)) for k, v in match.items())))
+        found = self._queries.get(key)
+        if found is None:
+            if len(self._queries) >= self.limit:
+                self._queries.clear()
+            found = self._queries[key] = (worklist_identifier(station, day, match), {})
+        return found
+
+    @staticmethod
+    def encoded(query: tuple[Dataset, dict[str, bytes]], transfer_syntax: str) -> bytes:
+        identifier, encodings = query
+        data = encodings.get(transfer_syntax)
+        if data is None:
+            data = encodings[transfer_syntax] = encode_dataset(identifier, transfer_syntax)
+        return data
+
+
 class VirtualModality:
     """One simulated scanner of the fleet (see the module docstring)."""
 
     def __init__(self, member: Member, target: LoadTarget, *, world: World, events: EventBus,
-                 images: StudyImages, orders: OrderNumbers, timeout: float = 30.0) -> None:
+                 images: StudyImages, orders: OrderNumbers, timeout: float = 30.0,
+                 queries: WorklistQueries | None = None) -> None:
         self.member = member
         self.target = target
         self.world = world
@@ -71,6 +105,7 @@ class VirtualModality:
         self.images = images
         self.orders = orders
         self.timeout = timeout
+        self.queries = queries or WorklistQueries()
         self._attempts: dict[str, int] = {}
         self._handlers: dict[str, Callable[[Operation, Exchange], Awaitable[None]]] = {
             "mwl.query": self._mwl_query, "modality.perform": self._perform,
@@ -122,19 +157,25 @@ class VirtualModality:
             event.outcome = "warning" if 0xB000 <= status <= 0xBFFF else "failed"
 
     # ---------------------------------------------------------------- worklist
-    async def query_worklist(self, event: Exchange, scope: str = "station",
+    async def query_worklist(self, event: Exchange, scope: str = "station", keep: int = 0,
                              **match: Any) -> list[Dataset]:
+        """Query the worklist; returns the first ``keep`` items, decoded.
+
+        The others are only counted (``event.detail["matches"]``): a poll needs no
+        content, and decoding 250 items per poll made the generator its own bottleneck.
+        """
         station = self.ae_title if scope == "station" else ""
-        identifier = worklist_identifier(station, dt.date.today(), match)
+        query = self.queries.identifier(station, dt.date.today(), match)  # checked first
         association = await self._open(self.target.worklist, [(MWL_CLASS, UNCOMPRESSED)],
                                        event, "worklist")
         async with association:
-            status, matches = await association.find_all(identifier, "worklist")
-        event.detail["matches"] = len(matches)
-        if status != 0:
-            self._status(event, status)
-            raise PacsimError("worklist query failed", status=f"0x{status:04X}")
-        return matches
+            encoded = self.queries.encoded(query, association.transfer_syntax_for(MWL_CLASS))
+            result = await association.count_matches(encoded, "worklist", keep=keep)
+        event.detail["matches"] = result.matches
+        if result.status != 0:
+            self._status(event, result.status)
+            raise PacsimError("worklist query failed", status=f"0x{result.status:04X}")
+        return list(result.items)
 
     async def _mwl_query(self, operation: Operation, event: Exchange) -> None:
         await self.query_worklist(event, operation.scope, **operation.match)
@@ -173,9 +214,10 @@ class VirtualModality:
         """A worklist item to perform: a fresh order's when HL7 is available, else any."""
         if self.target.hl7 is not None:
             order = await self.send_order(event)
-            items = await self.query_worklist(event, "station", AccessionNumber=order.accession)
+            items = await self.query_worklist(event, "station", keep=1,
+                                              AccessionNumber=order.accession)
         else:
-            items = await self.query_worklist(event, "station")
+            items = await self.query_worklist(event, "station", keep=1)
         if not items:
             raise NoWorklistItem("no worklist item for this station", station=self.ae_title)
         return items[0]
@@ -200,9 +242,10 @@ class VirtualModality:
             raise PacsimError("MPPS N-CREATE refused", status=f"0x{result.status:04X}")
         return result.instance_uid or str(ctx.mpps_uid)
 
-    async def _mpps_close(self, ctx: StudyContext, mpps_uid: str, images: list[Dataset],
+    async def _mpps_close(self, ctx: StudyContext, mpps_uid: str, images: list[EncodedImage],
                           event: Exchange) -> None:
-        final = mpps_final(ctx, images, "COMPLETED", self.ae_title,
+        final = mpps_final(ctx, [image.reference() for image in images], "COMPLETED",
+                           self.ae_title,
                            dt.datetime.now().replace(microsecond=0), None)
         association = await self._open(self.target.mpps, [(MPPS_CLASS, UNCOMPRESSED)], event,
                                        "MPPS")
@@ -213,19 +256,19 @@ class VirtualModality:
             raise PacsimError("MPPS N-SET refused", status=f"0x{result.status:04X}")
 
     async def store_study(self, ctx: StudyContext, operation: Operation,
-                          event: Exchange) -> list[Dataset]:
-        """C-STORE the study on one association; returns headers of the stored images."""
-        sent: list[Dataset] = []
+                          event: Exchange) -> list[EncodedImage]:
+        """C-STORE the study on one association; returns the stored images."""
+        sent: list[EncodedImage] = []
         failures = 0
         sop_class = None
         association: FastAssociation | None = None
         try:
-            for image, data in self.images.encoded(ctx, operation.images):
-                sop_class = str(image.SOPClassUID)
+            for image in self.images.encoded(ctx, operation.images):
+                sop_class = image.sop_class
                 if association is None:
                     association = await self._open(
                         self.target.store, [(sop_class, [EXPLICIT_VR_LE])], event, "store")
-                status = await association.store(data, sop_class, str(image.SOPInstanceUID),
+                status = await association.store(image.parts, sop_class, image.sop_instance,
                                                  EXPLICIT_VR_LE)
                 if status != 0 and not 0xB000 <= status <= 0xBFFF:
                     failures += 1
@@ -274,4 +317,5 @@ class VirtualModality:
             self._status(event, await association.echo())
 
 
-__all__ = ["VirtualModality", "OrderNumbers", "NoWorklistItem", "PATIENT_POOL"]
+__all__ = ["VirtualModality", "OrderNumbers", "WorklistQueries", "NoWorklistItem",
+           "PATIENT_POOL"]

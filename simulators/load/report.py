@@ -217,9 +217,12 @@ def render_html(report: dict[str, Any]) -> str:
              f"{report['workers']} process(es); {report['operations_started']} operations "
              f"started, {report['interrupted']} interrupted at the end, "
              f"{report['dropped_arrivals']} arrivals dropped (modality busy)")
-    if prepare:
+    if prepare.get("orders") is not None:
         notes += (f"; prepared {prepare.get('orders')} orders in {prepare.get('seconds')}s "
                   f"({prepare.get('failed')} failed)")
+    if prepare.get("image_shapes"):
+        notes += (f"; image templates for {prepare['image_shapes']} study shape(s) recorded "
+                  f"in {prepare.get('image_seconds')}s before the start")
     if report.get("stopped_early"):
         notes += f"; stopped early: {report['stopped_early']}"
     return f"""<!DOCTYPE html>

@@ -126,7 +126,7 @@ def run_workers(profile: LoadProfile, target: LoadTarget, *, world_seed: int,
         run.stopped_early = run.stopped_early or meta["stopped_early"]
         for key, value in (meta["prepare"] or {}).items():
             if isinstance(value, (int, float)):
-                run.prepare[key] = max(run.prepare.get(key, 0), value) if key == "seconds" \
+                run.prepare[key] = max(run.prepare.get(key, 0), value) if key.endswith("seconds") \
                     else run.prepare.get(key, 0) + value
         planned = [a + b for a, b in zip(planned, meta["planned"])] if planned \
             else list(meta["planned"])

@@ -216,3 +216,53 @@ def test_silent_peer_times_out() -> None:
                            timeout=0.3)
     peer.thread.join(5)
     assert peer.received[:1] == b"\x07"
+
+
+def test_count_matches_counts_what_find_all_decodes(tmp_path: Path) -> None:
+    """The lean C-FIND: same status and count as decoding everything, first items decoded."""
+    require_tool("wlmscpfs")
+    items = write_worklist(tmp_path, "WLM", World(seed=8), 12)
+    port, events = free_port(), EventBus()
+    seen: list = []
+    events.subscribe(seen.append)
+
+    async def both() -> tuple[object, tuple[int, list[Dataset]]]:
+        results = []
+        for lean in (True, False):
+            association = FastAssociation(events=events)
+            await association.connect("127.0.0.1", port, "FASTSCU", "WLM",
+                                      [(FIND_MODELS["worklist"], UNCOMPRESSED)], max_pdu=32768)
+            async with association:
+                if lean:
+                    results.append(await association.count_matches(mwl_identifier("WLM"),
+                                                                   keep=2))
+                else:
+                    results.append(await association.find_all(mwl_identifier("WLM")))
+        return results[0], results[1]
+
+    with dcmtk_server(["wlmscpfs", "-dfp", str(tmp_path)], port):
+        counted, (status, matches) = asyncio.run(both())
+    assert (counted.status, counted.matches) == (status, len(matches)) == (0x0000, len(items))
+    assert [m.AccessionNumber for m in counted.items] == [m.AccessionNumber for m in matches[:2]]
+    finds = [e for e in seen if e.kind == "dicom.c-find"]
+    assert [e.detail["matches"] for e in finds] == [12, 12]
+    assert [e.status for e in finds] == ["0x0000", "0x0000"]
+
+
+def test_store_in_pieces_is_byte_identical(tmp_path: Path) -> None:
+    """A dataset given as header + pixel pieces arrives as the joined bytes."""
+    require_tool("storescp")
+    files = ct_files(tmp_path / "in", 2)
+    received, port = tmp_path / "out", free_port()
+    received.mkdir()
+    instances = [read_part10(path) for path in files]
+    with dcmtk_server(["storescp", "-aet", "STORESCP", "-od", str(received)], port):
+        with FastClient(events=EventBus()) as client:
+            client.connect("127.0.0.1", port, "FASTSCU", "STORESCP",
+                           [(CTImageStorage, [ExplicitVRLittleEndian])])
+            statuses = [client.store([i.data[:1001], i.data[1001:20_000], i.data[20_000:]],
+                                     i.sop_class, i.sop_instance, i.transfer_syntax)
+                        for i in instances]
+    assert statuses == [0, 0]
+    got = {read_part10(path).sop_instance: read_part10(path).data for path in received.iterdir()}
+    assert got == {i.sop_instance: i.data for i in instances}

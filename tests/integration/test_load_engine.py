@@ -1,12 +1,18 @@
 """The load engine against real servers on loopback: exact counts, percentiles of known
-delays, association rejects by reason, and the loopback rule."""
+delays, association rejects by reason, the loopback rule, stored images equal to their
+reference builds (DCMTK storescp), worklist polls counted against wlmscpfs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
+import subprocess
 import threading
 import time
+from pathlib import Path
+
+import pydicom
 
 import pytest
 from pynetdicom import evt
@@ -15,8 +21,18 @@ from pynetdicom.sop_class import Verification
 from simulators.dicom.ae import AeSettings, make_ae, start_server
 from simulators.errors import ConfigError
 from simulators.events import EventBus
-from simulators.load import DicomPeer, LoadEngine, LoadProfile, LoadTarget, load_dict, run_load
+from simulators.dicom.worklist import build_worklist_item
+from simulators.load import (
+    DicomPeer, LoadEngine, LoadProfile, LoadTarget, fleet_members, load_dict, run_load,
+)
+from simulators.load.engine import ORDER_BASE
+from simulators.load.images import StudyImages
+from simulators.load.operations import PATIENT_POOL
+from simulators.load.profile import Images
+from simulators.peers.dcmtk import dcmtk_server
+from simulators.world.context import StudyContext
 from simulators.world.world import World
+from tests.helpers import free_port, require_tool
 
 #: 60% of requests answered after 20 ms, 30% after 60 ms, 10% after 200 ms (cycled).
 DELAYS = [0.02] * 6 + [0.06] * 3 + [0.2]
@@ -127,3 +143,89 @@ def test_non_loopback_target_is_refused_before_any_traffic() -> None:
         run_load(allowed_by_profile_only, outside, world=World(1))
     with pytest.raises(ConfigError, match="not on loopback"):
         run_load(echo_profile(1), outside, world=World(1), allow_external=True)
+
+
+def store_profile(modalities: int, images: dict[str, int]) -> LoadProfile:
+    return LoadProfile.model_validate({
+        "modalities": {"count": modalities, "mix": {"CT": 1, "MR": 1}},
+        "stages": [{"duration": "30s", "target": modalities, "ramp": "0s"}],
+        "every_modality": [{"do": "store", "think": 0, "images": images}],
+        "max_operations": modalities, "grace": "30s", "timeout": "20s",
+        "report": {"live": False}})
+
+
+def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
+    """Images sent from templates are the world's images: every received file equals
+    its reference build (identity included) and passes dciodvfy."""
+    require_tool("storescp")
+    received, port = tmp_path / "out", free_port()
+    received.mkdir()
+    shape = {"series": 2, "per_series": 3, "rows": 64, "cols": 48}
+    profile = store_profile(2, shape)
+    world = World(3, non_ascii=0.5)
+    with dcmtk_server(["storescp", "-aet", "STORESCP", "-od", str(received)], port):
+        run = run_load(profile, LoadTarget(store=DicomPeer("127.0.0.1", port, "STORESCP")),
+                       world=world)
+    ops = run.stats.operations(run.duration)
+    assert ops["store"]["count"] == 2 and ops["store"]["errors"] == 0
+    assert ops["dicom.c-store"]["count"] == 12 and ops["dicom.c-store"]["errors"] == 0
+    assert run.prepare["image_shapes"] == 2  # CT and MR templates recorded before the start
+    files = sorted(received.iterdir())
+    got = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, files)}
+    assert len(got) == 12
+    reference: dict[str, object] = {}
+    images = StudyImages()
+    members = {m.ae_title: m for m in fleet_members(profile.modalities)}
+    for study_uid in {ds.StudyInstanceUID for ds in got.values()}:
+        sample = next(ds for ds in got.values() if ds.StudyInstanceUID == study_uid)
+        member = members[sample.StationName]
+        started = dt.datetime.strptime(sample.PerformedProcedureStepStartDate
+                                       + sample.PerformedProcedureStepStartTime, "%Y%m%d%H%M%S")
+        for index in (ORDER_BASE, ORDER_BASE + 1):  # the two orders the run numbered
+            ctx = StudyContext.unscheduled(world.patient(index % PATIENT_POOL), world,
+                                           member.modality, station_name=member.ae_title,
+                                           index=index, performed_start=started)
+            if ctx.study_uid == study_uid:
+                reference.update((ds.SOPInstanceUID, ds)
+                                 for ds in images.study(ctx, Images(**shape)))
+    for uid, ds in got.items():  # pixels come from a per-modality template: size only
+        expected = reference[uid]
+        assert len(ds.PixelData) == len(expected.PixelData) == 64 * 48 * 2
+        del ds.PixelData, expected.PixelData
+        assert ds == expected, uid
+    assert len({ds.StudyInstanceUID for ds in got.values()}) == 2
+    require_tool("dciodvfy")
+    result = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert [line for line in (result.stdout + result.stderr).splitlines()
+            if line.startswith("Error")] == []
+
+
+def test_worklist_polls_count_matches_against_wlmscpfs(tmp_path: Path) -> None:
+    require_tool("wlmscpfs")
+    folder = tmp_path / "WLM"
+    folder.mkdir()
+    (folder / "lockfile").touch()
+    world = World(4)
+    for index in range(30):
+        order = world.order(world.patient(index), "CT", station_ae="BROAD",
+                            station_name="BROAD", index=index)
+        item = build_worklist_item(order)
+        item.SpecificCharacterSet = "ISO_IR 192"
+        item.save_as(folder / f"item{index}.wl", implicit_vr=False, little_endian=True)
+    profile = LoadProfile.model_validate({
+        "modalities": {"count": 20, "mix": {"CT": 1}},
+        "stages": [{"duration": "30s", "target": 20, "ramp": "0s"}],
+        "every_modality": [{"do": "mwl.query", "think": 0,
+                            "match": {"ScheduledStationAETitle": "BROAD"}}],
+        "max_operations": 20, "grace": "30s", "timeout": "20s", "report": {"live": False}})
+    events = EventBus()
+    polls: list = []
+    events.subscribe(lambda e: polls.append(e) if e.kind == "load.mwl.query" else None)
+    port = free_port()
+    with dcmtk_server(["wlmscpfs", "-dfp", str(tmp_path)], port):
+        run = run_load(profile, LoadTarget(worklist=DicomPeer("127.0.0.1", port, "WLM")),
+                       world=World(1), events=events)
+    ops = run.stats.operations(run.duration)
+    assert ops["mwl.query"]["count"] == 20 and ops["mwl.query"]["errors"] == 0
+    assert [e.detail["matches"] for e in polls] == [30] * 20

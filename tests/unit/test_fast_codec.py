@@ -19,12 +19,13 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu import A_ASSOCIATE_RQ, P_DATA_TF
 
-from simulators.dicom.fast import codec, dimse
+from simulators.dicom.fast import codec, dimse, raw
 from simulators.dicom.fast.files import encode_dataset, read_part10
 from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
-from simulators.errors import ConfigError, StoreError
+from simulators.errors import ConfigError, ProtocolError, StoreError
 
 SOP_INSTANCE = "1.2.826.0.1.3680043.8.498.1"
+QUERY = b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "
 
 
 def reference_dataset_pdus(data: bytes, context_id: int, max_pdu: int) -> list[bytes]:
@@ -302,3 +303,106 @@ def test_accepted_contexts_and_announced_max_pdu() -> None:
     primitive = ac.to_primitive()
     assert primitive.maximum_length_received == 65536
     assert sorted(cx.result for cx in primitive.presentation_context_definition_results_list) == [0, 4]
+
+
+# ------------------------------------------------------------- requestor lean path
+@pytest.mark.parametrize("message_id, priority, sop_instance", [
+    (1, 2, SOP_INSTANCE), (65535, 0, SOP_INSTANCE + "1"), (300, 1, "1.2.3")])
+def test_c_store_command_matches_pynetdicom(message_id: int, priority: int,
+                                            sop_instance: str) -> None:
+    reference = dimse.c_store_rq(message_id, CTImageStorage, sop_instance, priority)
+    ours = dimse.c_store_rq_command(message_id, CTImageStorage, sop_instance, priority)
+    assert joined(codec.encoded_command_pdus(ours, 3, 16384)) == \
+        codec.command_pdus(reference, 3, 16384)
+
+
+@pytest.mark.parametrize("sizes, max_pdu", [
+    ((1000, 524_300), 16384), ((16378, 16378), 16384), ((5, 1, 70_000), 4096),
+    ((0, 30_000), 16384), ((40_000, 3), 0)])
+def test_dataset_in_pieces_gives_the_same_pdus(sizes: tuple[int, ...], max_pdu: int) -> None:
+    pieces = [os.urandom(size) for size in sizes]
+    whole = b"".join(pieces)
+    in_pieces = b"".join(bytes(part) for part in codec.dataset_pdus(pieces, 7, max_pdu))
+    assert in_pieces == b"".join(joined(list(codec.dataset_pdus(whole, 7, max_pdu))))
+    assert in_pieces == b"".join(reference_dataset_pdus(whole, 7, max_pdu))
+
+
+def _find_responses(count: int) -> tuple[list[bytes], list[bytes]]:
+    """pynetdicom-encoded C-FIND-RSPs: ``count`` pending with identifiers, then Success."""
+    request = _received(dimse.c_find_rq(4, dimse.FIND_MODELS["worklist"], QUERY))
+    identifiers, pdus = [], []
+    for index in range(count):
+        identifier = Dataset()
+        identifier.PatientID = f"PSM{index:04d}"
+        identifiers.append(encode_dataset(identifier, ExplicitVRLittleEndian))
+        pdus += codec.message_pdus(dimse.response_to(request, 0xFF00, identifiers[-1]), 1, 16384)
+    pdus += codec.message_pdus(dimse.response_to(request, 0x0000), 1, 16384)
+    return pdus, identifiers
+
+
+def test_raw_assembler_reads_status_and_identifiers_without_pydicom() -> None:
+    pdus, identifiers = _find_responses(3)
+    assembler = raw.RawAssembler(1 << 20)
+    messages = [message for pdu in pdus for message in assembler.feed(pdu)]
+    assert [m.status for m in messages] == [0xFF00] * 3 + [0x0000]
+    assert {m.responded_to for m in messages} == {4}
+    assert [m.command_field for m in messages] == [0x8020] * 4
+    assert [m.data for m in messages] == [*identifiers, None]
+    reference = codec.MessageAssembler(1 << 20)
+    decoded = [reference.feed(pdu) for pdu in pdus]
+    assert [m.to_dimse().command_set for m in messages] == \
+        [d.command_set for d in decoded if d is not None]
+
+
+def test_raw_assembler_splits_a_pdu_holding_two_messages() -> None:
+    pdus, _ = _find_responses(0)
+    echo = codec.message_pdus(dimse.response_to(_received(dimse.c_echo_rq(8)), 0x0000), 3, 0)
+    both = pdus + echo  # two single-PDV PDUs, merged into one PDU with two PDVs
+    body = b"".join(pdu[6:] for pdu in both)
+    merged = struct.pack(">BxI", codec.P_DATA_TYPE, len(body)) + body
+    messages = raw.RawAssembler(1 << 20).feed(merged)
+    assert [(m.context_id, m.responded_to, m.status) for m in messages] == [
+        (1, 4, 0x0000), (3, 8, 0x0000)]
+
+
+@pytest.mark.parametrize("pdu", [
+    struct.pack(">BxIIBB", 4, 6, 100, 1, 0x03),  # PDV claims more than its PDU
+    struct.pack(">BxIIBB", 4, 8, 4, 1, 0x02) + b"\x00\x00",  # data set before a command
+    struct.pack(">BxIIBB", 4, 10, 6, 1, 0x03) + struct.pack("<HHI", 0, 0x0900, 99)[:4],
+    struct.pack(">BxIIBB", 4, 14, 10, 1, 0x03) + struct.pack("<HHI", 8, 0x10, 0),  # group 8
+])
+def test_raw_assembler_refuses_malformed_messages(pdu: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        raw.RawAssembler(1 << 20).feed(pdu)
+
+
+def test_raw_assembler_bounds_the_message_size() -> None:
+    assembler = raw.RawAssembler(50_000)
+    command = codec.encoded_command_pdus(dimse.c_store_rq_command(1, CTImageStorage, "1.2"),
+                                         1, 16384)
+    assembler.feed(b"".join(bytes(p) for p in command))
+    with pytest.raises(codec.PduTooLarge):
+        for pdu in joined(list(codec.dataset_pdus(os.urandom(200_000), 1, 16384))):
+            assembler.feed(pdu)
+
+
+def test_buffered_pdu_is_read_without_waiting() -> None:
+    """A PDU already in the buffer is returned even with a zero timeout (no timer)."""
+    pdu = joined(list(codec.dataset_pdus(os.urandom(100), 1, 16384)))[0]
+
+    async def scenario() -> tuple[int, bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(pdu)
+        return await codec.read_pdu(reader, 16384, 0)
+
+    assert asyncio.run(scenario()) == (codec.P_DATA_TYPE, pdu)
+
+
+@pytest.mark.parametrize("max_pdu", [16384, 40, 0])
+def test_c_find_request_matches_pynetdicom(max_pdu: int) -> None:
+    """Hand-built command + identifier PDUs == pynetdicom's C-FIND-RQ, byte for byte."""
+    model = dimse.FIND_MODELS["worklist"]
+    ours = codec.encoded_command_pdus(dimse.c_find_rq_command(77, model, 1), 1, max_pdu)
+    ours.extend(codec.dataset_pdus(QUERY, 1, max_pdu))
+    reference = codec.message_pdus(dimse.c_find_rq(77, model, QUERY, 1), 1, max_pdu)
+    assert b"".join(bytes(part) for part in ours) == b"".join(reference)

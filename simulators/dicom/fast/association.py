@@ -5,7 +5,10 @@ hand-offs; BASELINES.md), not in encoding. Here each request is written straight
 to the socket and each response read with ``readexactly``, so hundreds of
 associations can share one event loop (the load engine) and one C-STORE costs
 roughly its encoding plus one round trip. PDU and DIMSE encoding stay pynetdicom's
-(see ``codec`` and ``dimse``).
+(see ``codec`` and ``dimse``) except on the hot paths: C-STORE and C-FIND request
+command sets are built by hand (compared byte for byte with pynetdicom's in the
+tests) and responses are read as raw command values (``raw``), decoded with
+pynetdicom only where a Dataset is wanted. C-FIND lives in ``queries``.
 
 Safety rules on the wire: every read has a timeout; a PDU longer than our announced
 maximum is refused before it is read (A-ABORT, memory bounded); what we send never
@@ -20,14 +23,16 @@ import asyncio
 import socket
 import time
 from collections import deque
-from typing import Any, AsyncIterator, Iterable, Sequence
+from io import BytesIO
+from typing import Any, Iterable, Sequence
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as msgs
 
 from simulators.dicom.ae import DEFAULT_MAX_PDU, describe_rejection
-from simulators.dicom.fast import codec, dimse
+from simulators.dicom.fast import codec, dimse, raw
 from simulators.dicom.fast.files import EncodedInstance, decode_dataset, encode_dataset
+from simulators.dicom.fast.queries import MAX_MATCHES, FindServices, status_of
 from simulators.dicom.fast.negotiation import (
     AcceptedContext, ContextRequest, accepted_contexts, associate_rq_bytes, build_contexts,
 )
@@ -35,9 +40,11 @@ from simulators.errors import AssociationError, ConfigError, ProtocolError
 from simulators.events import EventBus, Exchange, bus as default_bus
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+#: Command elements read from raw responses (group 0000, PS3.7 E.1-1).
+AFFECTED_SOP_INSTANCE, ERROR_COMMENT = 0x1000, 0x0902
 
 
-class FastAssociation:
+class FastAssociation(FindServices):
     """An association requestor on asyncio streams (use ``async with`` or ``release``)."""
 
     def __init__(self, *, actor: str = "fast-client", events: EventBus | None = None,
@@ -57,7 +64,8 @@ class FastAssociation:
         self._by_syntax: dict[tuple[str, str], AcceptedContext] = {}
         self._by_abstract: dict[str, AcceptedContext] = {}
         self._by_id: dict[int, AcceptedContext] = {}
-        self._assembler = codec.MessageAssembler(max_message)
+        self._assembler = raw.RawAssembler(max_message)
+        self._received: deque[raw.RawMessage] = deque()
         self._message_id = 0
         self._event_reports: deque[dimse.EventReport] = deque()
 
@@ -78,7 +86,7 @@ class FastAssociation:
             raise ConfigError("association already established", peer=self.peer)
         if max_pdu is not None:
             self.max_pdu = max_pdu
-            self._assembler = codec.MessageAssembler(self.max_message)
+            self._assembler = raw.RawAssembler(self.max_message)
         self.peer, self.calling_ae, self.called_ae = f"{host}:{port}", calling_ae, called_ae
         proposed = build_contexts(contexts)
         with self.events.exchange("dicom.associate", self.actor, self.peer,
@@ -91,9 +99,9 @@ class FastAssociation:
             _tune_socket(writer)
             self._reader, self._writer = reader, writer
             writer.write(associate_rq_bytes(calling_ae, called_ae, proposed, self.max_pdu))
-            pdu_type, raw = await self._read_pdu(timeout, during="association negotiation")
+            pdu_type, answer = await self._read_pdu(timeout, during="association negotiation")
             if pdu_type == codec.A_ASSOCIATE_RJ_TYPE:
-                rj = codec.decode_pdu(pdu_type, raw)
+                rj = codec.decode_pdu(pdu_type, answer)
                 await self._close()
                 reason = describe_rejection(rj.result, rj.source, rj.reason_diagnostic)  # type: ignore[attr-defined]
                 event.status = "rejected"
@@ -101,7 +109,7 @@ class FastAssociation:
             if pdu_type != codec.A_ASSOCIATE_AC_TYPE:
                 await self._fail(codec.ABORT_UNEXPECTED_PDU)
                 raise self._error(f"unexpected PDU 0x{pdu_type:02X} during association negotiation")
-            ac = codec.decode_pdu(pdu_type, raw)
+            ac = codec.decode_pdu(pdu_type, answer)
             self.contexts, self.peer_max_pdu = accepted_contexts(proposed, ac)  # type: ignore[arg-type]
             self._index_contexts()
             if not self._by_id:
@@ -157,14 +165,16 @@ class FastAssociation:
             response = await self._await_response(message_id)
             return self._finish(event, response)
 
-    async def store(self, data: Dataset | bytes | EncodedInstance, sop_class: str | None = None,
+    async def store(self, data: Dataset | bytes | Sequence[bytes] | EncodedInstance,
+                    sop_class: str | None = None,
                     sop_instance: str | None = None, transfer_syntax: str | None = None,
                     *, priority: int = 2) -> int:
         """C-STORE one instance; returns the status (a failure status does not raise).
 
         ``data`` may be an ``EncodedInstance`` (from ``read_part10``: sent byte for
-        byte), raw dataset bytes (give the UIDs and transfer syntax), or a Dataset
-        (encoded in the accepted transfer syntax of its SOP class).
+        byte), raw dataset bytes, whole or in pieces sent back to back (give the UIDs
+        and transfer syntax), or a Dataset (encoded in the accepted transfer syntax
+        of its SOP class).
         """
         if isinstance(data, EncodedInstance):
             sop_class = sop_class or data.sop_class
@@ -181,62 +191,13 @@ class FastAssociation:
             data = encode_dataset(data, context.transfer_syntax)
         with self.events.exchange("dicom.c-store", self.actor, self.peer) as event:
             message_id = self._next_id()
-            request = dimse.c_store_rq(message_id, sop_class, sop_instance, priority)
-            parts = codec.command_pdus(request, context.context_id, self.peer_max_pdu)
+            command = dimse.c_store_rq_command(message_id, sop_class, sop_instance, priority)
+            parts = codec.encoded_command_pdus(command, context.context_id, self.peer_max_pdu)
             parts.extend(codec.dataset_pdus(data, context.context_id, self.peer_max_pdu))
-            event.bytes = len(data)
+            event.bytes = len(data) if isinstance(data, bytes) else sum(map(len, data))
             self._send(parts)
             response = await self._await_response(message_id)
             return self._finish(event, response)
-
-    async def find(self, identifier: Dataset, model: str = "worklist", *,
-                   priority: int = 2) -> AsyncIterator[tuple[int, Dataset | None]]:
-        """C-FIND: yields ``(status, identifier)`` per match, then ``(final status, None)``.
-
-        Leaving the loop early sends C-CANCEL and drains the remaining responses so
-        the association stays usable. One event is emitted for the whole query.
-        """
-        sop_class = dimse.FIND_MODELS.get(model, model)
-        context = self._context_for(sop_class)
-        event = Exchange(kind="dicom.c-find", actor=self.actor, peer=self.peer,
-                         start=time.time(), detail={"model": model, "matches": 0})
-        began = time.perf_counter()
-        message_id = self._next_id()
-        final = False
-        try:
-            encoded = encode_dataset(identifier, context.transfer_syntax)
-            self._send(codec.message_pdus(dimse.c_find_rq(message_id, sop_class, encoded, priority),
-                                          context.context_id, self.peer_max_pdu))
-            while True:
-                response = await self._await_response(message_id)
-                status = int(dimse.command_value(response, "Status", 0xC000))
-                if not dimse.is_pending(status):
-                    final = True
-                    event.status, event.outcome = f"0x{status:04X}", dimse.outcome_of(status)
-                    yield status, None
-                    return
-                event.detail["matches"] += 1
-                stream = codec.dataset_stream(response)
-                yield status, decode_dataset(stream, context.transfer_syntax) if stream else None
-        except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                event.outcome = "error"
-                event.detail["error"] = str(exc)
-            raise
-        finally:
-            if not final and self._writer is not None:
-                await self._cancel_find(message_id, context.context_id, event)
-            event.duration = time.perf_counter() - began
-            self.events.emit(event)
-
-    async def find_all(self, identifier: Dataset, model: str = "worklist") -> tuple[int, list[Dataset]]:
-        """Run a C-FIND to the end; returns the final status and every match."""
-        matches: list[Dataset] = []
-        status = 0xC000
-        async for status, found in self.find(identifier, model):
-            if found is not None:
-                matches.append(found)
-        return status, matches
 
     async def n_create(self, sop_class: str, instance_uid: str | None,
                        attributes: Dataset) -> dimse.NResult:
@@ -290,11 +251,16 @@ class FastAssociation:
                 message = await self._next_message(remaining, idle_ok=True)
             except codec.PduIdle:
                 return None
-            if not isinstance(message, msgs.N_EVENT_REPORT_RQ):
+            if not message.is_event_report:
                 await self._fail(codec.ABORT_UNEXPECTED_PDU)
-                raise self._error(f"unexpected {type(message).__name__} while waiting for N-EVENT-REPORT")
-            await self._answer_event_report(message)
+                raise self._error(f"unexpected command 0x{message.command_field or 0:04X} "
+                                  "while waiting for N-EVENT-REPORT")
+            await self._answer_event_report(message.to_dimse())
         return self._event_reports.popleft()
+
+    def transfer_syntax_for(self, sop_class: str) -> str:
+        """The transfer syntax the peer accepted for ``sop_class`` (first such context)."""
+        return self._context_for(sop_class).transfer_syntax
 
     # -- internals -------------------------------------------------------------------------
     def _index_contexts(self) -> None:
@@ -325,8 +291,8 @@ class FastAssociation:
             raise AssociationError("association is not established", peer=self.peer)
         self._writer.write(b"".join(parts))
 
-    def _finish(self, event: Exchange, response: msgs.DIMSEMessage) -> int:
-        status = int(dimse.command_value(response, "Status", 0xC000))
+    def _finish(self, event: Exchange, response: raw.RawMessage) -> int:
+        status = status_of(response)
         event.status, event.outcome = f"0x{status:04X}", dimse.outcome_of(status)
         return status
 
@@ -336,25 +302,24 @@ class FastAssociation:
             self._send(codec.message_pdus(request, context.context_id, self.peer_max_pdu))
             response = await self._await_response(message_id)
             status = self._finish(event, response)
-            stream = codec.dataset_stream(response)
             return dimse.NResult(
                 status=status,
-                instance_uid=str(dimse.command_value(response, "AffectedSOPInstanceUID", "") or instance_uid),
-                dataset=decode_dataset(stream, context.transfer_syntax) if stream else None,
-                comment=str(dimse.command_value(response, "ErrorComment", "") or ""))
+                instance_uid=response.text(AFFECTED_SOP_INSTANCE) or instance_uid,
+                dataset=self._decode(response.data, context),
+                comment=response.text(ERROR_COMMENT))
 
-    async def _await_response(self, message_id: int) -> msgs.DIMSEMessage:
+    async def _await_response(self, message_id: int) -> raw.RawMessage:
         """The response to ``message_id``; N-EVENT-REPORTs arriving first are answered."""
         for _ in range(100_000):  # bounded: a peer flooding event reports cannot spin us forever
             message = await self._next_message(self.dimse_timeout)
-            if isinstance(message, msgs.N_EVENT_REPORT_RQ):
-                await self._answer_event_report(message)
+            if message.is_event_report:
+                await self._answer_event_report(message.to_dimse())
                 continue
-            answered = dimse.command_value(message, "MessageIDBeingRespondedTo")
+            answered = message.responded_to
             if answered != message_id:
                 await self._fail(codec.ABORT_UNEXPECTED_PDU)
-                raise self._error(f"unexpected {type(message).__name__} answering message {answered}",
-                                  message_id=message_id)
+                raise self._error(f"unexpected command 0x{message.command_field or 0:04X} "
+                                  f"answering message {answered}", message_id=message_id)
             return message
         raise self._error("too many interleaved N-EVENT-REPORTs")
 
@@ -372,27 +337,31 @@ class FastAssociation:
             event.status = "0x0000"
             event.detail["event_type"] = report.event_type
 
-    async def _next_message(self, timeout: float, idle_ok: bool = False) -> msgs.DIMSEMessage:
+    async def _next_message(self, timeout: float, idle_ok: bool = False) -> raw.RawMessage:
         """Read PDUs until one DIMSE message is complete; A-ABORT and friends raise.
 
         With ``idle_ok``, ``PduIdle`` (nothing arrived at all) propagates and the
         association stays usable; once a message has started, stalls abort it.
+        A PDU that completes several messages queues the later ones.
         """
+        if self._received:
+            return self._received.popleft()
         while True:
-            pdu_type, raw = await self._read_pdu(timeout, during="waiting for a DIMSE message",
+            pdu_type, pdu = await self._read_pdu(timeout, during="waiting for a DIMSE message",
                                                  idle_ok=idle_ok)
             idle_ok = False
             if pdu_type == codec.P_DATA_TYPE:
                 try:
-                    message = self._assembler.feed(raw)
+                    messages = self._assembler.feed(pdu)
                 except codec.PduTooLarge:
                     await self._fail(codec.ABORT_INVALID_PARAMETER)
                     raise
                 except Exception as exc:  # a malformed PDV or command set from the peer
                     await self._fail(codec.ABORT_INVALID_PARAMETER)
                     raise self._error(f"malformed DIMSE message from peer: {exc}") from exc
-                if message is not None:
-                    return message
+                if messages:
+                    self._received.extend(messages[1:])
+                    return messages[0]
             elif pdu_type == codec.A_RELEASE_RQ_TYPE:
                 self._writer.write(codec.release_rp_bytes())  # type: ignore[union-attr]
                 await self._close()
@@ -406,7 +375,7 @@ class FastAssociation:
         if self._reader is None:
             raise AssociationError("association is not established", peer=self.peer)
         try:
-            pdu_type, raw = await codec.read_pdu(self._reader, self.max_pdu, timeout,
+            pdu_type, data = await codec.read_pdu(self._reader, self.max_pdu, timeout,
                                                  self.dimse_timeout)
         except codec.PduIdle:
             if idle_ok:
@@ -424,12 +393,12 @@ class FastAssociation:
             await self._close()
             raise self._error(f"connection closed by peer {during}") from exc
         if pdu_type == codec.A_ABORT_TYPE:
-            pdu = codec.decode_pdu(pdu_type, raw)
+            pdu = codec.decode_pdu(pdu_type, data)
             await self._close()
             raise self._error(f"association aborted by peer {during}",
                               source=getattr(pdu, "source", None),
                               reason=getattr(pdu, "reason_diagnostic", None))
-        return pdu_type, raw
+        return pdu_type, data
 
     async def _fail(self, provider_reason: int) -> None:
         """A-P-ABORT with a PS3.8 reason, then close."""
@@ -453,20 +422,9 @@ class FastAssociation:
             except (OSError, TimeoutError):
                 pass
 
-    async def _cancel_find(self, message_id: int, context_id: int, event: Exchange) -> None:
-        """C-CANCEL an unfinished query and drain to its final response (bounded)."""
-        try:
-            self._send(codec.message_pdus(dimse.c_cancel_rq(message_id), context_id, self.peer_max_pdu))
-            for _ in range(100_000):
-                response = await self._await_response(message_id)
-                status = int(dimse.command_value(response, "Status", 0xC000))
-                if not dimse.is_pending(status):
-                    event.status = f"0x{status:04X}"
-                    event.detail["cancelled"] = True
-                    return
-        except (AssociationError, ProtocolError):
-            pass
-        await self.abort()
+    @staticmethod
+    def _decode(data: bytes | None, context: AcceptedContext) -> Dataset | None:
+        return decode_dataset(BytesIO(data), context.transfer_syntax) if data else None
 
     def _error(self, message: str, **context: Any) -> AssociationError:
         return AssociationError(message, peer=self.peer, calling_ae=self.calling_ae,
@@ -482,4 +440,4 @@ def _tune_socket(writer: asyncio.StreamWriter) -> None:
     writer.transport.set_write_buffer_limits(high=4 << 20)
 
 
-__all__ = ["FastAssociation", "STORAGE_COMMITMENT"]
+__all__ = ["FastAssociation", "STORAGE_COMMITMENT", "MAX_MATCHES"]

@@ -52,7 +52,8 @@ class FastClient:
     def echo(self) -> int:
         return self._run(self.association.echo())
 
-    def store(self, data: Dataset | bytes | EncodedInstance, sop_class: str | None = None,
+    def store(self, data: Dataset | bytes | Sequence[bytes] | EncodedInstance,
+              sop_class: str | None = None,
               sop_instance: str | None = None, transfer_syntax: str | None = None) -> int:
         return self._run(self.association.store(data, sop_class, sop_instance, transfer_syntax))
 
