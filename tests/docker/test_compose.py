@@ -43,7 +43,7 @@ def test_mirrored_site_has_what_the_issue_asks():
     kinds = {name: s["labels"]["org.pacsim.kind"] for name, s in services.items()}
     assert sorted(kinds.values()).count("modality") >= 3
     assert {"orthanc", "ris", "ehr", "archive"} <= set(kinds.values())
-    assert services["ct-bad-mpps"]["labels"]["org.pacsim.faults"] == "mpps.ncreate-missing-ssas"
+    assert services["ct-bad-mpps"]["labels"]["org.pacsim.faults"] == "malformed-mpps-scanner"
     for service in services.values():
         assert all(port.startswith("127.0.0.1:") for port in service["ports"])
         assert service["healthcheck"]["test"][0] == "CMD"
