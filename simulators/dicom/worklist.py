@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from simulators.dicom.matching import NON_KEY_TAGS, is_universal_key, match_dataset
+from simulators.world.iod_common import code_item
 from simulators.world.models import Order
 
 if TYPE_CHECKING:
@@ -62,14 +63,6 @@ CANCEL_PAUSE = 0.001
 
 
 # ------------------------------------------------------------------ building items
-def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
-
-
 def _needs_unicode(*texts: str) -> bool:
     return any(not text.isascii() for text in texts)
 
@@ -104,7 +97,7 @@ def build_worklist_item(order: Order) -> Dataset:
     ds.RequestedProcedureID = order.requested_procedure_id
     ds.RequestedProcedureDescription = procedure.meaning
     ds.RequestedProcedureCodeSequence = Sequence(
-        [_code_item(procedure.code, procedure.scheme, procedure.meaning)])
+        [code_item(procedure.code, procedure.scheme, procedure.meaning)])
     ds.StudyInstanceUID = order.study_uid
     ds.RequestedProcedurePriority = order.priority
     ds.ReasonForTheRequestedProcedure = order.reason
@@ -120,7 +113,7 @@ def build_worklist_item(order: Order) -> Dataset:
     sps.ScheduledPerformingPhysicianName = step.performing_physician
     sps.ScheduledProcedureStepDescription = step.description
     sps.ScheduledProtocolCodeSequence = Sequence(
-        [_code_item(procedure.code, procedure.scheme, procedure.meaning)])
+        [code_item(procedure.code, procedure.scheme, procedure.meaning)])
     sps.ScheduledProcedureStepID = step.step_id
     sps.ScheduledProcedureStepStatus = step.status
     sps.ScheduledProcedureStepLocation = step.station_name
