@@ -44,8 +44,8 @@ def record_reply(event: Exchange, reply: str | None) -> None:
         event.outcome = "failed"
 
 
-class MllpClient:
-    """Blocking MLLP client that keeps one connection for many messages."""
+class _ClientSettings:
+    """What both clients share: where they send, limits, and the event bus."""
 
     def __init__(self, host: str, port: int, *, timeout: float = 10.0,
                  encoding: str = "utf-8", max_frame: int = 1_048_576,
@@ -53,12 +53,17 @@ class MllpClient:
         self.host, self.port, self.timeout = host, port, timeout
         self.encoding, self.max_frame, self.name = encoding, max_frame, name
         self.events = events or default_bus
-        self._sock: socket.socket | None = None
         self._decoder = FrameDecoder(max_frame)
 
     @property
     def peer(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+class MllpClient(_ClientSettings):
+    """Blocking MLLP client that keeps one connection for many messages."""
+
+    _sock: socket.socket | None = None  # opened on first send
 
     def send(self, message: str) -> str:
         """Send one message and return the whole reply frame's text.
@@ -160,22 +165,11 @@ class _PeerClosed(Exception):
     """Internal: the peer closed before any reply byte (a retry may be safe)."""
 
 
-class AsyncMllpClient:
+class AsyncMllpClient(_ClientSettings):
     """asyncio MLLP client for load generators: one connection, many messages."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 10.0,
-                 encoding: str = "utf-8", max_frame: int = 1_048_576,
-                 events: EventBus | None = None, name: str = "mllp-client") -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self.encoding, self.max_frame, self.name = encoding, max_frame, name
-        self.events = events or default_bus
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._decoder = FrameDecoder(max_frame)
-
-    @property
-    def peer(self) -> str:
-        return f"{self.host}:{self.port}"
+    _reader: asyncio.StreamReader | None = None  # opened on first send
+    _writer: asyncio.StreamWriter | None = None
 
     async def send(self, message: str) -> str:
         """Send one message, await the whole reply; same rules as :meth:`MllpClient.send`."""
