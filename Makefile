@@ -26,6 +26,9 @@ test: venv
 bench: venv
 	$(BIN)/python -m benchmarks.modality_store
 	$(BIN)/python -m benchmarks.archive_ingest
+	$(BIN)/python -m benchmarks.archive_associations
+	$(BIN)/python -m benchmarks.worklist_load
+	$(BIN)/python -m benchmarks.store_load
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     scenarios = []
     for path in args.scenarios:
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(path, variables=_variables(args.var))
             scenarios.append(scenario.with_environment(seed=args.seed, target=args.target))
         except ScenarioError as exc:
             print(f"pacsim: invalid scenario: {exc}", file=sys.stderr)
@@ -125,6 +125,17 @@ def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _variables(pairs: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` pairs; they override the scenario's own ``vars:``."""
+    variables: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ScenarioError(f"--var expects NAME=VALUE, got {pair!r}", field="--var")
+        variables[name.strip()] = value
+    return variables
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the scenario commands to the ``pacsim`` parser."""
     run = sub.add_parser("run", help="run scenario files against a target and report",
@@ -134,6 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--target", choices=["builtin", "orthanc"],
                      help="override the scenarios' target")
     run.add_argument("--seed", type=int, help="override the synthetic world's seed")
+    run.add_argument("--var", action="append", metavar="NAME=VALUE",
+                     help="set a scenario variable (repeatable), e.g. --var hold=20s")
     run.add_argument("--runtime", choices=["local", "docker"], default="local",
                      help="where actors run (local: in this process; docker: each actor "
                           "in its own container on a private network, removed afterwards)")
