@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simulators.world.context import StudyContext
+from simulators.world.images import image_moment
 from simulators.world.iod_common import dicom_date, dicom_time
 
 #: VRs with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
@@ -39,8 +40,8 @@ _MAX_DEPTH = 16
 
 
 def slot_moment(ctx: StudyContext, series: int, instance: int) -> dt.datetime:
-    """Content date/time of image (series, instance), as ``world.images`` stamps it."""
-    return ctx.performed_step_start + dt.timedelta(minutes=series - 1, seconds=instance - 1)
+    """Content date/time of image (series, instance): the world's own rule."""
+    return image_moment(ctx, series, instance)
 
 
 LiveValue = Callable[[StudyContext, int, int], str]

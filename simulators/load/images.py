@@ -41,7 +41,7 @@ from simulators.dicom.fast.files import encode_dataset
 from simulators.load.image_bytes import LIVE, HeaderLayout, element_spans, slot_moment
 from simulators.load.profile import Images
 from simulators.world.context import StudyContext
-from simulators.world.images import IODS, _build_image, iter_study
+from simulators.world.images import IODS, build_image, iter_study
 from simulators.world.iod_common import ImageSlot
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,9 @@ class StudyImages:
         anything follows Pixel Data (then only the slow path is exact)."""
         sop_class, add_modality = IODS[ctx.modality.upper()]
         series, instance = slot
-        ds = _build_image(ctx, ImageSlot(series, instance, images.per_series, _SMALL, _SMALL,
-                                         slot_moment(ctx, series, instance)),
-                          sop_class, add_modality)
+        ds = build_image(ctx, ImageSlot(series, instance, images.per_series, _SMALL, _SMALL,
+                                        slot_moment(ctx, series, instance)),
+                         sop_class, add_modality)
         for element in size:
             ds[element.tag] = element
         header = Dataset({tag: ds[tag] for tag in ds.keys() if tag != PIXEL_DATA})

@@ -78,10 +78,17 @@ def _images(ctx: StudyContext, series: int, per_series: int, rows: int, cols: in
             sop_class: str, add_modality: ModuleBuilder) -> Iterator[FileDataset]:
     for series_number in range(1, series + 1):
         for instance_number in range(1, per_series + 1):
-            moment = ctx.performed_step_start + dt.timedelta(
-                minutes=series_number - 1, seconds=instance_number - 1)
-            slot = ImageSlot(series_number, instance_number, per_series, rows, cols, moment)
-            yield _build_image(ctx, slot, sop_class, add_modality)
+            slot = ImageSlot(series_number, instance_number, per_series, rows, cols,
+                             image_moment(ctx, series_number, instance_number))
+            yield build_image(ctx, slot, sop_class, add_modality)
+
+
+def image_moment(ctx: StudyContext, series_number: int, instance_number: int) -> dt.datetime:
+    """When image (series, instance) was acquired: one minute per series, one second per
+    image after the performed step's start. Public because the load generator patches
+    these times into pre-encoded headers and must stamp exactly what a build would."""
+    return ctx.performed_step_start + dt.timedelta(minutes=series_number - 1,
+                                                   seconds=instance_number - 1)
 
 
 def write_study(datasets: Iterable[FileDataset], directory: str | Path) -> list[Path]:
@@ -96,8 +103,9 @@ def write_study(datasets: Iterable[FileDataset], directory: str | Path) -> list[
     return paths
 
 
-def _build_image(ctx: StudyContext, slot: ImageSlot, sop_class: str,
-                 add_modality: ModuleBuilder) -> FileDataset:
+def build_image(ctx: StudyContext, slot: ImageSlot, sop_class: str,
+                add_modality: ModuleBuilder) -> FileDataset:
+    """One image of the study in ``slot`` (the load generator builds single slots)."""
     sop_instance = ctx.instance_uid(slot.series_number, slot.instance_number)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
