@@ -90,8 +90,11 @@ class StepBase(StrictModel):
 class FaultRef(StrictModel):
     """A fault from the catalogue attached to an actor, optionally only sometimes."""
 
-    id: str = Field(min_length=1, description="catalogue id, e.g. mpps.ncreate-missing-ssas")
+    id: str = Field(min_length=1, description="catalogue id or profile, e.g. mpps.wrong-patient")
     rate: float = Field(1.0, ge=0.0, le=1.0, description="fraction of exchanges affected")
+    nth: int | None = Field(None, ge=1, description="only the nth exchange at the hook")
+    every: int | None = Field(None, ge=1, description="every nth exchange at the hook")
+    seed: int | None = Field(None, description="seed for rate < 1 (deterministic)")
     only: dict[str, Any] = Field(default_factory=dict,
                                  description="targeting, e.g. {study: 3}")
 

@@ -112,7 +112,7 @@ environment:
 def test_scenario_faults_reach_the_modality_and_fire_on_their_exchange(tmp_path: Path) -> None:
     text = SMALL_SITE.format(name="faults reach the actor",
                              faults="mpps.set-after-final, {id: mpps.wrong-patient, "
-                                    "only: {nth: 2}}") + """
+                                    "nth: 2}") + """
 steps:
   - {do: hl7.order, patient: $jane, for: ct_bad, save: {accession: $a1}}
   - {do: hl7.order, patient: $john, for: ct_bad, save: {accession: $a2}}
