@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.target not in ("builtin", "orthanc"):
         parse_ae_address(args.target)  # ConfigError (exit 2) before anything starts
     hl7 = parse_hl7_address(args.hl7) if args.hl7 else None
+    if not getattr(args, "verbose", 0):
+        # Probes provoke rejections on purpose; pynetdicom logs each as an ERROR line
+        # that would bury the matrix. The matrix itself reports every answer.
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     outcomes = run_against(args.target, args.only, hl7=hl7)
     sys.stdout.write(matrix.render_text(outcomes, args.target))
     outputs: list[tuple[Path | None, Any]] = [(args.json, matrix.render_json),
