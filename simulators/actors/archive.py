@@ -304,35 +304,13 @@ class Archive(Actor):
 
     # -- MPPS --------------------------------------------------------------------------
     async def _on_n_create(self, request: DimseRequest) -> Reply:
+        """MPPS N-CREATE: the same state machine and answers as the RIS (F.7.2)."""
         assert self.mpps is not None
-        uid = str(request.get("AffectedSOPInstanceUID", "") or "") or None
-        try:
-            attributes = request.dataset() or Dataset()
-            result = self.mpps.n_create(uid, attributes, calling_ae=request.calling_ae)
-        except Exception:  # noqa: BLE001 - undecodable or odd input: answer, not crash
-            return Reply(STATUS_UNABLE_TO_PROCESS_N, fields={"ErrorComment": "attribute list cannot be processed"})
-        fields = _status_fields(result.status_dataset())
-        if result.ok and not uid:
-            fields["AffectedSOPInstanceUID"] = result.sop_instance_uid
-        return Reply(result.status, fields=fields)
+        return await self.mpps.serve_n_create(request)
 
     async def _on_n_set(self, request: DimseRequest) -> Reply:
         assert self.mpps is not None
-        try:
-            modification = request.dataset() or Dataset()
-            result = self.mpps.n_set(str(request.get("RequestedSOPInstanceUID", "")), modification)
-        except Exception:  # noqa: BLE001
-            return Reply(STATUS_UNABLE_TO_PROCESS_N, fields={"ErrorComment": "modification list cannot be processed"})
-        return Reply(result.status, fields=_status_fields(result.status_dataset(with_attribute_list=True)))
-
-
-#: PS3.7 C.4 "Processing failure", the N-service answer for input we cannot process.
-STATUS_UNABLE_TO_PROCESS_N = 0x0110
-
-
-def _status_fields(status: Dataset) -> dict[str, Any]:
-    """Status elements other than Status itself, as response fields."""
-    return {element.keyword: element.value for element in status if element.keyword != "Status"}
+        return await self.mpps.serve_n_set(request)
 
 
 def _plain(value: Any) -> Any:

@@ -449,3 +449,37 @@ def test_many_simultaneous_associations_all_store(tmp_path: Path) -> None:
         held, statuses = asyncio.run(run(archive.port, archive))
         assert held == 60 and statuses == [0] * 60
         assert archive.store.stats()["instances"] == 60
+
+
+def test_optional_mpps_scp_answers_as_ps3_4_f72_requires(tmp_path: Path) -> None:
+    """With ``mpps: true`` the archive runs the RIS's MPPS state machine over the wire."""
+    import datetime as dt
+
+    from pydicom.uid import generate_uid
+
+    from simulators.dicom.fast import FastClient
+    from simulators.dicom.fast.requests import mpps_create, mpps_final
+    from simulators.dicom.worklist import build_worklist_item
+    from simulators.world import World
+    from simulators.world.context import StudyContext
+    from simulators.world.images import build_study
+
+    mpps_class = "1.2.840.10008.3.1.2.3.3"
+    world = World(seed=5)
+    order = world.order(world.patient(1), "CT", station_ae="CT1", station_name="CT1", index=1)
+    item = build_worklist_item(order)
+    started = dt.datetime.now().replace(microsecond=0)
+    ctx = StudyContext.from_worklist(item, world, station_name="CT1", performed_start=started)
+    created = mpps_create(ctx, item, "CT1", started)
+    completed = mpps_final(ctx, build_study(ctx, per_series=1), "COMPLETED", "CT1", started, None)
+    uid = generate_uid()
+    with _archive(tmp_path, mpps=True) as arc, FastClient(actor="test") as client:
+        client.connect("127.0.0.1", arc.port, "CT1", "PACSIM_ARC",
+                       [(mpps_class, [ExplicitVRLittleEndian])])
+        assert client.n_create(mpps_class, uid, created).status == 0x0000
+        assert client.n_create(mpps_class, uid, created).status == 0x0111  # duplicate
+        assert client.n_set(mpps_class, generate_uid(), completed).status == 0x0112  # unknown
+        assert client.n_set(mpps_class, uid, completed).status == 0x0000
+        again = client.n_set(mpps_class, uid, completed)
+        assert again.status == 0x0110 and "no longer" in (again.comment or "")
+        assert arc.mpps is not None and arc.mpps.get(uid).status == "COMPLETED"
