@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydicom.dataset import Dataset
 
@@ -90,32 +90,33 @@ def take(target: Target) -> Snapshot:
 def changes(before: Snapshot, after: Snapshot, allowed: Iterable[str] = ()) -> list[str]:
     """Human lines naming every item or order that changed, except ``allowed`` keys."""
     skip = set(allowed)
+    fields = _TOP + _STEP
+    return [
+        *_differences("worklist item {}", ("", ""), before.items, after.items, skip,
+                      lambda old, new: _how(zip(fields, old), zip(fields, new))),
+        *_differences("order {}", (" in the RIS", " from the RIS"), before.orders,
+                      after.orders, skip, _how),
+    ]
+
+
+def _differences(label: str, where: tuple[str, str], before: dict[str, Any],
+                 after: dict[str, Any], skip: set[str],
+                 how: Callable[[Any, Any], str]) -> list[str]:
+    """One line per key that appeared, disappeared or changed between two mappings;
+    ``where`` is the (in, from) suffix naming the system that holds them."""
+    inside, outside = where
     found: list[str] = []
-    for key in sorted(set(before.items) | set(after.items)):
-        if key in skip:
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if key in skip or old == new:
             continue
-        old, new = before.items.get(key), after.items.get(key)
-        if old == new:
-            continue
+        name = label.format(key)
         if old is None:
-            found.append(f"worklist item {key} appeared")
+            found.append(f"{name} appeared{inside}")
         elif new is None:
-            found.append(f"worklist item {key} disappeared")
+            found.append(f"{name} disappeared{outside}")
         else:
-            found.append(f"worklist item {key} changed: "
-                         + _how(zip(_TOP + _STEP, old), zip(_TOP + _STEP, new)))
-    for accession in sorted(set(before.orders) | set(after.orders)):
-        if accession in skip:
-            continue
-        old_order, new_order = before.orders.get(accession), after.orders.get(accession)
-        if old_order == new_order:
-            continue
-        if old_order is None:
-            found.append(f"order {accession} appeared in the RIS")
-        elif new_order is None:
-            found.append(f"order {accession} disappeared from the RIS")
-        else:
-            found.append(f"order {accession} changed in the RIS: {_how(old_order, new_order)}")
+            found.append(f"{name} changed{inside}: {how(old, new)}")
     return found
 
 
