@@ -20,6 +20,10 @@ What the archive promises (and the tests check over the wire):
 * bad identifiers answer 0xA900, unknown move destinations 0xA801, failed
   sub-operations 0xB000 with the Failed SOP Instance UID List;
 * a malformed PDU, an abort or a disconnect ends only that association.
+
+With ``dicomweb_port`` set, the same store is also served over DICOMweb
+(:mod:`simulators.dicomweb.server`: QIDO-RS, WADO-RS, STOW-RS); STOW-RS writes go
+through the same durable ``put_encoded`` path as a C-STORE.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from simulators.dicom.qr import (
     match_instances, status_of, vr_of,
 )
 from simulators.dicom.store import DicomStore, StoreOutcome, StudySummary
+from simulators.dicomweb.server import DicomWebServer
 from simulators.errors import ConfigError, ProtocolError, StoreError
 from simulators.events import EventBus
 
@@ -76,6 +81,8 @@ class ArchiveConfig:
     idle_timeout: float = 60.0
     #: Threads for blocking work (fsync, SQLite); associations beyond this queue.
     workers: int = 8
+    #: DICOMweb (QIDO/WADO/STOW-RS) on this port of ``host``; 0 = a free port, None = off.
+    dicomweb_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.commitment_reply not in REPLY_MODES:
@@ -83,6 +90,9 @@ class ArchiveConfig:
                               commitment_reply=self.commitment_reply)
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535", port=self.port)
+        if self.dicomweb_port is not None and not 0 <= self.dicomweb_port <= 65535:
+            raise ConfigError("dicomweb_port must be between 0 and 65535",
+                              dicomweb_port=self.dicomweb_port)
         for title, address in self.destinations.items():
             if len(address) != 2 or not 0 < int(address[1]) <= 65535:
                 raise ConfigError("destination must be (host, port)", destination=title)
@@ -114,6 +124,7 @@ class Archive(Actor):
         self._store: DicomStore | None = None
         self._temp_dir: Path | None = None
         self._commitment: CommitmentScp | None = None
+        self._dicomweb: DicomWebServer | None = None
         self.mpps: MppsManager | None = None
         self.port: int = self.config.port
 
@@ -151,8 +162,19 @@ class Archive(Actor):
             raise
         self._server = server
         self.port = server.port
+        if config.dicomweb_port is not None:
+            try:
+                self._dicomweb = DicomWebServer(self._store, host=config.host,
+                                                port=config.dicomweb_port, events=self.events,
+                                                actor=self.name).start()
+            except BaseException:
+                self._stop()
+                raise
 
     def _stop(self) -> None:
+        if self._dicomweb is not None:
+            self._dicomweb.stop()
+            self._dicomweb = None
         if self._server is not None:
             if self._commitment is not None:
                 try:
@@ -172,7 +194,13 @@ class Archive(Actor):
             self._temp_dir = None
 
     def describe(self) -> str:
-        return f"{self.config.ae_title} on {self.config.host}:{self.port}"
+        web = f", DICOMweb {self.dicomweb_url}" if self._dicomweb is not None else ""
+        return f"{self.config.ae_title} on {self.config.host}:{self.port}{web}"
+
+    @property
+    def dicomweb_url(self) -> str | None:
+        """Base URL of the DICOMweb endpoint (``.../dicom-web``), None when it is off."""
+        return self._dicomweb.url if self._dicomweb is not None else None
 
     # -- operations for tests and scenarios --------------------------------------------
     @property

@@ -43,6 +43,8 @@ KINDS: dict[str, ActorKind] = {
                   "Acquisition modality: worklist, MPPS, C-STORE, storage commitment"),
         ActorKind("archive", "simulators.actors.archive", "ArchiveConfig", "Archive", "port",
                   "Legacy PACS / reference target: store, query, move, get, commitment"),
+        ActorKind("viewer", "simulators.actors.viewer", "ViewerConfig", "Viewer", "port",
+                  "Viewer / workstation: QIDO/WADO-RS or C-FIND + C-MOVE/C-GET, load timings"),
     )
 }
 

@@ -10,7 +10,8 @@ runner gets ``{SITE_KEY: site}`` from :func:`build_site`; steps reach actors thr
 
 Targets:
 
-* ``builtin`` (default): a built-in :class:`Archive` (store, Q/R, commitment) plus the
+* ``builtin`` (default): a built-in :class:`Archive` (store, Q/R, commitment, and
+  DICOMweb on a free port unless ``supports: {dicomweb: false}``) plus the
   simulated RIS, which takes HL7, MWL and MPPS;
 * ``orthanc``: a real Orthanc process, every AE of the environment registered in it
   (C-FIND is allowed and C-MOVE finds its destinations), DICOMweb on when installed.
@@ -47,6 +48,7 @@ from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import Exam, Modality, ModalityConfig
 from simulators.actors.ris import Ris, RisConfig
+from simulators.actors.viewer import Viewer, ViewerConfig
 from simulators.dicom.fast import FastClient
 from simulators.errors import ConfigError, PacsimError, ScenarioError
 from simulators.events import EventBus
@@ -286,9 +288,16 @@ class Site:
                                   "or an ehr can (probe the others with `do: faults.probe`)")
 
     def _start_receivers(self, stack: ExitStack) -> None:
-        """Viewers (C-MOVE destinations) and legacy archives: storage SCPs of their own."""
+        """Viewers (C-MOVE destinations) and legacy archives: storage SCPs of their own.
+
+        A :class:`Viewer` is an archive plus its client side, so it is a C-MOVE
+        destination like any archive; it learns where to read at step time."""
         self._refuse_faults((ViewerSpec, ArchiveSpec, RisSpec))
-        for name, spec in [*self._specs(ViewerSpec), *self._specs(ArchiveSpec)]:
+        for name, spec in self._specs(ViewerSpec):
+            config = _config(ViewerConfig, spec.settings, name=name, host=spec.host,
+                             port=spec.port, ae_title=spec.ae_title)
+            self._enter(stack, name, Viewer(config, events=self.events))
+        for name, spec in self._specs(ArchiveSpec):
             config = _config(ArchiveConfig, spec.settings, name=name, host=spec.host,
                              port=spec.port, ae_title=spec.ae_title)
             self._enter(stack, name, Archive(config, events=self.events))
@@ -307,12 +316,15 @@ class Site:
         kind = self.environment.target_kind
         destinations = self._destinations(listener_ports)
         if kind == "builtin":
+            dicomweb = self.environment.supported("dicomweb")
             archive = Archive(ArchiveConfig(name="target", ae_title=BUILTIN_TARGET_AE,
-                                            destinations=destinations), events=self.events)
+                                            destinations=destinations,
+                                            dicomweb_port=0 if dicomweb else None),
+                              events=self.events)
             stack.enter_context(archive)
             self.builtin = archive
             self.target = TargetEndpoint("builtin", archive.config.host, archive.port,
-                                         BUILTIN_TARGET_AE)
+                                         BUILTIN_TARGET_AE, dicomweb_url=archive.dicomweb_url)
         elif kind == "orthanc":
             # Orthanc answers C-FIND/C-GET only from registered AEs; the query AE is never
             # a C-MOVE destination, so its port is only a placeholder.

@@ -151,7 +151,9 @@ class ArchiveSpec(ActorSpecBase):
 
 
 class ViewerSpec(ActorSpecBase):
-    """A viewer / reading workstation that queries and retrieves."""
+    """A viewer: a reading workstation or a physician's tablet. It searches (QIDO-RS or
+    C-FIND) and loads studies (WADO-RS, C-MOVE to itself, C-GET), timing each load, and
+    is a C-MOVE destination (``settings`` go to :class:`ViewerConfig`)."""
 
     kind: Literal["viewer"]
     ae_title: AeTitle = "VIEWER"
