@@ -52,14 +52,22 @@ class Shape:
 
     def target_at(self, elapsed: float) -> int:
         """Active modalities wanted at ``elapsed`` seconds; 0 once the shape has ended."""
+        return round(self.level_at(elapsed))
+
+    def level_at(self, elapsed: float) -> float:
+        """The shape's unrounded value at ``elapsed`` seconds (0 outside the shape).
+
+        The load engine rounds it to whole modalities; the sandbox reads it as an
+        arrival rate over the simulated day, where fractions matter.
+        """
         if elapsed < 0 or elapsed >= self.duration:
-            return 0
+            return 0.0
         for window, (start, ramp, before, after) in zip(self.windows, self._ramps):
             if elapsed < window.end:
                 if ramp <= 0 or elapsed - start >= ramp:
-                    return after
-                return round(before + (after - before) * (elapsed - start) / ramp)
-        return 0
+                    return float(after)
+                return before + (after - before) * (elapsed - start) / ramp
+        return 0.0
 
     def window_at(self, elapsed: float) -> StageWindow | None:
         return next((w for w in self.windows if w.start <= elapsed < w.end), None)

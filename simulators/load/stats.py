@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -64,14 +64,17 @@ def error_reason(event: Exchange) -> str:
 class Series:
     """Completed exchanges of one name in one scope (whole run, one second, one stage)."""
 
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] | deque[float] = field(default_factory=list)
     errors: int = 0
+    #: Exchanges added (equals ``len(latencies)`` unless only a recent window is kept).
+    total: int = 0
     bytes: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
     def add(self, event: Exchange, detailed: bool) -> None:
         self.latencies.append(event.duration)
+        self.total += 1
         self.bytes += event.bytes
         failed = event.outcome in ERROR_OUTCOMES
         if failed:
@@ -84,7 +87,7 @@ class Series:
 
     @property
     def count(self) -> int:
-        return len(self.latencies)
+        return self.total
 
     def summary(self, seconds: float | None = None) -> dict[str, Any]:
         """The JSON figures: ``count``, ``errors``, ``p50_ms``... (keys are a contract)."""
@@ -115,7 +118,13 @@ class LoadStatistics:
     """Subscribe :meth:`record` to a bus; read :meth:`summary` and the series afterwards."""
 
     def __init__(self, *, started: float | None = None,
-                 stages: Iterable[StageWindow] = ()) -> None:
+                 stages: Iterable[StageWindow] = (), keep_latest: int | None = None,
+                 timeline: bool = True) -> None:
+        """``keep_latest`` bounds the latencies kept per name (percentiles then describe
+        the most recent ones) and ``timeline=False`` drops the per-second series: the
+        sandbox runs for a whole day and its memory must not grow with it."""
+        self.keep_latest = keep_latest
+        self.timeline_kept = timeline
         self.started = time.time() if started is None else started
         self.stages = list(stages)
         self.overall: dict[str, Series] = {}
@@ -138,12 +147,19 @@ class LoadStatistics:
         second = max(0, int(offset))
         window = next((w for w in self.stages if w.start <= offset < w.end), None)
         with self._lock:
-            self.overall.setdefault(name, Series()).add(event, detailed=True)
+            self.overall.setdefault(name, self._series()).add(event, detailed=True)
+            if not self.timeline_kept:
+                return
             self.per_second.setdefault(second, {}).setdefault(name, Series()).add(event, False)
             if window is not None:
                 self.per_stage[window.name].setdefault(name, Series()).add(event, False)
             if event.kind.startswith(OPERATION_PREFIX):
                 self._spread(offset, event.duration)
+
+    def _series(self) -> Series:
+        if self.keep_latest is None:
+            return Series()
+        return Series(latencies=deque(maxlen=self.keep_latest))
 
     def _spread(self, offset: float, duration: float) -> None:
         """Add the operation's time inside each one-second bucket it overlaps."""

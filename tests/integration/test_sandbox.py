@@ -1,0 +1,259 @@
+"""The sandbox on real sockets: pacing, the trainer API, the CLI lifecycle, flat memory.
+
+Everything talks over loopback: HL7 over MLLP between EHR and RIS, DICOM between the
+modalities, the RIS and the built-in target, JSON over HTTP to the trainer API. What
+the tests check comes back over the wire: C-FIND on the target, the API's answers,
+the CLI's exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from simulators.events import EventBus, Exchange
+from simulators.sandbox.api import TrainerApi
+from simulators.sandbox.clock import SimClock
+from simulators.sandbox.commands import load_environment
+from simulators.sandbox.sandbox import Sandbox
+from simulators.scenario.environment import QUERY_AE
+from simulators.scenario.steps._qr import QrClient
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_SITE = ROOT / "scenarios" / "sites" / "training-hospital.yaml"
+SMALL_SITE = """
+environment:
+  seed: 5
+  target: builtin
+  actors:
+    ehr: {kind: ehr}
+    ris: {kind: ris, ae_title: SBX_RIS}
+    ct1: {kind: modality, modality: CT, ae_title: SBX_CT1, station: CT1}
+    cr1: {kind: modality, modality: CR, ae_title: SBX_CR1, station: CR1}
+"""
+
+
+def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------------- pacing
+def test_at_60x_simulated_minutes_take_wall_seconds() -> None:
+    clock = SimClock(60)
+    began, sim_began = time.monotonic(), clock.now()
+    assert clock.wait_until(sim_began + 3 * 60)  # 3 simulated minutes
+    wall = time.monotonic() - began
+    assert 2.8 <= wall <= 3.5, wall
+    assert clock.now() - sim_began >= 180
+
+
+def test_a_pace_change_shortens_a_wait_already_running() -> None:
+    clock = SimClock(60)
+    began = time.monotonic()
+    threading.Timer(0.5, clock.set_speed, args=("600x",)).start()
+    assert clock.wait_until(600)  # 10 s at 60x; ~0.5 s + 570 s / 600 after the change
+    wall = time.monotonic() - began
+    assert 1.2 <= wall <= 2.2, wall
+
+
+# ---------------------------------------------------------------------- trainer API
+def _http(api: TrainerApi, method: str, route: str, body: Any = None,
+          raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    host, port = api.address
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://{host}:{port}{route}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Any:
+    site = tmp_path / "site.yaml"
+    site.write_text(SMALL_SITE, encoding="utf-8")
+    box = Sandbox(load_environment(site), pace=600, seed=3)
+    box.start()
+    api = TrainerApi(box).start()
+    try:
+        yield box, api
+    finally:
+        api.stop()
+        box.stop()
+
+
+def _studies_of(box: Sandbox, patient_id: str) -> list[Any]:
+    client = QrClient(box.site.require_target(), QUERY_AE, EventBus(), "test")
+    status, found = client.find("STUDY", {"PatientID": patient_id})
+    assert status == 0
+    return found
+
+
+def _recent(api: TrainerApi, run_id: int) -> dict[str, Any] | None:
+    _, status = _http(api, "GET", "/status")
+    return next((r for r in status["recent"] if r["id"] == run_id), None)
+
+
+def test_trainer_starts_a_pathway_for_a_named_patient(sandbox: Any) -> None:
+    box, api = sandbox
+    assert _http(api, "POST", "/rate", {"factor": 0}) == (200, {"rate_factor": 0.0})
+    code, started = _http(api, "POST", "/pathways", {"pathway": "routine",
+                                                     "patient": "Mrs Training Smith",
+                                                     "modality": "CT"})
+    assert code == 200 and started["patient_id"].startswith(f"SBX{box.epoch.tag}-")
+    done = _until(lambda: _recent(api, started["id"]), 60, "the routine pathway to end")
+    assert done["state"] == "completed", done["error"]
+    assert done["outcome"] == {"mpps": "COMPLETED: success", "report_ack": "AA"}
+    studies = _until(lambda: _studies_of(box, started["patient_id"]), 20, "the study")
+    assert len(studies) == 1
+    assert str(studies[0].PatientName) == "ZZTRAIN-SMITH^Mrs Training"
+    assert str(studies[0].AccessionNumber) == done["accession"]
+    assert int(studies[0].NumberOfStudyRelatedInstances) == 2
+    _, status = _http(api, "GET", "/status")
+    assert status["reports_received_by_ehr"] >= 1
+    assert status["pathways"]["by_pathway"]["routine"]["completed"] >= 1
+
+
+def test_an_injected_fault_shows_in_the_modalitys_traffic(sandbox: Any) -> None:
+    box, api = sandbox
+    _http(api, "POST", "/rate", {"factor": 0})
+    creates: list[Exchange] = []
+    box.events.subscribe(lambda e: creates.append(e) if e.kind == "dicom.n-create"
+                         and e.actor == "ct1" else None)
+    code, answer = _http(api, "POST", "/faults", {"modality": "CT1",
+                                                  "fault": "mpps.create-not-in-progress"})
+    assert (code, answer["faults"]) == (200, ["mpps.create-not-in-progress"])
+    _, started = _http(api, "POST", "/pathways", {"pathway": "routine", "modality": "CT"})
+    done = _until(lambda: _recent(api, started["id"]), 60, "the faulted pathway to end")
+    assert done["state"] == "failed" and "MPPS" in done["error"]
+    assert creates and creates[-1].status not in ("", "0x0000"), creates[-1]
+    assert box.modality_actor("ct1").faults.fired[-1][1] == "mpps.create-not-in-progress"
+    # Clearing the fault brings the room back.
+    assert _http(api, "POST", "/faults", {"modality": "ct1", "fault": None})[1]["faults"] == []
+
+
+def test_bad_requests_get_4xx_and_the_api_lives_on(sandbox: Any) -> None:
+    _, api = sandbox
+    assert _http(api, "POST", "/faults", {"modality": "CT1", "fault": "no.such"})[0] == 400
+    assert _http(api, "POST", "/faults", {"modality": "XX9", "fault": "mpps.orphan"})[0] == 400
+    assert _http(api, "POST", "/pace", {"pace": "fast"})[0] == 400
+    assert _http(api, "POST", "/rate", {"factor": "lots"})[0] == 400
+    assert _http(api, "POST", "/pathways", {"pathway": "teleport"})[0] == 400
+    assert _http(api, "POST", "/pathways", raw=b"{not json")[0] == 400
+    assert _http(api, "POST", "/nowhere", {})[0] == 404
+    assert _http(api, "POST", "/pace", {"pace": "10x"}) == (200, {"pace": "10x"})
+    assert _http(api, "GET", "/status")[1]["pace"] == "10x"
+
+
+# ---------------------------------------------------------------------- the CLI
+def _pacsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _cli_status(state: Path) -> dict[str, Any]:
+    result = _pacsim("sandbox", "status", "--json", "--state", str(state))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "sandbox", "up", str(TRAINING_SITE),
+         "--target", "builtin", "--pace", "60x", "--duration", "1h", "--seed", "4",
+         "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        _until(state.exists, 30, "the state file")
+        # Busier than a quiet morning so a minute of wall time completes several pathways.
+        api = json.loads(state.read_text())["api"]
+        urllib.request.urlopen(urllib.request.Request(
+            api + "/rate", data=json.dumps({"factor": 3}).encode(), method="POST"), timeout=10)
+        first = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 3
+                       and s, 50, "three completed pathways")
+        epoch = first["epoch"]
+        old_ids = {i for r in first["recent"] for i in r["identifiers"]}
+        reported = [r for r in first["recent"] if r["outcome"].get("report_ack")]
+        assert reported and first["reports_received_by_ehr"] >= len(reported)
+        target = first["target"]
+        client = QrClient(_Target(target), QUERY_AE, EventBus(), "test")
+        for run in reported:
+            assert run["outcome"]["mpps"] == "COMPLETED: success"
+            status, found = client.find("STUDY", {"AccessionNumber": run["accession"]})
+            assert status == 0 and len(found) == 1
+            assert str(found[0].PatientID) == run["patient_id"]
+
+        result = _pacsim("sandbox", "reset", "--state", str(state))
+        assert result.returncode == 0, result.stderr
+        after = _cli_status(state)
+        assert after["epoch"] != epoch
+        assert after["pathways"]["totals"]["completed"] == 0 and after["recent"] == []
+        second = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 1
+                        and s, 50, "a pathway of the new epoch")
+        new_ids = {i for r in second["recent"] for i in r["identifiers"]}
+        assert new_ids and not new_ids & old_ids
+        assert all(i.startswith(("SBX" + second["epoch"], "1.2.826.0.1.3680043.10.1011.7."))
+                   for i in new_ids)
+
+        result = _pacsim("sandbox", "down", "--state", str(state))
+        assert result.returncode == 0, result.stderr
+        assert process.wait(timeout=60) == 0
+        assert not state.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+class _Target:
+    """A TargetEndpoint-shaped view of the status answer's ``target``."""
+
+    def __init__(self, target: dict[str, Any]) -> None:
+        self.host, self.port, self.ae_title = target["host"], target["port"], target["ae_title"]
+
+
+def test_status_without_a_running_sandbox_is_a_clear_error(tmp_path: Path) -> None:
+    result = _pacsim("sandbox", "status", "--state", str(tmp_path / "none.json"))
+    assert result.returncode == 2 and "no running sandbox" in result.stderr
+    result = _pacsim("sandbox", "up", str(TRAINING_SITE), "--runtime", "docker",
+                     "--state", str(tmp_path / "s.json"))
+    assert result.returncode == 2 and "docker" in result.stderr
+
+
+# ---------------------------------------------------------------------- flat memory
+def test_memory_stays_flat_as_pathways_complete() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sandbox_day", "--pace", "600", "--hours", "1.5",
+         "--start", "08:00", "--rate", "4", "--every", "15", "--json", "--max-wall", "60"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) >= 4, result.stdout
+    warm, last = lines[1], lines[-1]
+    completed = last["completed"] - warm["completed"]
+    assert completed >= 20, lines
+    grown = last["rss_mb"] - warm["rss_mb"]
+    # Forgotten pathways cost nothing; what remains is the RIS's and archive's own
+    # records of each study (a few kB) and allocator noise. 300 kB per pathway would
+    # mean something keeps whole pathways or images.
+    assert grown <= 5.0 + 0.3 * completed, lines
