@@ -121,6 +121,8 @@ def up(args: argparse.Namespace) -> int:
         host, port = api.address
         _say(f"sandbox up: {sandbox.site.describe()}")
         _say(f"epoch {sandbox.epoch.tag}, pace {args.pace}, trainer API http://{host}:{port}")
+        if sandbox.viewer_url():
+            _say(f"trainees: the target's own viewer is at {sandbox.viewer_url()}")
         _say(f"state file {args.state}; stop with `pacsim sandbox down`")
         while not done.is_set() and not sandbox.finished.is_set():
             done.wait(0.2)
@@ -160,6 +162,8 @@ def status(args: argparse.Namespace) -> int:
     target = result.get("target") or {}
     _say(f"target {target.get('kind')} {target.get('ae_title')}@{target.get('host')}:"
          f"{target.get('port')}")
+    if target.get("web_ui"):
+        _say(f"target web UI {target['web_ui']}")
     return 0
 
 

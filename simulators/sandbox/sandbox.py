@@ -319,6 +319,13 @@ class Sandbox:
         return {"epoch": self.epoch.tag, "previous_epoch": previous}
 
     # ------------------------------------------------------------------ reading
+    def viewer_url(self) -> str | None:
+        """Where trainees look at the target with its own viewer: Orthanc's web UI
+        when the target is an Orthanc pacsim started, else None (an external PACS
+        has its own viewer; the built-in archive has none)."""
+        orthanc = getattr(self.site, "orthanc", None)
+        return None if orthanc is None else f"{orthanc.rest_url}/app/explorer.html"
+
     def status(self) -> dict[str, Any]:
         target = self.site.target
         with self._lock:
@@ -339,7 +346,8 @@ class Sandbox:
             "actors": {name: actor.describe() for name, actor in self.site.actors.items()},
             "target": None if target is None else {
                 "kind": target.kind, "host": target.host, "port": target.port,
-                "ae_title": target.ae_title, "dicomweb_url": target.dicomweb_url},
+                "ae_title": target.ae_title, "dicomweb_url": target.dicomweb_url,
+                "web_ui": self.viewer_url()},
             "rss_mb": round(rss_mb(), 1),
         }
 

@@ -257,3 +257,43 @@ def test_memory_stays_flat_as_pathways_complete() -> None:
     # records of each study (a few kB) and allocator noise. 300 kB per pathway would
     # mean something keeps whole pathways or images.
     assert grown <= 5.0 + 0.3 * completed, lines
+
+
+# ---------------------------------------------------------------------- a whole hour on Orthanc
+@pytest.mark.slow
+def test_a_whole_simulated_hour_at_60x_into_orthanc(tmp_path: Path) -> None:
+    """The CI hour: one simulated hour at 60x runs to its end by itself (about a minute of
+    wall time) into a real Orthanc, whose own web UI trainees use and which holds the
+    studies the pathways sent."""
+    from tests.helpers import require_tool
+
+    require_tool("Orthanc")
+    state = tmp_path / "sandbox.json"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "sandbox", "up", str(TRAINING_SITE),
+         "--target", "orthanc", "--pace", "60x", "--duration", "1h", "--seed", "11",
+         "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        _until(state.exists, 60, "the state file")
+        status = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 2
+                        and s, 60, "two completed pathways")
+        web_ui = status["target"]["web_ui"]
+        assert status["target"]["kind"] == "orthanc" and web_ui
+        with urllib.request.urlopen(web_ui, timeout=10) as answer:
+            assert answer.status == 200
+        rest = web_ui.split("/app/")[0]
+        with urllib.request.urlopen(rest + "/studies", timeout=10) as answer:
+            assert len(json.loads(answer.read())) >= 1
+        output, _ = process.communicate(timeout=150)
+        wall = time.monotonic() - started
+        assert process.returncode == 0, output
+        assert "simulated duration reached" in output
+        # 60 simulated minutes at 60x: about 60 s, plus start-up; bounded both ways.
+        assert 50 <= wall <= 150, wall
+        assert not state.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
