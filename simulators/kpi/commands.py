@@ -1,0 +1,186 @@
+"""``pacsim probe`` (run the go-live probes) and ``pacsim probe report`` (weekly check).
+
+Both spellings share one subparser: ``probe`` takes the run options itself and has
+one optional nested action, ``report``. argparse only treats the first positional
+word as an action, so ``pacsim probe --target builtin`` runs probes and ``pacsim
+probe report --since 7d`` reports; ``--store`` is accepted in either place.
+
+Exit codes: a bounded run (``--once``/``--count``) exits 1 when any probe failed or
+timed out ("not measured" is not a failure); an endless run exits 0 on SIGTERM or
+Ctrl-C after finishing its cycle. ``report`` exits 1 when it flags a regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from simulators.errors import ConfigError
+from simulators.kpi.embedded import ProbeSession, SessionOptions
+from simulators.kpi.metrics import ProbeMetrics
+from simulators.kpi.report import RegressionRule, as_json, compare, format_table, parse_window
+from simulators.kpi.result import FAIL, TIMEOUT, ProbeResult
+from simulators.kpi.runner import PROBES, ProbeRunner, parse_probes
+from simulators.kpi.store import ResultStore
+from simulators.kpi.target import PROBE_AE, parse_hostport, parse_peer
+
+DEFAULT_STORE = Path("probe-data")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_window(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _options(args: argparse.Namespace) -> SessionOptions:
+    return SessionOptions(
+        target=args.target,
+        worklist=parse_peer(args.worklist, "--worklist") if args.worklist else None,
+        hl7=parse_hostport(args.hl7, "--hl7") if args.hl7 else None,
+        dicomweb=args.dicomweb, rest=args.orthanc_rest, timeout=args.timeout,
+        listen_host=args.listen_host, move_port=args.move_port,
+        report_port=args.report_listen, calling_ae=args.ae_title)
+
+
+def _print_cycle(number: int, results: list[ProbeResult]) -> None:
+    parts = []
+    for r in results:
+        text = f"{r.probe} {r.outcome}"
+        if r.outcome != "skipped":
+            text += f" {r.seconds * 1000:.1f}ms"
+        if "mb_per_s" in r.figures:
+            text += f" {r.figures['mb_per_s']:.1f}MB/s"
+        parts.append(text)
+    print(f"cycle {number}: " + ", ".join(parts), flush=True)
+    for r in results:
+        if r.outcome in (FAIL, TIMEOUT):
+            print(f"  {r.probe}: {r.outcome}: {r.error}", flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.target is None:
+        raise ConfigError("pacsim probe needs --target builtin|orthanc|AE@HOST:PORT "
+                          "(or the action: pacsim probe report)")
+    count = 1 if args.once else args.count
+    if count is not None and count < 1:
+        raise ConfigError("--count must be at least 1", count=count)
+    if getattr(args, "verbose", 0) < 2:
+        # A refused or rejected association is a probe *result* (printed per cycle);
+        # pynetdicom would also log it as an ERROR line on every cycle.
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    failures = 0
+    with ResultStore(args.store) as store, ProbeSession(_options(args)) as session:
+        target = session.open()
+        metrics = ProbeMetrics()
+        if args.metrics:
+            host, port = parse_hostport(args.metrics, "--metrics")
+            bound = metrics.serve(host, port)
+            session.callback(metrics.close)
+            print(f"metrics on http://{host}:{bound}/metrics", flush=True)
+        if session.report_address:
+            print("listening for reports (ORU^R01) on MLLP %s:%d" % session.report_address,
+                  flush=True)
+        print(f"probing {target.label}: store {target.store}"
+              + (f", worklist {target.worklist}" if target.worklist else "")
+              + (f", hl7 {target.hl7[0]}:{target.hl7[1]}" if target.hl7 else "")
+              + (f", dicomweb {target.dicomweb}" if target.dicomweb else "")
+              + f"; results in {store.path}", flush=True)
+        runner = ProbeRunner(target, probes=parse_probes(args.probes), store=store,
+                             metrics=metrics, receiver=session.receiver, reports=session.reports,
+                             images=args.images, image_size=args.image_size,
+                             order_message=args.order_message)
+
+        def on_cycle(results: list[ProbeResult]) -> None:
+            nonlocal failures
+            failures += sum(1 for r in results if r.outcome in (FAIL, TIMEOUT))
+            _print_cycle(runner.cycles, results)
+
+        runner.run(args.every, count=count, stop=stop, on_cycle=on_cycle)
+        if count is None and args.linger:
+            stop.wait(args.linger)
+    return 1 if count is not None and failures else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    rule = RegressionRule(ratio=args.ratio, floor=args.floor)
+    since, baseline = args.since, args.baseline or args.since
+    with ResultStore(args.store) as store:
+        rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target)
+    if args.json:
+        print(as_json(rows, rule, since_seconds=since, baseline_seconds=baseline))
+    else:
+        print(format_table(rows, rule))
+    return 1 if any(row.regressed for row in rows) else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``probe`` (and its ``report`` action) to the CLI."""
+    probe = subparsers.add_parser(
+        "probe", help="go-live KPI probes against a live target (and their weekly report)",
+        description="Synthetic transactions with a canary patient (PACSIM-CANARY, "
+                    "ZZCANARY^PROBE): " + ", ".join(PROBES) + ". Results go to SQLite "
+                    "(--store) and, with --metrics, to a Prometheus endpoint.")
+    probe.add_argument("--target", metavar="builtin|orthanc|AE@HOST:PORT",
+                       help="builtin/orthanc start a local target; else the PACS to probe")
+    probe.add_argument("--every", type=_duration, default=300.0, metavar="DURATION",
+                       help="time between cycles (default 5m)")
+    probe.add_argument("--once", action="store_true", help="one cycle, then exit")
+    probe.add_argument("--count", type=int, metavar="N", help="N cycles, then exit")
+    probe.add_argument("--timeout", type=_duration, default=10.0, metavar="DURATION",
+                       help="per probe; a slower answer counts as a timeout failure (10s)")
+    probe.add_argument("--metrics", metavar="HOST:PORT",
+                       help="serve Prometheus metrics, e.g. 127.0.0.1:9464 (port 0: any)")
+    probe.add_argument("--store", type=Path, default=DEFAULT_STORE, metavar="DIR",
+                       help="SQLite result store directory (default ./probe-data)")
+    probe.add_argument("--worklist", metavar="AE@HOST:PORT", help="the MWL SCP (often the RIS)")
+    probe.add_argument("--hl7", metavar="HOST:PORT", help="the order filler's MLLP listener")
+    probe.add_argument("--order-message", choices=("orm", "omg"), default="orm",
+                       help="ORM^O01 (v2.3.1) or OMG^O19 (v2.5.1) for the canary order")
+    probe.add_argument("--dicomweb", metavar="URL", help="DICOMweb base URL for WADO-RS")
+    probe.add_argument("--orthanc-rest", metavar="URL",
+                       help="Orthanc REST URL: delete the canary study after each cycle")
+    probe.add_argument("--report-listen", type=int, metavar="PORT",
+                       help="MLLP port for ORU^R01 from a reporting peer (0: any)")
+    probe.add_argument("--listen-host", default="127.0.0.1",
+                       help="interface of the probe's own listeners (default 127.0.0.1)")
+    probe.add_argument("--move-port", type=int, default=0, metavar="PORT",
+                       help="port of the probe's C-MOVE storage SCP (configure it on the "
+                            "target as AE --ae-title)")
+    probe.add_argument("--ae-title", default=PROBE_AE, help=f"our AE title ({PROBE_AE})")
+    probe.add_argument("--probes", metavar="LIST", help="comma-separated subset of: "
+                       + ",".join(PROBES))
+    probe.add_argument("--images", type=int, default=2, help="canary images per cycle (2)")
+    probe.add_argument("--image-size", type=int, default=256, help="rows = columns (256)")
+    probe.add_argument("--linger", type=_duration, default=0.0, help=argparse.SUPPRESS)
+    probe.set_defaults(func=_run)
+
+    actions = probe.add_subparsers(dest="probe_action", metavar="[report]")
+    report = actions.add_parser(
+        "report", help="this window vs the one before; exit 1 on a regression",
+        description="Per probe: runs, p50/p95 of successful runs, failure rate; flags a "
+                    "regression by: " + RegressionRule().describe() + ".")
+    report.add_argument("--since", type=_duration, default=parse_window("7d"),
+                        metavar="WINDOW", help="current window, e.g. 7d (default)")
+    report.add_argument("--baseline", type=_duration, metavar="WINDOW",
+                        help="the window before it (default: same length as --since)")
+    report.add_argument("--store", type=Path, default=argparse.SUPPRESS, metavar="DIR")
+    report.add_argument("--for-target", metavar="LABEL", help="only this target label")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--ratio", type=float, default=0.20, help="p95 worse by more than "
+                        "this fraction (0.20)")
+    report.add_argument("--floor", type=float, default=0.05, help="... and by more than "
+                        "this many seconds (0.05)")
+    report.set_defaults(func=_report)
+
+
+__all__ = ["register"]

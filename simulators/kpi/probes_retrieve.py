@@ -1,0 +1,214 @@
+"""Image load probes: the canary study retrieved by C-MOVE, C-GET and WADO-RS.
+
+Each reports three figures a viewer user feels: time to the first byte (the first
+image starts arriving), time to the last byte (the study is complete, = the
+result's ``seconds``) and MB/s over the whole load (10^6 bytes per second).
+
+* C-MOVE: the target opens a second association to the probe's own storage SCP
+  (:class:`ImageReceiver`, the asyncio acceptor also used by the archive), so the
+  target must know the probe's AE title and address as a move destination.
+* C-GET: images come back on the same association (pynetdicom's requestor with
+  SCP role selection for the storage classes, as getscu does).
+* WADO-RS: one ``GET {base}/studies/{uid}`` streamed with ``requests``; "first byte"
+  is the first body chunk, so HTTP header latency is included.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import requests
+from pydicom.dataset import Dataset
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_role, evt
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
+)
+
+from simulators.dicom.ae import AeSettings, associate, make_ae
+from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings, SupportedContext
+from simulators.errors import ProtocolError
+from simulators.events import EventBus
+from simulators.kpi.result import NotMeasured, ProbeTimeout
+from simulators.kpi.target import PROBE_AE, ProbeTarget
+
+MEGABYTE = 1_000_000
+_CHUNK = 65_536
+
+
+class _Arrivals:
+    """First arrival time and byte count of the images of one retrieve (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.first: float | None = None
+        self.bytes = 0
+        self.images = 0
+
+    def add(self, size: int) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            if self.first is None:
+                self.first = now
+            self.bytes += size
+            self.images += 1
+
+
+def load_figures(started: float, first: float | None, finished: float, size: int,
+                 images: int) -> tuple[float, dict[str, float]]:
+    """(seconds to last byte, figures) for one image load; ProtocolError when nothing came."""
+    if first is None or size == 0:
+        raise ProtocolError("the retrieve finished without delivering any image")
+    seconds = finished - started
+    figures = {"first_byte_seconds": first - started, "bytes": float(size),
+               "mb_per_s": size / MEGABYTE / max(seconds, 1e-9)}
+    if images:
+        figures["images"] = float(images)
+    return seconds, figures
+
+
+def _retrieve_identifier(study_uid: str) -> Dataset:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study_uid
+    return identifier
+
+
+def _probe_ae(target: ProbeTarget):  # noqa: ANN202 - pynetdicom AE
+    return make_ae(AeSettings(ae_title=target.calling_ae, acse_timeout=target.timeout,
+                              dimse_timeout=target.timeout, network_timeout=target.timeout,
+                              connection_timeout=target.timeout))
+
+
+def _final_status(responses: Any, started: float, timeout: float, what: str) -> int:
+    """Drain a pynetdicom C-MOVE/C-GET response generator; the final status."""
+    final: int | None = None
+    for status, _identifier in responses:
+        if "Status" not in status:  # pynetdicom: DIMSE timeout or abort
+            if time.perf_counter() - started >= timeout * 0.95:
+                raise ProbeTimeout(f"{what}: no response within {timeout:g}s")
+            raise ProtocolError(f"{what}: association aborted or invalid response")
+        if not 0xFF00 <= status.Status <= 0xFF01:
+            final = int(status.Status)
+    if final is None:
+        raise ProtocolError(f"{what}: no final response")
+    return final
+
+
+class ImageReceiver:
+    """The probe's storage SCP for C-MOVE: counts bytes, stores nothing."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, ae_title: str = PROBE_AE,
+                 events: EventBus | None = None) -> None:
+        contexts = tuple(SupportedContext(cx.abstract_syntax, tuple(ALL_TRANSFER_SYNTAXES))
+                         for cx in AllStoragePresentationContexts)
+        self.server = FastServer(ServerSettings(ae_title=ae_title, host=host, port=port,
+                                                contexts=contexts, max_associations=8,
+                                                workers=1), events=events, actor="probe-scp")
+        self.server.handle("C-STORE", self._on_store)
+        self.ae_title = ae_title
+        self._current = _Arrivals()
+
+    async def _on_store(self, request: DimseRequest) -> int:
+        size = len(request.data)
+        request.event.bytes = size
+        self._current.add(size)
+        return 0x0000
+
+    def begin(self) -> _Arrivals:
+        """Start counting a new retrieve (probes run one at a time)."""
+        self._current = _Arrivals()
+        return self._current
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.settings.host, self.server.port
+
+    def start(self) -> "ImageReceiver":
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def load_by_move(target: ProbeTarget, receiver: ImageReceiver | None, study_uid: str
+                 ) -> tuple[float, dict[str, float]]:
+    """C-MOVE the study to our receiver; times from the C-MOVE request to its final response."""
+    if receiver is None:
+        raise NotMeasured("not measured: no storage SCP for C-MOVE")
+    ae = _probe_ae(target)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = associate(ae, target.store.host, target.store.port, target.store.ae_title)
+    try:
+        arrivals = receiver.begin()
+        started = time.perf_counter()
+        responses = assoc.send_c_move(_retrieve_identifier(study_uid), target.move_destination,
+                                      StudyRootQueryRetrieveInformationModelMove)
+        status = _final_status(responses, started, target.timeout, "C-MOVE")
+        finished = time.perf_counter()
+    finally:
+        assoc.release() if assoc.is_established else None
+    if status != 0x0000:
+        raise ProtocolError(f"C-MOVE answered status 0x{status:04X}", status=f"0x{status:04X}")
+    return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
+
+
+def load_by_get(target: ProbeTarget, study_uid: str, sop_classes: list[str]
+                ) -> tuple[float, dict[str, float]]:
+    """C-GET the study; the images arrive as C-STORE sub-operations on our association."""
+    arrivals = _Arrivals()
+
+    def on_store(event: Any) -> int:
+        arrivals.add(len(event.request.DataSet.getvalue()))
+        return 0x0000
+
+    ae = _probe_ae(target)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    for uid in sop_classes:
+        ae.add_requested_context(uid, ALL_TRANSFER_SYNTAXES[:3])
+    roles = [build_role(uid, scp_role=True) for uid in sop_classes]
+    assoc = associate(ae, target.store.host, target.store.port, target.store.ae_title,
+                      handlers=[(evt.EVT_C_STORE, on_store)], ext_neg=roles)
+    try:
+        started = time.perf_counter()
+        responses = assoc.send_c_get(_retrieve_identifier(study_uid),
+                                     StudyRootQueryRetrieveInformationModelGet)
+        status = _final_status(responses, started, target.timeout, "C-GET")
+        finished = time.perf_counter()
+    finally:
+        assoc.release() if assoc.is_established else None
+    if status != 0x0000:
+        raise ProtocolError(f"C-GET answered status 0x{status:04X}", status=f"0x{status:04X}")
+    return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
+
+
+def load_by_wado(target: ProbeTarget, study_uid: str) -> tuple[float, dict[str, float]]:
+    """WADO-RS retrieve of the whole study, streamed; bytes are the multipart body."""
+    if not target.dicomweb:
+        raise NotMeasured("not measured: no DICOMweb URL configured (--dicomweb URL)")
+    url = f"{target.dicomweb.rstrip('/')}/studies/{study_uid}"
+    headers = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+    started = time.perf_counter()
+    deadline = started + target.timeout
+    first: float | None = None
+    size = 0
+    try:
+        with requests.get(url, headers=headers, stream=True, timeout=target.timeout) as reply:
+            if reply.status_code != 200:
+                raise ProtocolError(f"WADO-RS answered HTTP {reply.status_code}", url=url)
+            for chunk in reply.iter_content(_CHUNK):
+                if first is None:
+                    first = time.perf_counter()
+                size += len(chunk)
+                if time.perf_counter() > deadline:
+                    raise ProbeTimeout(f"WADO-RS study not complete within {target.timeout:g}s")
+    except requests.Timeout as exc:
+        raise ProbeTimeout(f"WADO-RS timed out: {exc}") from exc
+    except requests.RequestException as exc:
+        raise ProtocolError(f"WADO-RS request failed: {exc}", url=url) from exc
+    return load_figures(started, first, time.perf_counter(), size, 0)
+
+
+__all__ = ["ImageReceiver", "load_by_move", "load_by_get", "load_by_wado", "load_figures"]
