@@ -42,10 +42,14 @@ def images_build(args: argparse.Namespace) -> int:
 def compose_render(args: argparse.Namespace) -> int:
     from simulators.runtime.compose import write
 
-    written = write(_topology(args.scenario), args.output, title=str(args.scenario))
+    written = write(_topology(args.scenario), args.output, title=str(args.scenario),
+                    monitoring=args.monitoring)
     for path in written:
         _say(f"wrote {path}")
     _say(f"start it with: cd {args.output.parent} && docker compose -f {args.output.name} up -d")
+    if args.monitoring:
+        _say(f"with Prometheus and Grafana: docker compose -f {args.output.name} "
+             "-f monitoring.yml --profile monitoring up -d")
     return EXIT_OK
 
 
@@ -124,6 +128,9 @@ def register(subparsers: Any) -> None:
     render.add_argument("scenario", type=Path)
     render.add_argument("-o", "--output", type=Path, default=Path("docker-compose.yml"),
                         help="compose file to write (default ./docker-compose.yml)")
+    render.add_argument("--monitoring", action="store_true",
+                        help="also write monitoring.yml: a probe service, Prometheus and "
+                             "Grafana (compose profile 'monitoring')")
     render.set_defaults(func=compose_render)
 
     start = subparsers.add_parser(

@@ -121,3 +121,15 @@ def test_docker_compose_config_accepts_both_profiles(tmp_path: Path) -> None:
               for m in merged["services"]["prometheus"]["volumes"]}
     assert mounts == {str(tmp_path / "prometheus" / "prometheus.yml")}
     assert (tmp_path / "grafana/dashboards/pacsim-golive.json").exists()
+
+
+def test_compose_render_monitoring_flag_writes_the_monitoring_files(tmp_path: Path) -> None:
+    from cli import main
+
+    output = tmp_path / "site" / "docker-compose.yml"
+    assert main(["compose", "render", str(SCENARIO), "-o", str(output), "--monitoring"]) == 0
+    monitoring = yaml.safe_load((output.parent / MONITORING_FILE).read_text())
+    assert MONITORING <= set(monitoring["services"])
+    assert (output.parent / "prometheus" / "prometheus.yml").exists()
+    assert main(["compose", "render", str(SCENARIO), "-o", str(tmp_path / "plain.yml")]) == 0
+    assert not (tmp_path / MONITORING_FILE).exists()
