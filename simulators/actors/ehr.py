@@ -129,6 +129,13 @@ class Ehr(Actor):
                 self._client.close()
                 self._client = None
 
+    def forget_logs(self, keep: int) -> None:
+        """Keep only the newest ``keep`` ACKs and results: a sandbox runs all day,
+        and these lists would otherwise grow with every message."""
+        keep = max(0, int(keep))
+        del self.acks[:len(self.acks) - keep]
+        del self.results[:len(self.results) - keep]
+
     # -- operations (RAD-1, RAD-12, RAD-2) --------------------------------------
     def admit(self, patient: Patient) -> AckResult:
         """ADT^A01: inpatient admission."""

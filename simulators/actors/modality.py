@@ -195,6 +195,18 @@ class Modality(Actor):
         return (f"{self.config.modality} {self.config.ae_title} station {self.config.station_name}"
                 f" listening on {self.config.host}:{self.port}")
 
+    def set_faults(self, profile: Iterable[Any] | None) -> list[str]:
+        """Inject ``profile`` (fault ids, profile names, rule mappings) from now on;
+        ``None`` goes back to the configured faults. The ids now active.
+
+        Why a method: a trainer changes a room's faults while it runs, in-process or
+        in a container (the control API calls this), and the log of what already
+        fired is kept so fault verdicts and remote callers keep counting from it."""
+        rules = self.config.faults if profile is None else parse_faults(
+            list(profile), allowed=MODALITY_FAULTS, actor=self.name)
+        self.faults = FaultInjector(tuple(rules), fired=self.faults.fired)
+        return [rule.id for rule in rules]
+
     def run_until(self, stop: threading.Event) -> None:
         """Unattended scanner: poll the worklist and perform every new item until ``stop``.
 
@@ -286,6 +298,24 @@ class Modality(Actor):
                                 comment=result.comment or None, sop_instance=mpps_uid)
         return Exam(context, result.instance_uid or mpps_uid, item, started,
                     create_status=result.status, fault_statuses=duplicates)
+
+    def mpps_start_unscheduled(self, context: StudyContext) -> Exam:
+        """N-CREATE IN PROGRESS for an exam with no worklist item (an emergency): the
+        scheduling keys stay empty. Here, not in a step, so the N-CREATE leaves from
+        wherever the modality runs (its MPPS peer may be a name only its network knows)."""
+        started = context.performed_step_start
+        mpps_uid = context.mpps_uid or self.world.uid("mpps", context.study_uid)
+        item = Dataset()
+        attributes = mpps_create(context, item, self.config.ae_title, started)
+        faults = self.faults.pick("modality.mpps.n-create")
+        attributes = mutations.apply(mutations.MPPS_CREATE, faults, attributes)
+        with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
+            result = client.n_create(MPPS_CLASS, mpps_uid, attributes)
+        if not result.ok:
+            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}",
+                                comment=result.comment or None, sop_instance=mpps_uid)
+        return Exam(context, result.instance_uid or mpps_uid, item, started,
+                    create_status=result.status)
 
     def mpps_complete(self, exam: Exam) -> int:
         """N-SET COMPLETED with the Performed Series Sequence of the stored images."""

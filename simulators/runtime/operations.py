@@ -24,8 +24,10 @@ from typing import Any, Callable
 
 from pydicom.dataset import Dataset
 
-from simulators.actors.ehr import AckResult
+from simulators.actors.ehr import AckResult, ReceivedResult
 from simulators.actors.modality import CommitmentResult, Exam, PerformResult
+from simulators.actors.viewer import ViewerSource
+from simulators.dicomweb.client import LoadTiming
 from simulators.dicom.store import StudySummary
 from simulators.errors import ConfigError
 from simulators.runtime.wire import encode
@@ -36,6 +38,11 @@ from simulators.world.models import Order, Patient
 DEFAULT_TIMEOUT = 120.0
 #: Exams a modality keeps for later operations; the oldest are forgotten beyond this.
 MAX_EXAMS = 10_000
+#: One fault entry as a scenario or the trainer writes it: an id or profile name, or
+#: a rule mapping (``{"id": ..., "rate": 0.5}``); the actor's parser validates it.
+FaultEntry = str | dict[str, str | int | float]
+#: Matching values a viewer search takes (keyword -> value, a list, or universal).
+SearchMatch = dict[str, str | list[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +151,10 @@ def _mpps_start(s: ActorSession, item: Dataset) -> ExamState:
     return s.keep(s.actor.mpps_start(item))
 
 
+def _mpps_start_unscheduled(s: ActorSession, context: StudyContext) -> ExamState:
+    return s.keep(s.actor.mpps_start_unscheduled(context))
+
+
 def _adopt_exam(s: ActorSession, context: StudyContext, mpps_uid: str, item: Dataset,
                 started: dt.datetime) -> ExamState:
     """An exam a step began without MPPS (the target takes none): same fields as the
@@ -177,6 +188,8 @@ def _modality_operations() -> dict[str, Operation]:
         Operation("query_worklist", lambda s, match: s.actor.query_worklist(**match),
                   {"match": dict[str, str | None]}, list[Dataset], {"match": {}}),
         Operation("mpps_start", _mpps_start, {"item": Dataset}, ExamState),
+        Operation("mpps_start_unscheduled", _mpps_start_unscheduled,
+                  {"context": StudyContext}, ExamState),
         Operation("adopt_exam", _adopt_exam, {"context": StudyContext, "mpps_uid": str,
                                               "item": Dataset, "started": dt.datetime},
                   ExamState, timeout=10.0),
@@ -196,6 +209,9 @@ def _modality_operations() -> dict[str, Operation]:
                    "outcome": str, "reason": str}, PerformResult,
                   {"series": None, "per_series": None, "outcome": "COMPLETED",
                    "reason": "110514"}, timeout=900.0),
+        # The trainer's fault injection: the profile from now on (None: as configured).
+        Operation("set_faults", lambda s, profile: s.actor.set_faults(profile),
+                  {"profile": list[FaultEntry] | None}, list[str], timeout=10.0),
     ]
     return {op.name: op for op in ops}
 
@@ -221,6 +237,11 @@ def _ehr_operations() -> dict[str, Operation]:
         order_op("cancel_order", lambda ehr, o, style: ehr.cancel_order(o, style)),
         # Every ACK so far, in order: fault verdicts pair the N-th fired fault with it.
         Operation("acks", lambda s: list(s.actor.acks), returns=list[AckResult], timeout=10.0),
+        # The ORU^R01 reports the EHR received and answered AA, oldest first.
+        Operation("results", lambda s: list(s.actor.results), returns=list[ReceivedResult],
+                  timeout=10.0),
+        Operation("forget_logs", lambda s, keep: s.actor.forget_logs(keep), {"keep": int},
+                  timeout=10.0),
     ]
     return {op.name: op for op in ops}
 
@@ -241,8 +262,8 @@ def _ris_operations() -> dict[str, Operation]:
     return {op.name: op for op in ops}
 
 
-def _archive_operations() -> dict[str, Operation]:
-    ops = [
+def _archive_list() -> list[Operation]:
+    return [
         DESCRIBE,
         Operation("find_studies", lambda s, match: s.actor.find_studies(**match),
                   {"match": dict[str, str]}, list[dict[str, Any]], {"match": {}}, 30.0),
@@ -250,12 +271,32 @@ def _archive_operations() -> dict[str, Operation]:
         Operation("studies", lambda s: s.actor.studies(), returns=list[StudySummary],
                   timeout=30.0),
     ]
+
+
+def _archive_operations() -> dict[str, Operation]:
+    return {op.name: op for op in _archive_list()}
+
+
+def _viewer_operations() -> dict[str, Operation]:
+    """A viewer is an archive (its storage SCP receives C-MOVEs) plus search and load.
+    The viewer's own timeout bounds each search or load; the table allows a margin."""
+    ops = [
+        *_archive_list(),
+        Operation("search_studies", lambda s, source, via, match:
+                  s.actor.search_studies(source, via=via, **match),
+                  {"source": ViewerSource | None, "via": str, "match": SearchMatch},
+                  list[dict[str, Any]], {"source": None, "via": "qido", "match": {}}, 180.0),
+        Operation("load_study", lambda s, study_uid, via, source:
+                  s.actor.load_study(study_uid, via, source),
+                  {"study_uid": str, "via": str, "source": ViewerSource | None}, LoadTiming,
+                  {"via": "wado", "source": None}, 600.0),
+    ]
     return {op.name: op for op in ops}
 
 
 _BUILDERS: dict[str, Callable[[], dict[str, Operation]]] = {
     "modality": _modality_operations, "ehr": _ehr_operations, "ris": _ris_operations,
-    "archive": _archive_operations,
+    "archive": _archive_operations, "viewer": _viewer_operations,
 }
 _TABLES: dict[str, dict[str, Operation]] = {}
 
@@ -271,4 +312,5 @@ def operations_for(kind: str) -> dict[str, Operation]:
 
 
 __all__ = ["Operation", "ActorSession", "ExamState", "StatusWithExam", "StatusesWithExam",
-           "CommitmentWithExam", "ActorDescription", "operations_for", "DEFAULT_TIMEOUT"]
+           "CommitmentWithExam", "ActorDescription", "operations_for", "DEFAULT_TIMEOUT",
+           "FaultEntry", "SearchMatch"]

@@ -30,9 +30,11 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from simulators.actors.archive import ArchiveConfig
-from simulators.actors.ehr import AckResult, EhrConfig
+from simulators.actors.ehr import AckResult, EhrConfig, ReceivedResult
 from simulators.actors.modality import CommitmentResult, Exam, ModalityConfig, PerformResult
 from simulators.actors.ris import RisConfig
+from simulators.actors.viewer import ViewerConfig, ViewerSource
+from simulators.dicomweb.client import LoadTiming
 from simulators.dicom.store import StudySummary
 from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import EventBus, bus as default_bus
@@ -41,6 +43,7 @@ from simulators.runtime.operations import (
     MAX_EXAMS, ActorDescription, ExamState, Operation, operations_for,
 )
 from simulators.runtime.wire import decode, decode_error, decode_event, encode
+from simulators.world.context import StudyContext
 from simulators.world.models import Order, Patient
 from simulators.world.world import World
 
@@ -207,10 +210,26 @@ class RemoteActor:
 
 
 class RemoteEhr(RemoteActor):
-    """An EHR in another process: ADT and orders to the RIS, from there."""
+    """An EHR in another process: ADT and orders to the RIS, from there.
+
+    ``address`` is where this machine reaches its ORU listener (the published HL7
+    port), so a reporting system here can send it results."""
 
     kind = "ehr"
     config_class = EhrConfig
+
+    def __init__(self, name: str, client: ControlClient, *,
+                 address: tuple[str, int] | None = None,
+                 events: EventBus | None = None) -> None:
+        super().__init__(name, client, events=events)
+        self._address = address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._address is None:
+            raise ConfigError(f"{self.name}: its ORU listener is not published here",
+                              peer=self.client.peer)
+        return self._address
 
     def admit(self, patient: Patient) -> AckResult:
         return self._call("admit", patient=patient)
@@ -234,6 +253,14 @@ class RemoteEhr(RemoteActor):
     def acks(self) -> list[AckResult]:
         """Every ACK the EHR received, oldest first (read fresh from the actor)."""
         return self._call("acks")
+
+    @property
+    def results(self) -> list[ReceivedResult]:
+        """Every ORU^R01 report the EHR accepted, oldest first (read fresh)."""
+        return self._call("results")
+
+    def forget_logs(self, keep: int) -> None:
+        self._call("forget_logs", keep=keep)
 
 
 class RemoteRis(RemoteActor):
@@ -289,6 +316,51 @@ class RemoteArchive(RemoteActor):
         return self._call("studies")
 
 
+class RemoteViewer(RemoteArchive):
+    """A viewer in a container: searches and loads run there, timings come back.
+
+    Steps name where to read with a :class:`ViewerSource` as this machine sees it
+    (``target`` on a published 127.0.0.1 port). The container reaches the same
+    system by its name on the private network, so ``network_sources`` (source name
+    -> in-network source, from the topology) replaces a known source by name before
+    the call; an unknown one (an external target) is passed as given.
+    """
+
+    kind = "viewer"
+    config_class = ViewerConfig
+
+    def __init__(self, name: str, client: ControlClient, *, address: tuple[str, int],
+                 network_sources: dict[str, ViewerSource] | None = None,
+                 events: EventBus | None = None) -> None:
+        super().__init__(name, client, address=address, events=events)
+        self.network_sources = dict(network_sources or {})
+
+    def network_source(self, source: ViewerSource | None) -> ViewerSource | None:
+        """``source`` as the viewer's container reaches it."""
+        if source is None:
+            return None
+        return self.network_sources.get(source.name, source)
+
+    def search_studies(self, source: ViewerSource | None = None, *, via: str = "qido",
+                       **match: Any) -> list[dict[str, Any]]:
+        return self._call("search_studies", source=self.network_source(source), via=via,
+                          match={k: _match_text(v) for k, v in match.items()})
+
+    def load_study(self, study_uid: str, via: str = "wado",
+                   source: ViewerSource | None = None) -> LoadTiming:
+        return self._call("load_study", study_uid=study_uid, via=via,
+                          source=self.network_source(source))
+
+
+def _match_text(value: Any) -> str | list[str] | None:
+    """A matching value as the control API carries it (the viewer reads text)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return str(value)
+
+
 class RemoteModality(RemoteActor):
     """A modality in another process; exams stay there, steps hold local ``Exam`` views."""
 
@@ -314,6 +386,9 @@ class RemoteModality(RemoteActor):
 
     def mpps_start(self, item: Dataset) -> Exam:
         return self._track(self._call("mpps_start", item=item))
+
+    def mpps_start_unscheduled(self, context: StudyContext) -> Exam:
+        return self._track(self._call("mpps_start_unscheduled", context=context))
 
     def store_study(self, exam: Exam, *, series: int | None = None,
                     per_series: int | None = None) -> list[int]:
@@ -343,6 +418,10 @@ class RemoteModality(RemoteActor):
                 reason: str = "110514") -> PerformResult:
         return self._call("perform", item=item, series=series, per_series=per_series,
                           outcome=outcome, reason=reason)
+
+    def set_faults(self, profile: list[Any] | None) -> list[str]:
+        """Faults the container's modality injects from now on (None: as configured)."""
+        return self._call("set_faults", profile=None if profile is None else list(profile))
 
     # ------------------------------------------------------------------ exams
     def _handle(self, exam: Exam) -> str:
@@ -386,4 +465,4 @@ def _image_reference(sop_class: str, sop_instance: str, series_uid: str) -> Data
 
 
 __all__ = ["ControlClient", "Reply", "RemoteActor", "RemoteEhr", "RemoteRis",
-           "RemoteArchive", "RemoteModality", "RemoteFaultLog"]
+           "RemoteArchive", "RemoteViewer", "RemoteModality", "RemoteFaultLog"]

@@ -9,6 +9,12 @@ by a proxy (:mod:`simulators.runtime.remote`) with the same operations. The site
 looks exactly as steps expect: ``site.actor("ct1")``, ``site.ris``, ``site.builtin``,
 ``site.target`` (the target's DICOM port as published on 127.0.0.1).
 
+Addresses: steps and the sandbox on this machine reach every service on the ports
+published on 127.0.0.1; a viewer in its container reads from the target by the
+network's names (its proxy carries :meth:`Topology.network_sources`). With an
+Orthanc target, ``site.orthanc`` is a :class:`PublishedOrthanc`: where its web
+interface and DICOMweb answer on this machine (what trainees open).
+
 Cleanup: the containers and the network are removed by their run label when the
 site stops, when starting fails, and on Ctrl-C (``DockerEnvironment.start`` removes
 what it created before re-raising; afterwards the site's ExitStack does).
@@ -19,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from simulators.errors import ConfigError
@@ -26,9 +33,11 @@ from simulators.runtime.docker import DockerEnvironment
 from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT
 from simulators.runtime.remote import (
     ControlClient, RemoteActor, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
+    RemoteViewer,
 )
 from simulators.runtime.topology import (
-    BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, HL7_PORT, Service, Topology, plan,
+    BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, DICOMWEB_PORT, DICOMWEB_ROOT, HL7_PORT,
+    ORTHANC_AE, Service, Topology, plan,
 )
 
 if TYPE_CHECKING:
@@ -37,9 +46,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _proxy(service: Service, runtime: DockerEnvironment, site: Site) -> RemoteActor:
+@dataclass(frozen=True, slots=True)
+class PublishedOrthanc:
+    """The Orthanc container as this machine reaches it (what an
+    :class:`~simulators.peers.orthanc.OrthancProcess` tells a local site)."""
+
+    rest_url: str
+    dicom_port: int
+    ae_title: str = ORTHANC_AE
+    dicomweb_url: str | None = None
+
+
+def _proxy(service: Service, runtime: DockerEnvironment, site: Site,
+           topology: Topology) -> RemoteActor:
     client = ControlClient(*runtime.address(service.name, CONTROL_PORT), name=service.name)
     events = site.events
+    if service.kind == "viewer":
+        return RemoteViewer(service.name, client, events=events,
+                            address=runtime.address(service.name, DICOM_PORT),
+                            network_sources=topology.network_sources())
     if service.kind == "modality":
         return RemoteModality(service.name, client, world=site.world, events=events,
                               address=runtime.address(service.name, DICOM_PORT))
@@ -48,7 +73,8 @@ def _proxy(service: Service, runtime: DockerEnvironment, site: Site) -> RemoteAc
                          dicom_address=runtime.address(service.name, DICOM_PORT),
                          hl7_address=runtime.address(service.name, HL7_PORT))
     if service.kind == "ehr":
-        return RemoteEhr(service.name, client, events=events)
+        return RemoteEhr(service.name, client, events=events,
+                         address=runtime.address(service.name, HL7_PORT))
     if service.kind == "archive":
         return RemoteArchive(service.name, client, events=events,
                              address=runtime.address(service.name, DICOM_PORT))
@@ -73,20 +99,24 @@ def _refuse_loopback_target(site: Site) -> None:
 
 def _target(site: Site, topology: Topology, runtime: DockerEnvironment) -> Any:
     from simulators.scenario.environment import (
-        BUILTIN_TARGET_AE, ORTHANC_AE, TargetEndpoint, check_reachable,
+        BUILTIN_TARGET_AE, TargetEndpoint, check_reachable,
     )
 
     kind = topology.target_kind
     if kind == "builtin":
         host, port = runtime.address(BUILTIN_TARGET, DICOM_PORT)
-        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE)
+        web = None
+        if topology.target_dicomweb:
+            web_host, web_port = runtime.address(BUILTIN_TARGET, DICOMWEB_PORT)
+            web = f"http://{web_host}:{web_port}{DICOMWEB_ROOT}"
+        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE, dicomweb_url=web)
     if kind == "orthanc":
         service = topology.target[0]
         host, port = runtime.address(service, ORTHANC_DICOM_PORT)
-        web = None
-        if site.environment.supported("dicomweb"):
-            web_host, web_port = runtime.address(service, ORTHANC_HTTP_PORT)
-            web = f"http://{web_host}:{web_port}/dicom-web"
+        web_host, web_port = runtime.address(service, ORTHANC_HTTP_PORT)
+        rest = f"http://{web_host}:{web_port}"
+        web = f"{rest}{DICOMWEB_ROOT}" if site.environment.supported("dicomweb") else None
+        site.orthanc = PublishedOrthanc(rest, port, ORTHANC_AE, web)  # type: ignore[assignment]
         return TargetEndpoint("orthanc", host, port, ORTHANC_AE, dicomweb_url=web)
     endpoints = site.environment.target.external  # type: ignore[union-attr]
     ae_title, host, port = endpoints.dicom_parts
@@ -116,7 +146,7 @@ def start_in_containers(site: Site, stack: ExitStack) -> DockerEnvironment:
     for service in topology.services:
         if service.kind == "orthanc":
             continue
-        proxy = _proxy(service, runtime, site).start()
+        proxy = _proxy(service, runtime, site, topology).start()
         if service.name == BUILTIN_TARGET and topology.target_kind == "builtin":
             site.builtin = proxy
             continue
@@ -128,4 +158,4 @@ def start_in_containers(site: Site, stack: ExitStack) -> DockerEnvironment:
     return runtime
 
 
-__all__ = ["start_in_containers"]
+__all__ = ["start_in_containers", "PublishedOrthanc"]

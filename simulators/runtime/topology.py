@@ -14,8 +14,12 @@ because some settings (RIS stations, archive destinations) are mappings that
 
 Wiring, as in the in-process site:
 
-* target ``builtin`` -> an ``archive`` service named ``target`` (AE ``PACSIM_ARC``);
+* target ``builtin`` -> an ``archive`` service named ``target`` (AE ``PACSIM_ARC``),
+  serving DICOMweb on :data:`DICOMWEB_PORT` when the environment supports it;
   ``orthanc`` -> an ``orthanc`` service; ``external`` -> no service, its address as given;
+* legacy archives run ``serve archive``, viewers ``serve viewer``; a viewer reads
+  from the target by its in-network address (:meth:`Topology.network_sources`), never
+  the ports published on 127.0.0.1 (those are this machine's, not the container's);
 * modalities query the RIS worklist, store to the target, send MPPS to the target when
   it supports MPPS and is not the built-in one, else to the RIS (the order filler is
   the PPS manager in IHE SWF), and ask the target for storage commitment when supported;
@@ -34,6 +38,7 @@ import yaml
 from simulators.errors import ConfigError
 from simulators.faults.profile import scenario_faults
 from simulators.runtime.engine import orthanc_image, pacsim_image
+from simulators.actors.viewer import ViewerSource
 from simulators.runtime.images import (
     ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
 )
@@ -43,6 +48,10 @@ from simulators.scenario.models import (
 
 DICOM_PORT = 11112
 HL7_PORT = 2575
+#: DICOMweb (QIDO/WADO/STOW-RS) of the built-in target inside its container.
+DICOMWEB_PORT = 8080
+#: Where the DICOMweb root is on the built-in archive and on Orthanc's plugin.
+DICOMWEB_ROOT = "/dicom-web"
 #: The control API (``pacsim serve --control-port``) of each pacsim actor when the plan
 #: is made for ``pacsim run --runtime docker``; published on 127.0.0.1 only.
 CONTROL_PORT = 7070
@@ -61,7 +70,7 @@ class Service:
     """One container: what runs, its settings file, published ports, dependencies."""
 
     name: str
-    kind: str  # ehr, ris, modality, archive, orthanc
+    kind: str  # ehr, ris, modality, archive, viewer, orthanc
     image: str
     command: list[str]
     #: (path inside the container, text) files put in place before the container starts.
@@ -91,12 +100,28 @@ class Topology:
     #: (service or host, container port or port, AE title) of the target's DICOM endpoint.
     target: tuple[str, int, str]
 
+    #: The target's DICOMweb root inside the network (``http://target:8080/dicom-web``),
+    #: when it serves DICOMweb.
+    target_dicomweb: str | None = None
+
     def service(self, name: str) -> Service:
         for service in self.services:
             if service.name == name:
                 return service
         raise ConfigError(f"no service named {name!r}",
                           services=",".join(s.name for s in self.services))
+
+    def network_sources(self) -> dict[str, ViewerSource]:
+        """What a viewer container reads from, by the names steps use: ``target`` and
+        every archive or viewer service, each at its in-network name and ports."""
+        host, port, ae_title = self.target
+        sources = {"target": ViewerSource("target", host, port, ae_title,
+                                          self.target_dicomweb)}
+        for service in self.services:
+            if service.kind in ("archive", "viewer") and service.name != BUILTIN_TARGET:
+                sources[service.name] = ViewerSource(service.name, service.name, DICOM_PORT,
+                                                     service.ae_title or "")
+        return sources
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -153,14 +178,21 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
     destinations = {spec.ae_title: (name, DICOM_PORT) for name, spec in [*modalities, *archives]}
 
     for name, spec in archives:  # legacy PACS and viewers: storage SCPs of their own
-        services.append(_pacsim(name, "archive", {"ae_title": spec.ae_title, **spec.settings},
+        actor_kind = "viewer" if isinstance(spec, ViewerSpec) else "archive"
+        services.append(_pacsim(name, actor_kind, {"ae_title": spec.ae_title, **spec.settings},
                                 ae_title=spec.ae_title, ports={DICOM_PORT: spec.port}))
 
     kind = environment.target_kind
+    dicomweb: str | None = None
     if kind == "builtin":
-        services.append(_pacsim(BUILTIN_TARGET, "archive",
-                                {"ae_title": BUILTIN_TARGET_AE, "destinations": destinations},
-                                ae_title=BUILTIN_TARGET_AE, ports={DICOM_PORT: 0}))
+        settings: dict[str, Any] = {"ae_title": BUILTIN_TARGET_AE, "destinations": destinations}
+        ports = {DICOM_PORT: 0}
+        if environment.supported("dicomweb"):
+            settings["dicomweb_port"] = DICOMWEB_PORT
+            ports[DICOMWEB_PORT] = 0
+            dicomweb = f"http://{BUILTIN_TARGET}:{DICOMWEB_PORT}{DICOMWEB_ROOT}"
+        services.append(_pacsim(BUILTIN_TARGET, "archive", settings,
+                                ae_title=BUILTIN_TARGET_AE, ports=ports))
         target: tuple[str, int, str] = (BUILTIN_TARGET, DICOM_PORT, BUILTIN_TARGET_AE)
     elif kind == "orthanc":
         import json
@@ -172,9 +204,13 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
                                                     indent=2) + "\n"},
             ports={ORTHANC_DICOM_PORT: 0, ORTHANC_HTTP_PORT: 0}))
         target = (ORTHANC_SERVICE, ORTHANC_DICOM_PORT, ORTHANC_AE)
+        if environment.supported("dicomweb"):
+            dicomweb = f"http://{ORTHANC_SERVICE}:{ORTHANC_HTTP_PORT}{DICOMWEB_ROOT}"
     else:
-        ae_title, host, port = environment.target.external.dicom_parts  # type: ignore[union-attr]
+        external = environment.target.external  # type: ignore[union-attr]
+        ae_title, host, port = external.dicom_parts
         target = (host, port, ae_title)
+        dicomweb = external.dicomweb if environment.supported("dicomweb") else None
     target_services = [target[0]] if kind != "external" else []
 
     ris_specs = _specs(environment, RisSpec)
@@ -226,9 +262,10 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
         if spec.faults:  # `pacsim status` and `docker ps` show which rooms misbehave
             service.labels["org.pacsim.faults"] = ",".join(f.id for f in spec.faults)
         services.append(service)
-    return Topology(services, kind, target)
+    return Topology(services, kind, target, dicomweb)
 
 
 __all__ = ["Service", "Topology", "plan", "DICOM_PORT", "HL7_PORT", "CONTROL_PORT", "CONFIG_DIR",
+           "DICOMWEB_PORT", "DICOMWEB_ROOT",
            "ORTHANC_EXTRA_CONFIG",
            "BUILTIN_TARGET", "ORTHANC_SERVICE", "ORTHANC_AE", "BUILTIN_TARGET_AE"]

@@ -20,8 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pydicom.dataset import Dataset
+
 from simulators.actors.ehr import AckResult, Ehr
-from simulators.actors.modality import Modality
+from simulators.actors.modality import Exam, Modality
 from simulators.errors import PacsimError
 from simulators.events import EventBus
 from simulators.hl7.messages import oru_r01
@@ -50,16 +52,24 @@ class PathwayInterrupted(PacsimError):
 
 
 class Reporter:
-    """The reporting system: ORU^R01 to the EHR over one kept MLLP connection."""
+    """The reporting system: ORU^R01 to the EHR over one kept MLLP connection.
+
+    ``accepted`` counts the reports the EHR acknowledged AA/CA: the EHR's own answer
+    on the wire, read here because an EHR in a container reports no events of its own
+    between operations."""
 
     def __init__(self, ehr: Ehr, events: EventBus) -> None:
         host, port = ehr.address
         self._client = MllpClient(host, port, timeout=10.0, events=events, name="reporting")
         self._lock = threading.Lock()
+        self.accepted = 0
 
     def send(self, message: str) -> str:
         with self._lock:
-            return self._client.send(message)
+            reply = self._client.send(message)
+            if _ack_code(reply) in ("AA", "CA"):
+                self.accepted += 1
+            return reply
 
     def close(self) -> None:
         with self._lock:
@@ -83,6 +93,11 @@ class Services:
 
     def scanner(self, run: PathwayRun) -> Modality:
         return self.site.actor(run.station, Modality)
+
+
+def _ack_code(reply: str) -> str:
+    """MSA-1 of an ACK (empty when there is none)."""
+    return reply.split("MSA|", 1)[1][:2] if "MSA|" in reply else ""
 
 
 def _accepted(result: AckResult, what: str) -> None:
@@ -202,9 +217,11 @@ def unscheduled(run: PathwayRun, action: Action, svc: Services) -> None:
     context = StudyContext.unscheduled(patient, svc.epoch.world, scanner.config.modality,
                                        station_name=scanner.config.station_name,
                                        index=run.run_id)
-    exam, _ = wf.begin_unscheduled(svc.site, scanner, context,
-                                   send_mpps=scanner.config.mpps is not None)
-    svc.site.exams.pop((scanner.name, context.study_uid), None)
+    if scanner.config.mpps is not None:  # N-CREATE from where the modality runs
+        exam = scanner.mpps_start_unscheduled(context)
+    else:
+        exam = Exam(context, context.mpps_uid or svc.epoch.world.uid("mpps", context.study_uid),
+                    Dataset(), context.performed_step_start)
     _store(scanner, exam, int(action.args.get("images", 2)), run)
     _finish(scanner, exam, "completed", run)
 
@@ -212,7 +229,7 @@ def unscheduled(run: PathwayRun, action: Action, svc: Services) -> None:
 def report(run: PathwayRun, action: Action, svc: Services) -> None:
     placed = _order(run, action.role())
     reply = svc.reporter.send(oru_r01(placed, REPORT_TEXT))
-    code = reply.split("MSA|", 1)[1][:2] if "MSA|" in reply else ""
+    code = _ack_code(reply)
     run.outcome["report_ack"] = code
     if code not in ("AA", "CA"):
         raise PathwayFailed(f"ORU^R01 answered {code or 'nothing'}")

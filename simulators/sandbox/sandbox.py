@@ -12,6 +12,11 @@ statistics (bounded window, no timeline); the EHR's ACK and result logs are trim
 A reset interrupts running pathways, starts a new :class:`Epoch` (new identifiers,
 new UID root), zeroes the counters and restarts the simulated day; the site keeps
 running, so the target keeps what trainees have seen.
+
+Runtimes: ``local`` starts the actors in this process, ``docker`` in containers
+(the site fills itself with proxies). The sandbox only uses operations both offer
+(``set_faults``, ``forget_logs``, ``config``, the ADT/order/exam operations) and
+tells actors apart by their ``kind``, so it runs unchanged on either.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from simulators.actors.ehr import Ehr
 from simulators.actors.modality import Modality
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus, Exchange
-from simulators.faults.profile import MODALITY_FAULTS, FaultInjector, parse_faults
 from simulators.load.stats import LoadStatistics
 from simulators.sandbox.actions import (
     ACTION_FUNCTIONS, PathwayInterrupted, Reporter, Services,
@@ -38,7 +42,7 @@ from simulators.sandbox.arrivals import Arrival, ArrivalSchedule, build_streams
 from simulators.sandbox.clock import SimClock, format_pace, parse_pace
 from simulators.sandbox.identity import Epoch
 from simulators.sandbox.pathways import PathwayCounters, PathwayRun, load_day, parse_pathways
-from simulators.scenario.environment import Site
+from simulators.scenario.environment import RUNTIMES, Site
 from simulators.scenario.models import Environment
 
 log = logging.getLogger(__name__)
@@ -70,10 +74,9 @@ class Sandbox:
                  pace: float | str = 1.0, seed: int | None = None, day: str | None = None,
                  start_time: dt.time = dt.time(8, 0), duration: float | None = None,
                  max_running: int = MAX_RUNNING, events: EventBus | None = None) -> None:
-        if runtime != "local":
-            raise ConfigError("the sandbox runs its actors locally for now; --runtime docker "
-                              "is not supported yet (use `pacsim up` for containers)",
-                              runtime=runtime)
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}", runtimes=",".join(RUNTIMES))
+        self.runtime = runtime
         self.environment = environment
         self.seed = environment.seed if seed is None else int(seed)
         self.events = events or EventBus()
@@ -83,7 +86,7 @@ class Sandbox:
         document = load_day(day)
         self.pathways = parse_pathways(document)
         self._arrivals_data = document.get("arrivals") or {}
-        self.site = Site(environment, self.events)
+        self.site = Site(environment, self.events, runtime)
         self.rate_factor = 1.0
         self.finished = threading.Event()
         self._lock = threading.Lock()
@@ -97,7 +100,6 @@ class Sandbox:
         self.counters = PathwayCounters()
         self.stats = LoadStatistics(keep_latest=LATENCIES_KEPT, timeline=False)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_KEPT)
-        self.reports_received = 0
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,6 +107,9 @@ class Sandbox:
         if self.started:
             return self
         self.site.start()
+        # The simulated day begins once the hospital is up: containers take a minute
+        # to start, which at 60x would otherwise be an hour of the day gone unseen.
+        self.clock = SimClock(self.clock.speed, start=_time_of(self.clock.start_of_day))
         try:
             available = {a.config.modality for a in self._modalities()}
             self.schedule = ArrivalSchedule(
@@ -228,19 +233,28 @@ class Sandbox:
         self.counters.move(run.pathway.name, "running", state)
         run.state = state
         self.recent.append(run.summary())
-        ehr = self.site.actors.get("ehr") or self.site.only(Ehr, None)
-        del ehr.acks[:-EHR_LOG_KEEP]
-        del ehr.results[:-EHR_LOG_KEEP]
+        try:
+            self._ehr().forget_logs(EHR_LOG_KEEP)
+        except PacsimError as exc:  # a container that does not answer: next time, then
+            log.info("could not trim the EHR's logs: %s", exc)
 
     def _record(self, event: Exchange) -> None:
         self.stats.record(event)
-        if event.kind == "hl7.receive" and event.outcome == "ok" and \
-                isinstance(self.site.actors.get(event.actor), Ehr):
-            self.reports_received += 1  # an ORU the EHR accepted (it answers AA)
+
+    @property
+    def reports_received(self) -> int:
+        """ORU^R01 reports the EHR accepted (answered AA) in this epoch."""
+        return 0 if self._reporter is None else self._reporter.accepted
 
     # ------------------------------------------------------------------ site lookups
-    def _modalities(self) -> list[Modality]:
-        return [a for a in self.site.actors.values() if isinstance(a, Modality)]
+    def _ehr(self) -> Any:
+        """The EHR (in-process, or the proxy of its container)."""
+        return self.site.actors.get("ehr") or self.site.only(Ehr, None)
+
+    def _modalities(self) -> list[Any]:
+        """The modalities, in-process or proxies: both say ``kind == "modality"``."""
+        return [a for a in self.site.actors.values()
+                if getattr(a, "kind", None) == Modality.kind]
 
     def _station_for(self, modality: str) -> str:
         rooms = [a for a in self._modalities() if a.config.modality == modality.upper()]
@@ -253,7 +267,7 @@ class Sandbox:
         free = [r for r in rooms if r.name not in busy]
         return (free or rooms)[0].name
 
-    def modality_actor(self, name: str) -> Modality:
+    def modality_actor(self, name: str) -> Any:
         """A modality by actor name, AE title or station name (case-insensitive)."""
         wanted = name.strip().upper()
         for scanner in self._modalities():
@@ -295,10 +309,9 @@ class Sandbox:
         if fault:
             entry = {"id": fault, **{k: v for k, v in targeting.items() if v is not None}}
             entries.append(entry if len(entry) > 1 else fault)
-        rules = parse_faults(entries, allowed=MODALITY_FAULTS, actor=scanner.name)
-        scanner.faults = FaultInjector(rules)
+        active = scanner.set_faults(entries)  # validated where the modality runs
         return {"modality": scanner.name, "ae_title": scanner.config.ae_title,
-                "faults": [rule.id for rule in rules]}
+                "faults": list(active)}
 
     def reset(self) -> dict[str, Any]:
         """Interrupt everything, new epoch, zero counters, restart the simulated day."""
@@ -310,10 +323,11 @@ class Sandbox:
         self.counters = PathwayCounters()
         self.stats = LoadStatistics(keep_latest=LATENCIES_KEPT, timeline=False)
         self.recent.clear()
-        self.reports_received = 0
+        if self._reporter is not None:
+            self._reporter.accepted = 0
         self.clock = SimClock(self.clock.speed, start=_time_of(self.clock.start_of_day))
         for scanner in self._modalities():
-            scanner.faults = FaultInjector(scanner.config.faults)
+            scanner.set_faults(None)  # back to the site's own fault profile
         if self.started:
             self._begin_epoch_threads()
         return {"epoch": self.epoch.tag, "previous_epoch": previous}

@@ -2,7 +2,8 @@
 
 The golden-path CT scenario from the library runs with each actor (EHR, RIS, six
 modalities, the viewer) in its own container against the built-in target container
-and against the Orthanc container; a failing run and a Ctrl-C (SIGINT to the CLI,
+and against the Orthanc container, and so does the tablet UAT (a viewer container
+reading the target by DICOMweb over the private network); a failing run and a Ctrl-C (SIGINT to the CLI,
 during start-up and during a step) leave no container or network behind, checked by
 the run's label (SIGTERM, as a CI timeout sends, too). Needs the images built from this checkout (``--control-port``).
 """
@@ -30,6 +31,7 @@ from simulators.scenario.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "scenarios" / "golden-path-ct.yaml"
+TABLET = ROOT / "scenarios" / "uat-referring-physician-tablet.yaml"
 GOLDEN_ACTORS = {"ehr", "ris", "ct1", "mr1", "cr1", "dx1", "mg1", "us1", "reading1"}
 RUN_ID = re.compile(r"as run ([0-9a-f]+)")
 
@@ -69,9 +71,11 @@ def _leftovers(docker: Any, run_id: str) -> tuple[list[Any], list[Any]]:
             docker.networks.list(filters=selector))
 
 
-def _run_in_containers(docker: Any, target: str) -> tuple[Any, Site, dict[str, Any]]:
-    """The golden path with runtime docker; also what ran where, seen during the run."""
-    scenario = load_scenario(GOLDEN).with_environment(target=target)
+def _run_in_containers(docker: Any, target: str, path: Path = GOLDEN
+                       ) -> tuple[Any, Site, dict[str, Any]]:
+    """A library scenario (the golden path) with runtime docker; also what ran where,
+    seen during the run."""
+    scenario = load_scenario(path).with_environment(target=target)
     sites: list[Site] = []
     running: dict[str, Any] = {}
 
@@ -116,6 +120,27 @@ def test_golden_path_with_every_actor_in_a_container_against_orthanc(docker):
     assert set(statuses.values()) == {"passed"}, statuses
     assert set(running) == GOLDEN_ACTORS | {"orthanc"}
     assert running["orthanc"].kind == "orthanc"
+    assert _leftovers(docker, site.run_id) == ([], [])
+
+
+@pytest.mark.parametrize("target, web_port", [("builtin", 8080), ("orthanc", 8042)])
+def test_the_tablet_uat_runs_with_the_viewer_in_its_container(docker, target, web_port):
+    """The viewer container searches (QIDO-RS) and loads (WADO-RS) from the target by the
+    network's name and in-network port, and the physician's timings come back."""
+    result, site, running = _run_in_containers(docker, target, TABLET)
+    assert result.environment_error is None, result.environment_error
+    assert set(_steps(result).values()) == {"passed"}, _steps(result)
+    assert result.exit_code == 0
+    assert running["tablet"].kind == "viewer" and running["reading1"].kind == "viewer"
+    opened = next(s for s in result.steps if s.do == "viewer.open_study")
+    seen = {e.name: e.seen for e in opened.expectations}
+    assert (seen["instances"], seen["status"], seen["studies"]) == (3, "success", 1), seen
+    web = [e for e in opened.events if e.actor == "tablet"
+           and e.kind in ("dicomweb.qido", "dicomweb.wado")]
+    service = "target" if target == "builtin" else "orthanc"
+    assert {e.kind for e in web} == {"dicomweb.qido", "dicomweb.wado"}
+    assert all(e.peer == f"{service}:{web_port}" for e in web), {e.peer for e in web}
+    assert sum(e.bytes for e in web if e.kind == "dicomweb.wado") > 0
     assert _leftovers(docker, site.run_id) == ([], [])
 
 
@@ -195,3 +220,15 @@ def test_ctrl_c_removes_every_container_and_network(docker, tmp_path, moment, wa
     code = cli.finish(90)
     assert code == 130, "".join(cli.lines)[-3000:]
     assert _leftovers(docker, run_id) == ([], []), moment
+
+
+@pytest.mark.parametrize("name", ["unscheduled-emergency-exam.yaml",
+                                  "uat-ct-chest-with-priors.yaml"])
+def test_library_scenarios_that_need_in_network_addresses_pass_in_containers(docker, name):
+    """The unscheduled exam's MPPS N-CREATE leaves from the modality's container (its RIS
+    is a container-network name), and a viewer's container is a C-MOVE destination like an
+    archive: both passed in-process only before."""
+    result, site, _running = _run_in_containers(docker, "builtin", ROOT / "scenarios" / name)
+    assert result.environment_error is None, result.environment_error
+    assert set(_steps(result).values()) == {"passed"}, _steps(result)
+    assert _leftovers(docker, site.run_id) == ([], [])

@@ -1,5 +1,5 @@
-"""The control API on loopback: real actors (RIS, EHR, modality, archive) served over
-HTTP, driven through the remote proxies and through raw HTTP requests.
+"""The control API on loopback: real actors (RIS, EHR, modality, archive, viewer) served
+over HTTP, driven through the remote proxies and through raw HTTP requests.
 
 What must hold: a proxy behaves like the actor itself (same results, same exceptions
 with the same context, events on the caller's bus, the fault log); only allowlisted
@@ -22,12 +22,19 @@ from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import NOT_SENT, Exam, Modality, ModalityConfig
 from simulators.actors.ris import Ris, RisConfig
+from simulators.actors.viewer import Viewer, ViewerConfig, ViewerSource
 from simulators.errors import AssociationError, ConfigError, ProtocolError
 from simulators.events import EventBus, Exchange
+from simulators.hl7.messages import oru_r01
+from simulators.hl7.mllp import MllpClient
 from simulators.runtime.control import ControlServer
 from simulators.runtime.remote import (
-    ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
+    ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis, RemoteViewer,
 )
+from simulators.scenario.environment import TargetEndpoint
+from simulators.scenario.steps._qr import QrClient
+from simulators.world.context import StudyContext
+from simulators.world.images import build_study
 from simulators.scenario.steps.faults import FaultWatch
 from simulators.world.world import World
 from tests.helpers import free_port
@@ -83,7 +90,8 @@ def served() -> Iterator[Served]:
         local.subscribe(seen.append)
         yield Served(
             world, ris, modality,
-            RemoteEhr("ehr", _serve(ehr, servers, started), events=local).start(),
+            RemoteEhr("ehr", _serve(ehr, servers, started), address=ehr.address,
+                      events=local).start(),
             RemoteRis("ris", _serve(ris, servers, started), dicom_address=ris.dicom_address,
                       hl7_address=ris.hl7_address, events=local).start(),
             RemoteModality("ct1", _serve(modality, servers, started), world=world,
@@ -303,3 +311,85 @@ def test_the_control_api_binds_loopback_by_default(served):
     assert all(server.address[0] == "127.0.0.1" for server in served.servers.values())
     assert isinstance(served.remote_modality.query_worklist(), list)
     assert all(isinstance(ds, Dataset) for ds in served.remote_ris.worklist_items())
+
+
+# ---------------------------------------------------------------------- sandbox operations
+def test_a_trainer_sets_and_clears_faults_through_the_proxy():
+    world = World(SEED)
+    ris = Ris(RisConfig(ae_title="GH_RIS"), events=EventBus())
+    with ris:
+        peer = ("127.0.0.1", ris.dicom_address[1], "GH_RIS")
+        scanner = Modality(ModalityConfig(name="ct8", ae_title="CT_ROOM8", worklist=peer,
+                                          mpps=peer), world=world, events=EventBus())
+        orders = [world.order(world.patient(6 + i), "CT", station_ae="CT_ROOM8",
+                              station_name="CT8", index=60 + i) for i in range(2)]
+        for order in orders:
+            ris.schedule(order)
+        with scanner, ControlServer(scanner) as server:
+            proxy = RemoteModality("ct8", ControlClient(*server.address), world=world,
+                                   address=("127.0.0.1", scanner.port)).start()
+            assert proxy.set_faults(["mpps.orphan"]) == ["mpps.orphan"]
+            (item,) = proxy.query_worklist(AccessionNumber=orders[0].accession)
+            assert proxy.mpps_complete(proxy.mpps_start(item)) == NOT_SENT
+            assert [fault for _, fault, _ in proxy.faults.fired] == ["mpps.orphan"]
+            with pytest.raises(ConfigError) as unknown:
+                proxy.set_faults(["no.such-fault"])
+            assert "no.such-fault" in str(unknown.value)
+            assert proxy.set_faults(None) == []  # back to the configured (none)
+            (item,) = proxy.query_worklist(AccessionNumber=orders[1].accession)
+            assert proxy.mpps_discontinue(proxy.mpps_start(item)) == 0  # sent, accepted
+            assert proxy.faults.fired == scanner.faults.fired  # the log survived
+
+
+def test_the_ehr_results_come_back_and_its_logs_can_be_trimmed(served):
+    order = _order(served, index=7)
+    client = MllpClient(*served.remote_ehr.address, timeout=10)
+    try:
+        reply = client.send(oru_r01(order, "Synthetic report"))
+    finally:
+        client.close()
+    assert "MSA|AA" in reply
+    results = served.remote_ehr.results
+    assert results[-1].accession == order.accession and "Synthetic" in results[-1].text
+    served.remote_ehr.forget_logs(2)
+    assert len(served.remote_ehr.acks) == 2 and len(served.remote_ehr.results) <= 2
+
+
+# ---------------------------------------------------------------------- the viewer
+def test_a_remote_viewer_searches_and_loads_where_its_network_says():
+    world = World(SEED)
+    archive = Archive(ArchiveConfig(name="pacs", ae_title="PACS_ARC", dicomweb_port=0),
+                      events=EventBus())
+    viewer = Viewer(ViewerConfig(name="tablet", ae_title="TABLET1"), events=EventBus())
+    with archive, viewer, ControlServer(viewer) as server:
+        order = world.order(world.patient(9), "CR", station_ae="CR1", station_name="CR1",
+                            index=90)
+        datasets = build_study(StudyContext.from_order(order, world), series=1, per_series=3)
+        target = TargetEndpoint("builtin", "127.0.0.1", archive.port, "PACS_ARC",
+                                dicomweb_url=archive.dicomweb_url)
+        assert QrClient(target, "LOADER", EventBus(), "test").store(datasets) == [0, 0, 0]
+        real = ViewerSource("target", "127.0.0.1", archive.port, "PACS_ARC",
+                            archive.dicomweb_url)
+        # What a step on the host passes: ports that mean nothing where the viewer runs.
+        published = ViewerSource("target", "127.0.0.1", 1, "PACS_ARC", "http://127.0.0.1:1/x")
+        seen: list[Exchange] = []
+        bus = EventBus()
+        bus.subscribe(seen.append)
+        proxy = RemoteViewer("tablet", ControlClient(*server.address), events=bus,
+                             address=("127.0.0.1", viewer.port),
+                             network_sources={"target": real}).start()
+        assert proxy.kind == "viewer" and proxy.config.ae_title == "TABLET1"
+        found = proxy.search_studies(published, via="qido", PatientID=order.patient.patient_id)
+        assert [s["StudyInstanceUID"] for s in found] == [order.study_uid]
+        assert found == viewer.search_studies(real, via="qido",
+                                              PatientID=order.patient.patient_id)
+        by_find = proxy.search_studies(published, via="find", AccessionNumber=order.accession)
+        assert [s["StudyInstanceUID"] for s in by_find] == [order.study_uid]
+        wado = proxy.load_study(order.study_uid, "wado", published)
+        assert (wado.status, wado.instances) == ("success", 3) and wado.bytes > 0
+        got = proxy.load_study(order.study_uid, "get", published)
+        assert (got.status, got.instances) == ("success", 3)
+        assert {"dicomweb.qido", "dicomweb.wado", "dicom.c-get"} <= \
+            {e.kind for e in seen if e.actor == "tablet"}
+        with pytest.raises(ConfigError):
+            proxy.load_study(order.study_uid, "fax", published)

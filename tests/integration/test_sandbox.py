@@ -234,9 +234,6 @@ class _Target:
 def test_status_without_a_running_sandbox_is_a_clear_error(tmp_path: Path) -> None:
     result = _pacsim("sandbox", "status", "--state", str(tmp_path / "none.json"))
     assert result.returncode == 2 and "no running sandbox" in result.stderr
-    result = _pacsim("sandbox", "up", str(TRAINING_SITE), "--runtime", "docker",
-                     "--state", str(tmp_path / "s.json"))
-    assert result.returncode == 2 and "docker" in result.stderr
 
 
 # ---------------------------------------------------------------------- flat memory

@@ -13,11 +13,8 @@ import datetime as dt
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from simulators.actors.modality import MPPS_CLASS, Exam, Modality
-from simulators.dicom.fast import FastClient
-from simulators.dicom.fast.requests import mpps_create
+from simulators.actors.modality import Exam, Modality
 from simulators.errors import ProtocolError, ScenarioError
 from simulators.scenario.context import StepContext
 from simulators.scenario.environment import Site
@@ -65,26 +62,17 @@ def begin_exam(ctx: StepContext, site: Site, scanner: Modality, accession: str,
 
 def begin_unscheduled(site: Site, scanner: Modality, context: StudyContext, *,
                       send_mpps: bool) -> tuple[Exam, str]:
-    """An exam with no worklist item (emergency): N-CREATE with empty scheduling keys."""
-    started = context.performed_step_start
-    exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", context.study_uid),
-                Dataset(), started)
-    word = "unsupported"
+    """An exam with no worklist item (emergency): N-CREATE with empty scheduling keys.
+
+    The modality sends the N-CREATE itself, so it leaves from wherever the modality
+    runs (in a container, its MPPS peer is a name only the container network knows)."""
     if send_mpps:
-        assert scanner.config.mpps is not None
-        host, port, called = scanner.config.mpps
-        with FastClient(actor=scanner.name, events=scanner.events,
-                        dimse_timeout=scanner.config.timeout) as client:
-            client.connect(host, port, scanner.config.ae_title, called,
-                           [(MPPS_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])],
-                           timeout=scanner.config.timeout)
-            result = client.n_create(MPPS_CLASS, exam.mpps_uid,
-                                     mpps_create(context, exam.item, scanner.config.ae_title,
-                                                 started))
-        exam.create_status = result.status
-        word = status_word(result.status)
-        if not result.ok:
-            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}")
+        exam = scanner.mpps_start_unscheduled(context)
+        word = status_word(exam.create_status)
+    else:
+        exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", context.study_uid),
+                    Dataset(), context.performed_step_start)
+        word = "unsupported"
     site.exams[(scanner.name, context.study_uid)] = exam
     return exam, word
 
