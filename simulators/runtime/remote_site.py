@@ -33,8 +33,8 @@ from simulators.runtime.docker import DockerEnvironment
 from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT
 from simulators.runtime.remote import (
     ControlClient, RemoteActor, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
-    RemoteViewer,
 )
+from simulators.runtime.remote_viewer import RemoteViewer
 from simulators.runtime.topology import (
     BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, DICOMWEB_PORT, DICOMWEB_ROOT, HL7_PORT,
     ORTHANC_AE, Service, Topology, plan,

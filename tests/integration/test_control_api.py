@@ -29,8 +29,9 @@ from simulators.hl7.messages import oru_r01
 from simulators.hl7.mllp import MllpClient
 from simulators.runtime.control import ControlServer
 from simulators.runtime.remote import (
-    ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis, RemoteViewer,
+    ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
 )
+from simulators.runtime.remote_viewer import RemoteViewer
 from simulators.scenario.environment import TargetEndpoint
 from simulators.scenario.steps._qr import QrClient
 from simulators.world.context import StudyContext
