@@ -34,6 +34,17 @@ implementation-defined, so it is documented here and reported in the outcome):
 
 Patient, study and series rows keep the attributes of the *first* instance that
 created them (legacy PACS behaviour); later instances never rewrite them.
+
+The index is keyed on (SOP Instance UID, Study Instance UID), not the SOP Instance UID
+alone: real legacy archives hold the same SOP Instance UID in two studies, and a
+seeded legacy archive (simulators/legacy) must represent them, each retrieved with
+its own study. C-STORE still refuses a second copy of a stored SOP Instance UID (the
+policy above looks the UID up alone). :meth:`DicomStore.bulk_loader` indexes files
+written outside ``put`` (the legacy seeder) in large transactions, then *seals* the
+store: opening a sealed store skips the reconcile walk (122 s and 630 MB for a
+100k-study archive), and the first ``put`` removes the seal (durably, before its file
+is published), so after any crash the next open reconciles as before.
+
 C-FIND matching (identifier to SQL) lives in :mod:`simulators.dicom.qr`, next to
 the level rules it depends on; this module only owns the schema and the writes.
 """
@@ -49,7 +60,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -61,6 +72,9 @@ from simulators.dicom.part10 import (
 )
 from simulators.dicom.matching import match_range, match_string
 from simulators.errors import StoreError
+
+if TYPE_CHECKING:
+    from simulators.dicom.bulk import BulkIndexer
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +104,13 @@ CREATE TABLE IF NOT EXISTS series (
     series_number TEXT NOT NULL, description TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
 CREATE TABLE IF NOT EXISTS instances (
-    sop_uid TEXT PRIMARY KEY, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
+    sop_uid TEXT NOT NULL, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
     sop_class TEXT NOT NULL, instance_number TEXT NOT NULL, path TEXT NOT NULL,
     transfer_syntax TEXT NOT NULL, received REAL NOT NULL, calling_ae TEXT NOT NULL,
-    size INTEGER NOT NULL, digest TEXT NOT NULL);
+    size INTEGER NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (sop_uid, study_uid));
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
 CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -180,7 +195,26 @@ class DicomStore:
             self._writer.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the index: {exc}", path=str(self.db_path)) from exc
-        self.reconcile()
+        self._sealed = bool(self.query("SELECT 1 FROM store_meta WHERE key = 'sealed'"))
+        if self._sealed:  # a bulk load completed and nothing was stored since: no walk
+            for leftover in self._tmp.iterdir():
+                leftover.unlink(missing_ok=True)
+        else:
+            self.reconcile()
+
+    def _unseal(self) -> None:
+        """Forget the bulk-load seal durably before the first file is published, so a
+        crash after it makes the next open reconcile (the seal skips that walk)."""
+        with self._write_lock:
+            if not self._sealed:
+                return
+            conn = self._writer
+            conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute("DELETE FROM store_meta WHERE key = 'sealed'")
+            finally:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            self._sealed = False
 
     def reconcile(self) -> int:
         """Index object files the index lacks (after a crash); returns how many.
@@ -348,6 +382,8 @@ class DicomStore:
                                     comment="SOP Instance UID already stored with other content;"
                                             " first copy kept")
             path = self._object_path(keys)
+            if self._sealed:
+                self._unseal()
             self._publish(staged, path)
             try:
                 self._index(keys, path, transfer_syntax, calling_ae.strip(),
@@ -376,11 +412,45 @@ class DicomStore:
         return payload
 
     def _object_path(self, keys: dict[str, str]) -> Path:
-        """objects/<study>/<series>/<sop>.dcm; a UID that is not a UID gets hashed."""
-        parts = [keys[kw] for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-        safe = [p if len(p) <= 64 and _SAFE_UID.fullmatch(p)
-                else "x" + hashlib.sha1(p.encode()).hexdigest() for p in parts]
-        return self.objects / safe[0] / safe[1] / f"{safe[2]}.dcm"
+        return object_path(self.objects, keys)
+
+    def bulk_loader(self, *, batch: int = 5000) -> "BulkIndexer":
+        """Index many already-written object files in a few large transactions.
+
+        For bulk loads (the legacy seeder), not acknowledged C-STOREs: nothing is
+        durable until :meth:`BulkIndexer.close` commits and syncs the file system.
+        """
+        from simulators.dicom.bulk import BulkIndexer
+
+        return BulkIndexer(self, batch)
+
+    def index_batch(self, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
+        """Commit the :func:`index_rows` of many objects in one transaction."""
+        try:
+            with self._write_lock:
+                conn = self._writer
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for position, statement in enumerate(_INSERTS):
+                        conn.executemany(statement, [row[position] for row in rows])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot index objects: {exc}", path=str(self.db_path)) from exc
+
+    def seal(self) -> None:
+        """Record (durably) that every object file is indexed, so the next open skips
+        the reconcile walk; the first :meth:`put` removes the seal again."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute("INSERT OR REPLACE INTO store_meta VALUES ('sealed', '1')")
+            finally:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            self._sealed = True
 
     def _ensure_dir(self, directory: Path) -> None:
         """Create ``directory`` and make its new entries durable (fsync the parents)."""
@@ -428,26 +498,14 @@ class DicomStore:
 
     def _index(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
                size: int, digest: str) -> None:
-        k = keys
+        rows = index_rows(keys, path, transfer_syntax, calling_ae, size, digest)
         try:
             with self._write_lock:
                 conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("INSERT OR IGNORE INTO patients VALUES (?,?,?,?,?)",
-                                 (k["PatientID"], k["IssuerOfPatientID"], k["PatientName"],
-                                  k["PatientBirthDate"], k["PatientSex"]))
-                    conn.execute("INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?)",
-                                 (k["StudyInstanceUID"], k["PatientID"], k["StudyDate"],
-                                  normalise_time(k["StudyTime"]), k["AccessionNumber"],
-                                  k["StudyDescription"], k["ReferringPhysicianName"], k["StudyID"]))
-                    conn.execute("INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
-                                 (k["SeriesInstanceUID"], k["StudyInstanceUID"], k["Modality"],
-                                  k["SeriesNumber"], k["SeriesDescription"]))
-                    conn.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                 (k["SOPInstanceUID"], k["SeriesInstanceUID"],
-                                  k["StudyInstanceUID"], k["SOPClassUID"], k["InstanceNumber"],
-                                  str(path), transfer_syntax, time.time(), calling_ae, size, digest))
+                    for statement, row in zip(_INSERTS, rows):
+                        conn.execute(statement, row)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -518,6 +576,36 @@ class DicomStore:
         return run_find(self, level, identifier, root=root)
 
 
+_INSERTS = ("INSERT OR IGNORE INTO patients VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
+            "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def index_rows(keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
+               size: int, digest: str) -> tuple[tuple[Any, ...], ...]:
+    """The patient, study, series and instance rows of one object (see ``_INSERTS``)."""
+    k = keys
+    return ((k["PatientID"], k["IssuerOfPatientID"], k["PatientName"], k["PatientBirthDate"],
+             k["PatientSex"]),
+            (k["StudyInstanceUID"], k["PatientID"], k["StudyDate"], normalise_time(k["StudyTime"]),
+             k["AccessionNumber"], k["StudyDescription"], k["ReferringPhysicianName"],
+             k["StudyID"]),
+            (k["SeriesInstanceUID"], k["StudyInstanceUID"], k["Modality"], k["SeriesNumber"],
+             k["SeriesDescription"]),
+            (k["SOPInstanceUID"], k["SeriesInstanceUID"], k["StudyInstanceUID"], k["SOPClassUID"],
+             k["InstanceNumber"], str(path), transfer_syntax, time.time(), calling_ae, size,
+             digest))
+
+
+def object_path(objects: Path, keys: dict[str, str]) -> Path:
+    """objects/<study>/<series>/<sop>.dcm; a UID that is not a UID gets hashed."""
+    parts = [keys[kw] for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    safe = [p if len(p) <= 64 and _SAFE_UID.fullmatch(p)
+            else "x" + hashlib.sha1(p.encode()).hexdigest() for p in parts]
+    return objects / safe[0] / safe[1] / f"{safe[2]}.dcm"
+
+
 def _sql_match(key: str, value: str | None, vr: str) -> bool:
     return match_string(key, value or "", vr)
 
@@ -535,6 +623,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["DicomStore", "StoreOutcome", "read_index_keys", "StoredInstance", "StudySummary", "normalise_time",
+__all__ = ["DicomStore", "StoreOutcome", "object_path", "index_rows",
+           "read_index_keys", "StoredInstance", "StudySummary", "normalise_time",
            "STATUS_SUCCESS", "STATUS_DUPLICATE_CONFLICT", "STATUS_MISSING_ATTRIBUTE",
            "STATUS_OUT_OF_RESOURCES", "STATUS_CANNOT_UNDERSTAND"]
