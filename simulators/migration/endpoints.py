@@ -1,0 +1,155 @@
+"""Where a migration reads from and writes to: the legacy source and the new target.
+
+Why one module: the two ends depend on each other at start-up. C-MOVE makes the
+legacy send to the target's AE title, so a seeded directory served by pacsim must
+know the target's address, and an Orthanc target must know the legacy's AE before
+it accepts its stores. Starting them in the right order, with free ports on
+loopback, is this module's only job; the mover and the validator just get peers.
+
+Spec syntax (CLI and scenario steps): a source is ``DIR`` (a seeded archive that
+pacsim serves itself with the existing :class:`Archive` actor) or
+``AE@HOST:PORT``; a target is ``builtin``, ``orthanc`` or ``AE@HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.errors import ConfigError
+from simulators.events import EventBus
+from simulators.peers.process import free_port
+
+#: Our own AE titles: the legacy archive pacsim serves, the built-in target, and the
+#: migration tool itself (calls C-MOVE/C-GET/C-FIND and relays C-STOREs).
+LEGACY_AE = "LEGACY_PACS"
+BUILTIN_TARGET_AE = "PACSIM_NEW"
+ORTHANC_TARGET_AE = "ORTHANC"
+MIGRATOR_AE = "PACSIM_MIGRATE"
+
+_PEER = re.compile(r"^(?P<ae>[^@\s]{1,16})@(?P<host>[^:\s]+):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class DicomPeer:
+    """A DICOM application entity on the network."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def parse_peer(text: str, field: str) -> DicomPeer:
+    """``AE@HOST:PORT`` -> DicomPeer; ConfigError naming ``field`` when it is not one."""
+    match = _PEER.match(text.strip())
+    if match is None:
+        raise ConfigError(f"{field}: expected AE@HOST:PORT, got {text!r}", field=field)
+    port = int(match.group("port"))
+    if not 0 < port <= 65535:
+        raise ConfigError(f"{field}: port must be 1-65535, got {port}", field=field)
+    return DicomPeer(match.group("ae"), match.group("host"), port)
+
+
+def is_directory_source(spec: str) -> bool:
+    return "@" not in spec
+
+
+def check_source_spec(spec: str) -> None:
+    """Fail early (exit 2) on a source that is neither a seeded DIR nor AE@HOST:PORT."""
+    if is_directory_source(spec):
+        root = Path(spec)
+        if not root.is_dir():
+            raise ConfigError(f"--source: {spec!r} is not a directory (nor AE@HOST:PORT)",
+                              field="source")
+        if not (root / "index.sqlite").exists() and not (root / "objects").is_dir():
+            raise ConfigError(f"--source: {spec!r} holds no archive (no index, no objects/)",
+                              field="source")
+    else:
+        parse_peer(spec, "--source")
+
+
+def check_target_spec(spec: str) -> None:
+    if spec not in ("builtin", "orthanc"):
+        parse_peer(spec, "--target")
+
+
+@dataclass
+class Endpoints:
+    """The running ends of one migration run; ``source_dir`` is set for a DIR source."""
+
+    source: DicomPeer
+    target: DicomPeer
+    target_kind: str
+    source_dir: Path | None = None
+    source_archive: Archive | None = None
+    target_archive: Archive | None = None
+
+
+def open_endpoints(stack: ExitStack, source_spec: str, target_spec: str, *, report_dir: Path,
+                   events: EventBus | None = None) -> Endpoints:
+    """Start what must run for this migration (in order) and register its shutdown.
+
+    A DIR source gets a port picked first, so an Orthanc target can list the legacy
+    before it starts; the legacy archive then starts knowing the target's address.
+    """
+    check_source_spec(source_spec)
+    check_target_spec(target_spec)
+    events = events or EventBus()
+    source_dir = Path(source_spec) if is_directory_source(source_spec) else None
+    legacy_port = free_port() if source_dir is not None else 0
+    source = (DicomPeer(LEGACY_AE, "127.0.0.1", legacy_port) if source_dir is not None
+              else parse_peer(source_spec, "--source"))
+    target_archive = None
+    if target_spec == "builtin":
+        storage = report_dir / "target-archive"
+        storage.mkdir(parents=True, exist_ok=True)
+        target_archive = Archive(ArchiveConfig(name="migration-target", ae_title=BUILTIN_TARGET_AE,
+                                               storage_dir=storage), events)
+        stack.enter_context(target_archive)
+        target = DicomPeer(BUILTIN_TARGET_AE, "127.0.0.1", target_archive.port)
+    elif target_spec == "orthanc":
+        target = stack.enter_context(_orthanc_target(source, report_dir))
+    else:
+        target = parse_peer(target_spec, "--target")
+    source_archive = None
+    if source_dir is not None:
+        source_archive = Archive(ArchiveConfig(
+            name="legacy", ae_title=LEGACY_AE, port=legacy_port, storage_dir=source_dir,
+            destinations={target.ae_title: (target.host, target.port)}), events)
+        stack.enter_context(source_archive)
+        source = DicomPeer(LEGACY_AE, "127.0.0.1", source_archive.port)
+    kind = target_spec if target_spec in ("builtin", "orthanc") else "external"
+    return Endpoints(source, target, kind, source_dir, source_archive, target_archive)
+
+
+class _orthanc_target:  # noqa: N801 - used like a function in ``enter_context``
+    """A fresh Orthanc for the run, listing the legacy (stores) and the migrator (Q/R)."""
+
+    def __init__(self, legacy: DicomPeer, report_dir: Path) -> None:
+        from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+
+        self._process = OrthancProcess(OrthancSettings(
+            ae_title=ORTHANC_TARGET_AE,
+            modalities={legacy.ae_title: (legacy.host, legacy.port),
+                        MIGRATOR_AE: ("127.0.0.1", 104)},
+            workdir=report_dir / "orthanc",
+            extra={"DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
+                   "DicomAlwaysAllowMove": True, "DicomAlwaysAllowStore": True}))
+
+    def __enter__(self) -> DicomPeer:
+        self._process.start()
+        return DicomPeer(ORTHANC_TARGET_AE, "127.0.0.1", self._process.dicom_port)
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.stop()
+
+
+__all__ = ["DicomPeer", "Endpoints", "open_endpoints", "parse_peer", "check_source_spec",
+           "check_target_spec", "is_directory_source", "LEGACY_AE", "BUILTIN_TARGET_AE",
+           "MIGRATOR_AE"]
