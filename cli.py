@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     from simulators.runtime.commands import register as register_runtime_commands
 
     register_runtime_commands(sub)
+    from simulators.legacy.commands import register as register_legacy_commands
+
+    register_legacy_commands(sub)
+    from simulators.migration.commands import register as register_migration_commands
+
+    register_migration_commands(sub)
+    from simulators.kpi.commands import register as register_probe_commands
+
+    register_probe_commands(sub)
+    from simulators.sandbox.commands import register as register_sandbox_commands
+
+    register_sandbox_commands(sub)
     return parser
 
 

@@ -47,6 +47,9 @@ STEP_MODULES: list[str] = [
     "simulators.scenario.steps.target",     # target.find/retrieve/seed_priors
     "simulators.scenario.steps.faults",     # faults.probe, worklist.snapshot/unchanged
     "simulators.scenario.steps.load",       # load.run (and the scenario's load: phase)
+    "simulators.scenario.steps.legacy",     # legacy.seed
+    "simulators.scenario.steps.migration",  # migrate.run, migrate.validate
+    "simulators.scenario.steps.viewer",     # viewer.open_study, viewer.priors
 ]
 
 
