@@ -29,6 +29,10 @@ bench: venv
 	$(BIN)/python -m benchmarks.archive_associations
 	$(BIN)/python -m benchmarks.worklist_load
 	$(BIN)/python -m benchmarks.store_load
+	$(BIN)/python -m benchmarks.legacy_seed --studies 2000
+	$(BIN)/python -m benchmarks.migration --studies 500
+	$(BIN)/python -m benchmarks.probe_overhead --orthanc
+	$(BIN)/python -m benchmarks.sandbox_day --pace 600 --hours 24
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
