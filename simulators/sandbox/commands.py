@@ -35,24 +35,11 @@ def _say(line: str) -> None:
 
 # ---------------------------------------------------------------------- the site
 def load_environment(path: Path, target: str | None = None) -> Any:
-    """The ``environment:`` of a site or scenario file, validated as scenarios are."""
-    from pydantic import ValidationError
+    """The ``environment:`` of a site or scenario file, validated as scenarios are
+    (every problem as ``file:line: field: message``)."""
+    from simulators.scenario.validate import load_environment as load_site
 
-    from simulators.scenario.loader import load_document
-    from simulators.scenario.models import Environment
-
-    document = load_document(path)
-    environment = document.data.get("environment")
-    if not isinstance(environment, dict):
-        raise ConfigError(f"{path}: no 'environment:' section (a site file has one)")
-    if target is not None:
-        environment = {**environment, "target": target}
-    try:
-        return Environment.model_validate(environment)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        raise ConfigError(f"{path}: environment.{where}: {first.get('msg')}") from None
+    return load_site(path, target=target)
 
 
 # ---------------------------------------------------------------------- state file

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from simulators.errors import ScenarioError
 from simulators.scenario.loader import LineMap, LoadedDocument, format_path, load_document
-from simulators.scenario.models import ACTOR_KINDS, Scenario
+from simulators.scenario.models import ACTOR_KINDS, Environment, Scenario
 from simulators.scenario.registry import StepRegistry, default_registry, unknown_step_message
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -105,12 +105,14 @@ def _message(error: Mapping[str, Any], path: tuple[str | int, ...], data: Any,
 
 
 def _errors_from(exc: ValidationError, document: LoadedDocument, registry: StepRegistry,
-                 scenario_model: type[Scenario]) -> list[ScenarioError]:
+                 scenario_model: type[Scenario], prefix: tuple[str, ...] = ()
+                 ) -> list[ScenarioError]:
+    """``prefix``: where the validated part sits in the document (a site's environment)."""
     problems: list[ScenarioError] = []
     seen: set[tuple[str | int, ...]] = set()
     ordered: list[tuple[str | int, ...]] = []
     for error in exc.errors(include_url=False):
-        path = _data_path(tuple(error["loc"]), document.data)
+        path = _data_path((*prefix, *error["loc"]), document.data)
         if error["type"] == "union_tag_invalid":  # point at the offending "do:"/"kind:" line
             path = (*path, "kind" if (error.get("ctx") or {}).get("discriminator") == "'kind'"
                     else "do")
@@ -155,6 +157,27 @@ def check_document(document: LoadedDocument, registry: StepRegistry | None = Non
     return (None if problems else scenario), problems
 
 
+def load_environment(path: str | Path, *, target: str | None = None) -> Environment:
+    """The ``environment:`` of a site file (what ``pacsim sandbox up`` reads), validated
+    like a scenario's, every problem as ``file:line: field: message``. ``target``
+    overrides the site's target."""
+    document = load_document(path)
+    environment = document.data.get("environment")
+    if not isinstance(environment, dict):
+        raise document.lines.error("a site file needs an 'environment:' mapping", ())
+    if target is not None:
+        environment["target"] = target
+    try:
+        return Environment.model_validate(environment)
+    except ValidationError as exc:
+        registry = default_registry
+        problems = _errors_from(exc, document, registry, registry.scenario_model(),
+                                prefix=("environment",))
+        first = sorted(problems, key=lambda p: p.line or 0)[0]
+        raise ScenarioError(first.message, file=first.file, line=first.line, field=first.field,
+                            problems=problems) from None
+
+
 def check_scenario(path: str | Path, *, variables: Mapping[str, Any] | None = None,
                    registry: StepRegistry | None = None, text: str | None = None
                    ) -> list[ScenarioError]:
@@ -182,4 +205,5 @@ def load_scenario(path: str | Path, *, variables: Mapping[str, Any] | None = Non
     return scenario
 
 
-__all__ = ["load_scenario", "check_scenario", "check_document", "format_path"]
+__all__ = ["load_scenario", "load_environment", "check_scenario", "check_document",
+           "format_path"]

@@ -146,3 +146,18 @@ def test_pathway_library_loads_and_bad_definitions_are_refused() -> None:
         parse_pathways({"pathways": {"x": {"steps": [{"do": "wait", "hours": 2}]}}})
     with pytest.raises(ConfigError):
         parse_pathways({"pathways": {"x": {"steps": [{"do": "order", "patient": "third"}]}}})
+
+
+def test_a_site_file_mistake_names_file_line_and_field(tmp_path) -> None:
+    from simulators.errors import ScenarioError
+    from simulators.sandbox.commands import load_environment
+
+    site = tmp_path / "site.yaml"
+    site.write_text("environment:\n  seed: 5\n  actors:\n"
+                    "    ct1: {kind: modality, modality: CT, ae_title: CT1, statoin: X}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_environment(site)
+    assert str(caught.value).startswith(f"{site}:4: environment.actors.ct1.statoin: unknown key")
+    assert "did you mean 'station'" in str(caught.value)
+    site.write_text(site.read_text().replace(", statoin: X", ""))
+    assert load_environment(site).seed == 5
