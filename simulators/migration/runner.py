@@ -302,6 +302,10 @@ class _Run:
         else:
             with ThreadPoolExecutor(self.options.workers, thread_name_prefix="migrate") as pool:
                 list(pool.map(one, refs))
+            # The pool's threads are gone, their associations are not: release them now,
+            # or every batch leaves 2 x workers open on the legacy until it refuses more
+            # (A-ASSOCIATE-RJ transient, local limit exceeded).
+            self.mover.close()
         self.validator.flush_identities()
 
     def _study(self, uid: str) -> None:

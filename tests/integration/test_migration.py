@@ -261,3 +261,17 @@ def test_every_dirt_class_found_and_no_false_mismatch(tmp_path: Path) -> None:
     assert manifest["missed"] == [] and manifest["false_mismatches"] == []
     assert result.signed_off, result.report["stop_reason"]
     assert result.report["totals"]["validated"] == 50
+
+
+def test_many_batches_with_many_workers_leave_no_association_behind(tmp_path: Path) -> None:
+    """Each batch runs on a fresh thread pool; the threads' associations to the legacy
+    used to stay open until the end of the run, so after a few batches the legacy
+    (limit 50) refused more with A-ASSOCIATE-RJ 'local limit exceeded' and whole batches
+    failed. 15 batches x 4 workers x 2 associations would be 120."""
+    root = tmp_path / "legacy"
+    counts = build_legacy(root, 60, series=1, per_series=1, spacing_days=20)
+    result = run_migration(MigrationOptions(source=str(root), target="builtin",
+                                            report_dir=tmp_path / "report", workers=4, batch=4))
+    assert result.signed_off, result.report["stop_reason"]
+    assert result.report["totals"]["validated"] == 60
+    assert target_instances(tmp_path / "report") == counts
