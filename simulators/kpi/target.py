@@ -11,32 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from simulators.dicom.address import AeAddress as Peer
+from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 
 #: The probe's own AE title (calling AE, and C-MOVE destination of its storage SCP).
 PROBE_AE = "PACSIM_PROBE"
-_PEER = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:@]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _HOSTPORT = re.compile(r"^(?P<host>[^:]+):(?P<port>\d{1,5})$")
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A DICOM application entity on the network."""
-
-    ae_title: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
 
 
 def parse_peer(text: str, option: str = "--target") -> Peer:
     """``AE@HOST:PORT`` -> :class:`Peer`; ConfigError naming the option otherwise."""
-    match = _PEER.match(text.strip())
-    if not match or not 0 < int(match["port"]) <= 65535:
-        raise ConfigError(f"{option} must be AE@HOST:PORT", value=text)
-    return Peer(match["ae"], match["host"].strip("[]"), int(match["port"]))
+    return parse_ae_address(text, option)
 
 
 def parse_hostport(text: str, option: str) -> tuple[str, int]:

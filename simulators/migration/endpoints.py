@@ -13,12 +13,13 @@ pacsim serves itself with the existing :class:`Archive` actor) or
 
 from __future__ import annotations
 
-import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.dicom.address import AeAddress as DicomPeer
+from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.peers.process import free_port
@@ -30,30 +31,9 @@ BUILTIN_TARGET_AE = "PACSIM_NEW"
 ORTHANC_TARGET_AE = "ORTHANC"
 MIGRATOR_AE = "PACSIM_MIGRATE"
 
-_PEER = re.compile(r"^(?P<ae>[^@\s]{1,16})@(?P<host>[^:\s]+):(?P<port>\d{1,5})$")
-
-
-@dataclass(frozen=True)
-class DicomPeer:
-    """A DICOM application entity on the network."""
-
-    ae_title: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
-
-
 def parse_peer(text: str, field: str) -> DicomPeer:
     """``AE@HOST:PORT`` -> DicomPeer; ConfigError naming ``field`` when it is not one."""
-    match = _PEER.match(text.strip())
-    if match is None:
-        raise ConfigError(f"{field}: expected AE@HOST:PORT, got {text!r}", field=field)
-    port = int(match.group("port"))
-    if not 0 < port <= 65535:
-        raise ConfigError(f"{field}: port must be 1-65535, got {port}", field=field)
-    return DicomPeer(match.group("ae"), match.group("host"), port)
+    return parse_ae_address(text, field)
 
 
 def is_directory_source(spec: str) -> bool:
