@@ -39,6 +39,8 @@ def _duration(text: str) -> float:
 
 
 def _options(args: argparse.Namespace) -> SessionOptions:
+    if args.target not in ("builtin", "orthanc"):
+        parse_peer(args.target, "--target")  # refuse a typo before anything starts
     return SessionOptions(
         target=args.target,
         worklist=parse_peer(args.worklist, "--worklist") if args.worklist else None,
@@ -79,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     failures = 0
-    with ResultStore(args.store) as store, ProbeSession(_options(args)) as session:
+    options = _options(args)  # bad input is refused before anything is created
+    with ResultStore(args.store) as store, ProbeSession(options) as session:
         target = session.open()
         metrics = ProbeMetrics()
         if args.metrics:
