@@ -206,15 +206,8 @@ class DicomStore:
         """Forget the bulk-load seal durably before the first file is published, so a
         crash after it makes the next open reconcile (the seal skips that walk)."""
         with self._write_lock:
-            if not self._sealed:
-                return
-            conn = self._writer
-            conn.execute("PRAGMA synchronous=FULL")
-            try:
-                conn.execute("DELETE FROM store_meta WHERE key = 'sealed'")
-            finally:
-                conn.execute("PRAGMA synchronous=NORMAL")
-            self._sealed = False
+            if self._sealed:
+                self._write_seal(False)
 
     def reconcile(self) -> int:
         """Index object files the index lacks (after a crash); returns how many.
@@ -444,13 +437,20 @@ class DicomStore:
         """Record (durably) that every object file is indexed, so the next open skips
         the reconcile walk; the first :meth:`put` removes the seal again."""
         with self._write_lock:
-            conn = self._writer
-            conn.execute("PRAGMA synchronous=FULL")
-            try:
+            self._write_seal(True)
+
+    def _write_seal(self, sealed: bool) -> None:
+        """Set or clear the seal with a synced commit (caller holds the write lock)."""
+        conn = self._writer
+        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            if sealed:
                 conn.execute("INSERT OR REPLACE INTO store_meta VALUES ('sealed', '1')")
-            finally:
-                conn.execute("PRAGMA synchronous=NORMAL")
-            self._sealed = True
+            else:
+                conn.execute("DELETE FROM store_meta WHERE key = 'sealed'")
+        finally:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        self._sealed = sealed
 
     def _ensure_dir(self, directory: Path) -> None:
         """Create ``directory`` and make its new entries durable (fsync the parents)."""
