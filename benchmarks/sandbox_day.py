@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulators.sandbox.commands import load_environment
+from simulators.cli.sandbox import load_environment
 from simulators.sandbox.sandbox import Sandbox, rss_mb
 
 SITE = Path(__file__).resolve().parents[1] / "scenarios" / "sites" / "training-hospital.yaml"

@@ -16,41 +16,21 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
-import yaml
-
+from simulators.common.marked_yaml import MarkedDict, parse_marked_yaml
 from simulators.errors import ConfigError
 
 C = TypeVar("C")
 
 
-def _line_of(node: yaml.Node | None, key: str) -> int | None:
-    """1-based line of ``key`` in a YAML mapping node, for error messages."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, _ in node.value:
-            if getattr(key_node, "value", None) == key:
-                return key_node.start_mark.line + 1
-    return None
-
-
-def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    """Load a YAML file that must hold a mapping; returns the data and its node tree."""
+def read_yaml_mapping(path: Path) -> MarkedDict:
+    """Load a YAML file that must hold a mapping; keys remember their lines
+    (``data.key_marks[key].line``) so an unknown setting can be named with its line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                          line=line) from exc
-    if data is None:
-        return {}, node
-    if not isinstance(data, dict):
-        raise ConfigError("config file must be a mapping of setting: value", file=str(path))
-    return data, node
+    return parse_marked_yaml(text, str(path), error=ConfigError, allow_empty=True,
+                             not_mapping="config file must be a mapping of setting: value")
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:
@@ -114,9 +94,10 @@ def build_config(cls: type[C], *, file: Path | None = None, env_prefix: str = "P
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     if file is not None:
-        data, node = read_yaml_mapping(file)
+        data = read_yaml_mapping(file)
         for key, value in data.items():
-            line = _line_of(node, str(key))
+            mark = data.key_marks.get(key)
+            line = mark.line if mark else None
             where = f"{file}:{line or '?'}: {key}"
             if key not in fields:
                 known = ", ".join(sorted(fields))

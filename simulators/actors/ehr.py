@@ -17,8 +17,9 @@ from typing import Any
 from simulators.actors.base import Actor
 from simulators.errors import ConfigError
 from simulators.events import EventBus
-from simulators.faults import mutations, raw_mllp
-from simulators.faults.profile import EHR_FAULTS, FaultInjector, parse_faults
+from simulators.injection import mutations
+from simulators.hl7 import raw_mllp
+from simulators.injection.profile import EHR_FAULTS, FaultInjector, parse_faults
 from simulators.hl7.ack import ack
 from simulators.hl7.er7 import Hl7Error, ack_code, err_code, msa_field, msa_text, read_header
 from simulators.hl7.messages import Endpoints, adt, omg_o19, orm_o01
@@ -44,7 +45,7 @@ class EhrConfig:
     receiving_facility: str = "PACSIM"
     timeout: float = 10.0
     hl7_version: str = "2.5.1"  # ADT and ORM^O01; "2.3.1" for most existing sites
-    #: Fault profile (``simulators.faults.profile``): HL7 content and MLLP framing faults
+    #: Fault profile (``simulators.injection.profile``): HL7 content and MLLP framing faults
     #: applied to outgoing messages (ids, profile names or {id, rate, nth, every, seed}).
     faults: tuple[Any, ...] = ()
 

@@ -36,8 +36,8 @@ from simulators.dicom.fast.requests import (
 )
 from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import EventBus
-from simulators.faults import mutations
-from simulators.faults.profile import MODALITY_FAULTS, FaultInjector, parse_faults
+from simulators.injection import mutations
+from simulators.injection.profile import MODALITY_FAULTS, FaultInjector, parse_faults
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
 from simulators.world.world import World
@@ -80,7 +80,7 @@ class ModalityConfig:
     #: Unattended mode for ``pacsim serve modality``: poll the worklist every this many
     #: seconds and perform each new item (0 = only listen; scenarios drive the modality).
     auto_interval: float = 0.0
-    #: Fault profile (``simulators.faults.profile``): ids, profile names or
+    #: Fault profile (``simulators.injection.profile``): ids, profile names or
     #: ``{id, rate, nth, every, seed}`` mappings; the hooks change outgoing requests.
     faults: tuple[Any, ...] = ()
 

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import generate_uid
+from simulators.dicom.fast.service import Reply
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.service import DimseRequest, Reply
@@ -409,7 +410,6 @@ class MppsManager:
     async def serve_n_create(self, request: "DimseRequest") -> "Reply":
         """FastServer N-CREATE handler: the manager's lock and the owner's callbacks
         (which take the owner's locks) run in the server's thread pool."""
-        from simulators.dicom.fast.service import Reply
 
         requested = str(request.get("AffectedSOPInstanceUID", "") or "") or None
         result = await request.run_blocking(
@@ -421,7 +421,6 @@ class MppsManager:
 
     async def serve_n_set(self, request: "DimseRequest") -> "Reply":
         """FastServer N-SET handler (see :meth:`serve_n_create`)."""
-        from simulators.dicom.fast.service import Reply
 
         result = await request.run_blocking(
             self.answer_n_set, str(request.get("RequestedSOPInstanceUID", "") or ""),

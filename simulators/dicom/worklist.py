@@ -32,6 +32,8 @@ from pydicom.sequence import Sequence
 from simulators.dicom.matching import NON_KEY_TAGS, is_universal_key, match_dataset
 from simulators.world.iod_common import code_item
 from simulators.world.models import Order
+from simulators.dicom.fast.channel import AssociationClosed
+from simulators.dicom.fast.service import Reply
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.service import DimseRequest, Reply
@@ -275,8 +277,6 @@ async def serve_mwl_find(request: "DimseRequest", items: Callable[[], Iterable[D
     between two of them ends the query with FE00. ``request.event.detail["matches"]``
     counts the pending responses sent.
     """
-    from simulators.dicom.fast.channel import AssociationClosed
-    from simulators.dicom.fast.service import Reply
 
     event = request.event
 

@@ -1,17 +1,16 @@
-"""Faults as data: the catalogue, fault profiles for actors, probes and the matrix.
+"""Probing a target with faults: does it answer a broken request as the standard says?
 
-* :mod:`.catalogue` - every known fault, its hook, the conformant answer, the section;
-* :mod:`.profile` - ``faults: [...]`` on a modality or EHR (rate, nth, every, seed);
-* :mod:`.mutations` - what each fault does to an outgoing request (shared by actors
-  and probes);
-* :mod:`.raw_dicom`, :mod:`.raw_mllp` - raw-socket injectors for framing faults;
+The faults themselves are data in :mod:`simulators.injection` (the catalogue, the
+profiles actors carry, the mutations); this engine sends them on purpose and judges:
+
+* :mod:`.raw_dicom` - raw-socket injector for DICOM framing faults;
 * :mod:`.probing` and ``probes_*`` - one probe per fault, verdicts, invariants;
-* :mod:`.runner`, :mod:`.matrix`, :mod:`.commands` - ``pacsim faults run``.
+* :mod:`.runner`, :mod:`.matrix` - ``pacsim faults run`` and its report.
 """
 
-from simulators.faults.catalogue import BY_ID, CATALOGUE, fault, select
-from simulators.faults.model import Expected, Fault, Observation, Outcome
-from simulators.faults.profile import PROFILES, FaultInjector, FaultRule, parse_faults
+from simulators.injection.catalogue import BY_ID, CATALOGUE, fault, select
+from simulators.injection.model import Expected, Fault, Observation, Outcome
+from simulators.injection.profile import PROFILES, FaultInjector, FaultRule, parse_faults
 
 __all__ = ["CATALOGUE", "BY_ID", "fault", "select", "Expected", "Fault", "Observation",
            "Outcome", "PROFILES", "FaultInjector", "FaultRule", "parse_faults"]

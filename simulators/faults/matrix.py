@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from simulators.faults.model import (
+from simulators.injection.model import (
     CONFORMANT, ERROR, IMPLEMENTATION_DEFINED, NON_CONFORMANT, NOT_SUPPORTED, VERDICTS, Outcome,
 )
 

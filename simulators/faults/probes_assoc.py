@@ -18,7 +18,7 @@ from pynetdicom.sop_class import Verification
 from simulators.dicom.fast import dimse
 from simulators.dicom.matching import match_dataset
 from simulators.faults import invariants
-from simulators.faults.model import Observation
+from simulators.injection.model import Observation
 from simulators.faults.probes_mpps import base_create
 from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.raw_dicom import (

@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from simulators.faults import mutations, raw_mllp
-from simulators.faults.model import Observation
+from simulators.injection import mutations
+from simulators.hl7 import raw_mllp
+from simulators.injection.model import Observation
 from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.scu import find_mwl, universal_mwl_identifier
 from simulators.faults.target import STATION_AE, STATION_NAME, Target

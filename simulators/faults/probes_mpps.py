@@ -2,7 +2,7 @@
 
 Each probe takes a fresh worklist item from the target (so probes never disturb each
 other), builds the N-CREATE a correct modality would send for it (the modality's own
-builder), applies the fault's mutation from :mod:`simulators.faults.mutations`, and
+builder), applies the fault's mutation from :mod:`simulators.injection.mutations`, and
 reads the status back. "Nothing stored" is checked over the wire too: an N-SET on the
 refused instance must answer 0112 (no such SOP instance).
 """
@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from simulators.dicom.fast.requests import mpps_create
-from simulators.faults import mutations
-from simulators.faults.model import Observation
+from simulators.injection import mutations
+from simulators.injection.model import Observation
 from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.scu import (
     MPPS_CLASS, find_mwl, mpps_session, status_code, supports, universal_mwl_identifier,

@@ -20,14 +20,15 @@ from pydicom.dataset import Dataset
 from simulators.dicom.fast import dimse
 from simulators.errors import PacsimError
 from simulators.dicom.worklist import build_worklist_item
-from simulators.faults import mutations
-from simulators.faults.model import Observation
+from simulators.injection import mutations
+from simulators.injection.model import Observation
 from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.raw_dicom import EXPLICIT_LE, RawAssociation, status_of
 from simulators.faults.scu import serving
 from simulators.faults.target import STATION_AE, STATION_NAME, Target
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
+from simulators.actors.modality import Exam
 
 CT = mutations.CT_IMAGE_STORAGE
 _INDEX = itertools.count(20_000)
@@ -140,7 +141,6 @@ def _commit(target: Target, images: list[Dataset], run: ProbeRun) -> Any:
     modality = getattr(target, "commitment_modality", None)
     if modality is None or target.store is None:
         return None
-    from simulators.actors.modality import Exam
 
     context = StudyContext.from_worklist(build_worklist_item(run.world.order(
         run.world.patient(1), "CT", station_ae=STATION_AE, station_name=STATION_NAME,

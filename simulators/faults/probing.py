@@ -21,7 +21,7 @@ from pynetdicom.status import code_to_category
 
 from simulators.errors import PacsimError
 from simulators.faults import invariants
-from simulators.faults.model import (
+from simulators.injection.model import (
     ABORT, ACK, BEHAVIOUR, CONFORMANT, DIMSE, ERROR, IMPLEMENTATION_DEFINED, NON_CONFORMANT,
     NOT_SUPPORTED, OPEN, REJECT, Fault, Observation, Outcome,
 )

@@ -17,8 +17,8 @@ from typing import Iterable, Iterator
 from simulators.actors.modality import Modality, ModalityConfig
 from simulators.events import EventBus
 from simulators.faults import probes_assoc, probes_hl7, probes_mpps, probes_store  # noqa: F401
-from simulators.faults.catalogue import select
-from simulators.faults.model import ERROR, NON_CONFORMANT, Fault, Outcome
+from simulators.injection.catalogue import select
+from simulators.injection.model import ERROR, NON_CONFORMANT, Fault, Outcome
 from simulators.faults.probing import ProbeRun, run
 from simulators.faults.scu import Endpoint
 from simulators.faults.target import Target, builtin_target, orthanc_target, parse_ae_address

@@ -21,6 +21,7 @@ from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.faults.scu import Endpoint
 from simulators.world.world import World
+from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 
 CALLING_AE = "PACSIM_FAULTS"
 SECOND_CALLING_AE = "PACSIM_FAULTS2"
@@ -115,7 +116,6 @@ def orthanc_target(listener: tuple[str, int] | None = None) -> Iterator[Target]:
 
     ``listener`` (AE title, port) is registered as a modality so Orthanc accepts our
     storage-commitment requests and can send the report on a new association."""
-    from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 
     modalities = {listener[0]: ("127.0.0.1", listener[1])} if listener else {}
     with OrthancProcess(OrthancSettings(ae_title="ORTHANC", modalities=modalities)) as orthanc:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from simulators.faults import mutations
-from simulators.faults.catalogue import BY_ID
-from simulators.faults.model import (
+from simulators.injection import mutations
+from simulators.injection.catalogue import BY_ID
+from simulators.injection.model import (
     CONFORMANT, ERROR, NON_CONFORMANT, NOT_SUPPORTED, Observation, Outcome,
 )
 from simulators.faults.probing import answered_text, is_failure, judge

@@ -1,6 +1,6 @@
 """Go-live KPI probes: synthetic transactions with a canary patient against a live target.
 
-``pacsim probe`` (:mod:`simulators.kpi.commands`) runs :class:`~simulators.kpi.runner.ProbeRunner`
+``pacsim probe`` (:mod:`simulators.cli.probe`) runs :class:`~simulators.kpi.runner.ProbeRunner`
 cycles (probe families in ``probes_dicom``, ``probes_hl7``, ``probes_retrieve``), keeps
 every :class:`~simulators.kpi.result.ProbeResult` in SQLite (``store``), exports
 Prometheus metrics (``metrics``) and compares weeks (``report``). ``embedded`` starts

@@ -27,6 +27,7 @@ from simulators.events import EventBus
 from simulators.kpi.probes_hl7 import ReportListener
 from simulators.kpi.probes_retrieve import ImageReceiver
 from simulators.kpi.target import PROBE_AE, Peer, ProbeTarget, parse_peer
+from simulators.peers.orthanc import DICOMWEB_PLUGIN_DIRS, OrthancProcess, OrthancSettings
 
 EMBEDDED = ("builtin", "orthanc")
 
@@ -123,7 +124,6 @@ class ProbeSession(contextlib.ExitStack):
                            **common)
 
     def _orthanc(self, common: dict[str, Any]) -> ProbeTarget:
-        from simulators.peers.orthanc import DICOMWEB_PLUGIN_DIRS, OrthancProcess, OrthancSettings
         opts = self.options
         assert self.receiver is not None
         has_dicomweb = any(Path(d, "libOrthancDicomWeb.so").exists()

@@ -27,7 +27,7 @@ from simulators.errors import ConfigError
 from simulators.kpi.result import FAIL, OK, SKIPPED, TIMEOUT, ProbeResult
 from simulators.kpi.store import ResultStore
 from simulators.load.stats import percentile
-from simulators.scenario.fields import parse_duration
+from simulators.common.fields import parse_duration
 
 _DAY = 86_400.0
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from pydicom import dcmread
 
 from simulators.dicom.store import DicomStore, StoredInstance
-from simulators.legacy.values import quiet_pydicom
-from simulators.migration.checks import CrossStudyChecker, Finding, check_instance
-from simulators.migration.rules import IngestionRules
+from simulators.quality.values import quiet_pydicom
+from simulators.quality.checks import CrossStudyChecker, Finding, check_instance
+from simulators.quality.rules import IngestionRules
 
 
 def _text(ds, keyword: str) -> str:  # noqa: ANN001 - pydicom Dataset

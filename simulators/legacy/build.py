@@ -27,7 +27,7 @@ from simulators.legacy.dirt import (
     SPLIT_PATIENT_BASE, StudyDirt, apply_to_instance, dirty_context, plan_patient, profile,
 )
 from simulators.legacy.history import PatientHistory, StudyPlan
-from simulators.legacy.values import quiet_pydicom
+from simulators.quality.values import quiet_pydicom
 from simulators.load.images import EXPLICIT_VR_LE, StudyImages
 from simulators.load.profile import Images
 from simulators.world import StudyContext, World, iter_study

@@ -30,8 +30,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from simulators.errors import ConfigError
-from simulators.legacy import classes as C
-from simulators.legacy.classes import DEFECT_CLASSES
+from simulators.quality import classes as C
+from simulators.quality.classes import DEFECT_CLASSES
 from simulators.legacy.history import PatientHistory
 from simulators.world.context import StudyContext
 from simulators.world.models import Patient

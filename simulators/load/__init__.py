@@ -7,7 +7,8 @@ percentiles, errors and concurrency from the events alone; ``load_dict`` and
 verdicts. See ``simulators.scenario.steps.load`` for the scenario side.
 """
 
-from simulators.load.engine import LoadEngine, LoadRun, run_load
+from simulators.load.engine import LoadEngine, LoadRun
+from simulators.load.run import run_load
 from simulators.load.profile import LoadProfile, Operation, Stage, Threshold
 from simulators.load.report import load_dict, render_html, run_directory, write_load_reports
 from simulators.load.shape import Member, Shape, fleet_members

@@ -302,21 +302,4 @@ class LoadEngine:
                     await asyncio.gather(*arrivals, return_exceptions=True)
 
 
-def run_load(profile: LoadProfile, target: LoadTarget, *, world: World,
-             events: EventBus | None = None, allow_external: bool = False,
-             live: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False,
-             isolate: bool = False) -> LoadRun:
-    """Run a profile to completion: in this process, or in worker processes when the
-    profile asks for ``workers`` > 1 or ``isolate`` is set (the target runs in this
-    process and must not share its interpreter with the generator)."""
-    if profile.workers > 1 or isolate:
-        from simulators.load.workers import run_workers
-
-        return run_workers(profile, target, world_seed=world.seed,
-                           allow_external=allow_external, live=live)
-    engine = LoadEngine(profile, target, world=world, events=events,
-                        allow_external=allow_external, live=live)
-    return asyncio.run(engine.run(should_stop))
-
-
-__all__ = ["LoadEngine", "LoadRun", "run_load", "ORDER_BASE"]
+__all__ = ["LoadEngine", "LoadRun", "ORDER_BASE"]

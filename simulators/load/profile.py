@@ -19,10 +19,11 @@ stage, the arrival rate of the whole fleet ramps with them.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulators.common.fields import Duration, Fraction, Rate, parse_fraction, parse_rate
 
 MAX_MODALITIES = 5000
 MAX_DURATION = 4 * 3600.0
@@ -32,63 +33,6 @@ MAX_WORKERS = 16
 OPERATIONS = ("mwl.query", "modality.perform", "store", "mpps", "hl7.order", "echo")
 #: Modalities the image builders know (``simulators.world.images.IODS``).
 KNOWN_MODALITIES = ("CT", "MR", "CR", "DX", "MG", "US")
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h|min|hour|second)\s*$")
-_RATE_UNITS = {"s": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-def parse_rate(value: Any) -> float:
-    """``"2/h"``, ``"30/m"``, ``"1.5/s"`` or a number (per second) -> events per second."""
-    if isinstance(value, bool):
-        raise ValueError("a rate is text like 2/h, 30/m or 1/s")
-    if isinstance(value, (int, float)):
-        rate = float(value)
-    elif isinstance(value, str) and (match := _RATE.match(value)):
-        rate = float(match.group(1)) / _RATE_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a rate: write e.g. 2/h, 30/m or 1/s")
-    if rate <= 0:
-        raise ValueError("a rate must be positive")
-    return rate
-
-
-def parse_fraction(value: Any) -> float:
-    """``"1%"`` -> 0.01; a bare number is a fraction (0.01) - never a percent."""
-    if isinstance(value, bool):
-        raise ValueError("write a percentage like 1% or a fraction like 0.01")
-    if isinstance(value, str) and (match := _PERCENT.match(value)):
-        fraction = float(match.group(1)) / 100
-    elif isinstance(value, (int, float)):
-        fraction = float(value)
-    else:
-        raise ValueError(f"{value!r} is not a percentage: write e.g. 0%, 0.5% or 0.005")
-    if not 0 <= fraction <= 1:
-        raise ValueError("a percentage must be between 0% and 100%")
-    return fraction
-
-
-def _duration(value: Any) -> float:
-    """The scenario format's duration parser, imported when first used: the scenario
-    models import this module, so importing theirs at the top would be circular."""
-    from simulators.scenario.fields import parse_duration
-
-    return parse_duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(
-    {"anyOf": [{"type": "number", "minimum": 0},
-               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"}],
-     "description": "seconds, or text like 30s, 500ms, 2m, 1h"})]
-Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(
-    {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
-               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*/\s*(s|m|h|min|hour|second)\s*$"}],
-     "description": "per second, or text like 2/h, 30/m, 1/s"})]
-Fraction = Annotated[float, BeforeValidator(parse_fraction), WithJsonSchema(
-    {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}],
-     "description": "a percentage like 1%, or a fraction like 0.01"})]
-
-
 class _Model(BaseModel):
     """Unknown keys are errors (a misspelt threshold silently ignored would pass)."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulators.load.profile import Threshold
-from simulators.scenario.fields import format_duration
+from simulators.common.fields import format_duration
 
 _LATENCIES = ("p50", "p95", "p99", "max")
 

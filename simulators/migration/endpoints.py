@@ -23,6 +23,7 @@ from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.peers.process import free_port
+from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 
 #: Our own AE titles: the legacy archive pacsim serves, the built-in target, and the
 #: migration tool itself (calls C-MOVE/C-GET/C-FIND and relays C-STOREs).
@@ -112,7 +113,6 @@ class _orthanc_target:  # noqa: N801 - used like a function in ``enter_context``
     """A fresh Orthanc for the run, listing the legacy (stores) and the migrator (Q/R)."""
 
     def __init__(self, legacy: DicomPeer, report_dir: Path) -> None:
-        from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 
         self._process = OrthancProcess(OrthancSettings(
             ae_title=ORTHANC_TARGET_AE,

@@ -23,7 +23,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from simulators.errors import ConfigError
-from simulators.migration.rules import IngestionRules, read_rules_yaml
+from simulators.quality.rules import IngestionRules, read_rules_yaml
 
 OPERATIONS = ("prefix", "swap")
 
@@ -81,7 +81,7 @@ def load_rules(path: Path | None) -> tuple[IngestionRules, tuple[Morph, ...]]:
     """The ingestion rules and the morphs of one rules file (default rules without one).
 
     The ``morph`` section is this module's; the rest goes to the seeder's parser
-    (:mod:`simulators.migration.rules`), so both report ``file:line: field`` errors.
+    (:mod:`simulators.quality.rules`), so both report ``file:line: field`` errors.
     """
     if path is None:
         return IngestionRules.default(), ()

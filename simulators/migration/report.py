@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from simulators.migration.checkpoint import Checkpoint, FindingRow
 from simulators.migration.validation import EXPLAINED_BY, TRANSFER_CLASSES
-from simulators.reports.common import jsonable, show
+from simulators.common.formatting import jsonable, show
 
 FORMAT = "pacsim-migration-validation"
 VERSION = 1

@@ -33,12 +33,12 @@ from typing import Callable, Iterable
 
 from simulators.dicom.fast.files import decode_dataset
 from simulators.migration.checkpoint import Checkpoint
-from simulators.migration.checks import CrossStudyChecker, check_instance
+from simulators.quality.checks import CrossStudyChecker, check_instance
 from simulators.migration.headers import Header
 from simulators.migration.inventory import DEMOGRAPHICS, StudyInventory, take_inventory, text
 from simulators.migration.mover import Sessions, TransferOutcome
 from simulators.migration.qr import QrSession
-from simulators.migration.rules import IngestionRules
+from simulators.quality.rules import IngestionRules
 
 TRANSFER_CLASSES = ("missing-study", "demographics", "modality", "series-count",
                     "instance-count", "sop-uid-set", "pixel-hash", "rejected")

@@ -29,6 +29,8 @@ from simulators.runtime.engine import (
     ACTOR_LABEL, DEFAULT_ORTHANC_IMAGE, DEFAULT_PACSIM_IMAGE, KIND_LABEL, RUN_LABEL,
 )
 from simulators.runtime.topology import Service, Topology
+from simulators.kpi import monitoring
+from simulators.runtime.topology import DICOM_PORT, HL7_PORT
 
 CONFIG_SUBDIR = "pacsim-config"
 COMPOSE_RUN_LABEL = "compose"
@@ -94,8 +96,6 @@ def render_monitoring(topology: Topology, *, title: str = "") -> tuple[str, dict
     The probe service probes the topology's target (and its RIS for the worklist
     and HL7 probes) and waits until they are healthy.
     """
-    from simulators.kpi import monitoring
-    from simulators.runtime.topology import DICOM_PORT, HL7_PORT
 
     ris = next(((s.name, s.ae_title) for s in topology.services
                 if s.kind == "ris" and s.ae_title), None)

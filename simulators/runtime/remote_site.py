@@ -1,7 +1,7 @@
 """A scenario site whose actors run in containers: ``pacsim run --runtime docker``.
 
-Why this is the whole difference between the runtimes: the in-process
-:class:`~simulators.scenario.environment.Site` starts actor objects; here the same
+Why this is the whole difference between the runtimes: the in-process starter
+(:func:`~simulators.site.site.start_locally`) starts actor objects; here the same
 environment is planned as container services (:func:`~simulators.runtime.topology.plan`
 with the control API on), started on a private network by
 :class:`~simulators.runtime.docker.DockerEnvironment`, and each actor is represented
@@ -26,9 +26,10 @@ import ipaddress
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulators.errors import ConfigError
+from simulators.events import EventBus
 from simulators.runtime.docker import DockerEnvironment
 from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT
 from simulators.runtime.remote import (
@@ -39,9 +40,11 @@ from simulators.runtime.topology import (
     BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, DICOMWEB_PORT, DICOMWEB_ROOT, HL7_PORT,
     ORTHANC_AE, Service, Topology, plan,
 )
-
-if TYPE_CHECKING:
-    from simulators.scenario.environment import Site
+from simulators.site.models import ArchiveSpec, Environment, RisSpec, ViewerSpec
+from simulators.site.site import (
+    BUILTIN_TARGET_AE, StartedSite, TargetEndpoint, external_target, refuse_faults,
+)
+from simulators.world.world import World
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +60,15 @@ class PublishedOrthanc:
     dicomweb_url: str | None = None
 
 
-def _proxy(service: Service, runtime: DockerEnvironment, site: Site,
+def _proxy(service: Service, runtime: DockerEnvironment, world: World, events: EventBus,
            topology: Topology) -> RemoteActor:
     client = ControlClient(*runtime.address(service.name, CONTROL_PORT), name=service.name)
-    events = site.events
     if service.kind == "viewer":
         return RemoteViewer(service.name, client, events=events,
                             address=runtime.address(service.name, DICOM_PORT),
                             network_sources=topology.network_sources())
     if service.kind == "modality":
-        return RemoteModality(service.name, client, world=site.world, events=events,
+        return RemoteModality(service.name, client, world=world, events=events,
                               address=runtime.address(service.name, DICOM_PORT))
     if service.kind == "ris":
         return RemoteRis(service.name, client, events=events,
@@ -81,10 +83,10 @@ def _proxy(service: Service, runtime: DockerEnvironment, site: Site,
     raise ConfigError(f"no proxy for a {service.kind} service", service=service.name)
 
 
-def _refuse_loopback_target(site: Site) -> None:
+def _refuse_loopback_target(environment: Environment) -> None:
     """An external target on 127.0.0.1 is this machine to the runner but the container
     itself to the modalities: say so instead of failing on every C-STORE."""
-    external = site.environment.target.external  # type: ignore[union-attr]
+    external = environment.target.external  # type: ignore[union-attr]
     _, host, _ = external.dicom_parts
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -97,11 +99,8 @@ def _refuse_loopback_target(site: Site) -> None:
                           target=external.dicom)
 
 
-def _target(site: Site, topology: Topology, runtime: DockerEnvironment) -> Any:
-    from simulators.scenario.environment import (
-        BUILTIN_TARGET_AE, TargetEndpoint, check_reachable,
-    )
-
+def _target(environment: Environment, events: EventBus, topology: Topology,
+            runtime: DockerEnvironment) -> tuple[TargetEndpoint, PublishedOrthanc | None]:
     kind = topology.target_kind
     if kind == "builtin":
         host, port = runtime.address(BUILTIN_TARGET, DICOM_PORT)
@@ -109,53 +108,47 @@ def _target(site: Site, topology: Topology, runtime: DockerEnvironment) -> Any:
         if topology.target_dicomweb:
             web_host, web_port = runtime.address(BUILTIN_TARGET, DICOMWEB_PORT)
             web = f"http://{web_host}:{web_port}{DICOMWEB_ROOT}"
-        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE, dicomweb_url=web)
+        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE, dicomweb_url=web), None
     if kind == "orthanc":
         service = topology.target[0]
         host, port = runtime.address(service, ORTHANC_DICOM_PORT)
         web_host, web_port = runtime.address(service, ORTHANC_HTTP_PORT)
         rest = f"http://{web_host}:{web_port}"
-        web = f"{rest}{DICOMWEB_ROOT}" if site.environment.supported("dicomweb") else None
-        site.orthanc = PublishedOrthanc(rest, port, ORTHANC_AE, web)  # type: ignore[assignment]
-        return TargetEndpoint("orthanc", host, port, ORTHANC_AE, dicomweb_url=web)
-    endpoints = site.environment.target.external  # type: ignore[union-attr]
-    ae_title, host, port = endpoints.dicom_parts
-    hl7 = None
-    if endpoints.hl7:
-        hl7_host, _, hl7_port = endpoints.hl7.rpartition(":")
-        hl7 = (hl7_host, int(hl7_port))
-    target = TargetEndpoint("external", host, port, ae_title, hl7, endpoints.dicomweb)
-    check_reachable(target, site.events)
-    return target
+        web = f"{rest}{DICOMWEB_ROOT}" if environment.supported("dicomweb") else None
+        return (TargetEndpoint("orthanc", host, port, ORTHANC_AE, dicomweb_url=web),
+                PublishedOrthanc(rest, port, ORTHANC_AE, web))
+    return external_target(environment, events), None
 
 
-def start_in_containers(site: Site, stack: ExitStack) -> DockerEnvironment:
-    """Start ``site``'s environment as containers and fill the site with proxies.
+def start_in_containers(environment: Environment, world: World, events: EventBus,
+                        stack: ExitStack) -> StartedSite:
+    """Start ``environment`` as containers and hand back proxies in the actors' place.
 
     Everything started is undone by ``stack`` (and by ``DockerEnvironment.start``
     itself when it fails half-way)."""
-    if site.environment.target_kind == "external":
-        _refuse_loopback_target(site)
-    topology = plan(site.environment, control=True)
+    refuse_faults(environment, (ViewerSpec, ArchiveSpec, RisSpec))
+    if environment.target_kind == "external":
+        _refuse_loopback_target(environment)
+    topology = plan(environment, control=True)
     runtime = DockerEnvironment(topology, progress=lambda line: log.info("docker: %s", line))
     log.info("starting %d container(s) as run %s", len(topology.services), runtime.run_id)
-    site.run_id = runtime.run_id
     runtime.start()
     stack.callback(runtime.stop)
-    site.target = _target(site, topology, runtime)
+    target, orthanc = _target(environment, events, topology, runtime)
+    started = StartedSite({}, target, None, orthanc=orthanc, run_id=runtime.run_id)
     for service in topology.services:
         if service.kind == "orthanc":
             continue
-        proxy = _proxy(service, runtime, site, topology).start()
+        proxy = _proxy(service, runtime, world, events, topology).start()
         if service.name == BUILTIN_TARGET and topology.target_kind == "builtin":
-            site.builtin = proxy
+            started.builtin = proxy
             continue
-        site.actors[service.name] = proxy
+        started.actors[service.name] = proxy
         if service.kind == "ris":
-            site.ris = proxy
+            started.ris = proxy
     log.info("run %s: every container healthy in %.1fs", runtime.run_id,
              runtime.started_in or 0.0)
-    return runtime
+    return started
 
 
 __all__ = ["start_in_containers", "PublishedOrthanc"]

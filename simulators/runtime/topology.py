@@ -36,13 +36,14 @@ from typing import Any
 import yaml
 
 from simulators.errors import ConfigError
-from simulators.faults.profile import scenario_faults
+from simulators.injection.profile import scenario_faults
 from simulators.runtime.engine import orthanc_image, pacsim_image
 from simulators.actors.viewer import ViewerSource
 from simulators.runtime.images import (
     ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
 )
-from simulators.scenario.models import (
+from simulators.site.site import BUILTIN_TARGET_AE, DEFAULT_EHR, DEFAULT_RIS, ORTHANC_AE
+from simulators.site.models import (
     ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, ViewerSpec,
 )
 
@@ -58,10 +59,7 @@ CONTROL_PORT = 7070
 CONFIG_DIR = "/etc/pacsim"
 ORTHANC_EXTRA_CONFIG = "/etc/orthanc/pacsim-modalities.json"
 BUILTIN_TARGET = "target"
-BUILTIN_TARGET_AE = "PACSIM_ARC"
 ORTHANC_SERVICE = "orthanc"
-ORTHANC_AE = "ORTHANC"
-DEFAULT_RIS, DEFAULT_EHR = "ris", "ehr"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 

@@ -31,9 +31,9 @@ from simulators.hl7.mllp import MllpClient
 from simulators.sandbox.clock import SimClock
 from simulators.sandbox.identity import Epoch
 from simulators.sandbox.pathways import Action, PathwayRun
-from simulators.scenario.environment import QUERY_AE, Site
-from simulators.scenario.steps import _workflow as wf
-from simulators.scenario.steps._qr import QrClient
+from simulators.site.site import QUERY_AE, Site
+from simulators.actors import workflow as wf
+from simulators.dicom.qrscu import QrClient
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
 
@@ -201,9 +201,7 @@ def perform(run: PathwayRun, action: Action, svc: Services) -> None:
     sends it; the exam identity then comes from the worklist entry, as scenarios do)."""
     placed = _order(run, action.role())
     scanner = svc.scanner(run)
-    exam, word = wf.begin_exam(None, svc.site, scanner, placed.accession,  # type: ignore[arg-type]
-                               send_mpps=scanner.config.mpps is not None)
-    svc.site.exams.pop((scanner.name, placed.accession), None)  # the site must not keep it
+    exam, word = wf.begin_exam(scanner, placed.accession, send_mpps=scanner.config.mpps is not None)
     if word not in ("success", "unsupported"):
         raise PathwayFailed(f"MPPS IN PROGRESS answered {word}")
     _store(scanner, exam, int(action.args.get("images", 2)), run)

@@ -42,8 +42,9 @@ from simulators.sandbox.arrivals import Arrival, ArrivalSchedule, build_streams
 from simulators.sandbox.clock import SimClock, format_pace, parse_pace
 from simulators.sandbox.identity import Epoch
 from simulators.sandbox.pathways import PathwayCounters, PathwayRun, load_day, parse_pathways
-from simulators.scenario.environment import RUNTIMES, Site
-from simulators.scenario.models import Environment
+from simulators.runtime.sites import starter_for
+from simulators.site.site import Site
+from simulators.site.models import Environment
 
 log = logging.getLogger(__name__)
 #: Pathways in flight at once; arrivals beyond are dropped and counted.
@@ -74,8 +75,7 @@ class Sandbox:
                  pace: float | str = 1.0, seed: int | None = None, day: str | None = None,
                  start_time: dt.time = dt.time(8, 0), duration: float | None = None,
                  max_running: int = MAX_RUNNING, events: EventBus | None = None) -> None:
-        if runtime not in RUNTIMES:
-            raise ConfigError(f"unknown runtime {runtime!r}", runtimes=",".join(RUNTIMES))
+        starter = starter_for(runtime)  # an unknown runtime is refused before anything starts
         self.runtime = runtime
         self.environment = environment
         self.seed = environment.seed if seed is None else int(seed)
@@ -86,7 +86,7 @@ class Sandbox:
         document = load_day(day)
         self.pathways = parse_pathways(document)
         self._arrivals_data = document.get("arrivals") or {}
-        self.site = Site(environment, self.events, runtime)
+        self.site = Site(environment, self.events, starter, runtime=runtime)
         self.rate_factor = 1.0
         self.finished = threading.Event()
         self._lock = threading.Lock()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulators.errors import ScenarioError
+from simulators.scenario.loader import parse_yaml
+from simulators.scenario.validate import load_scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,6 @@ def list_scenarios(directory: str | Path) -> list[ScenarioSummary]:
     Files without ``pacsim:`` at the top (e.g. site topologies meant for ``include:``)
     are not scenarios and are left out.
     """
-    from simulators.scenario.loader import parse_yaml
-    from simulators.scenario.validate import load_scenario
 
     root = Path(directory)
     summaries = []

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
+from simulators.common.marked_yaml import Mark, MarkedDict, MarkedList, format_path, parse_marked_yaml
 from simulators.errors import ScenarioError
 
 #: How deep includes may nest before we call it a cycle-in-disguise.
@@ -30,41 +29,7 @@ _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """Where something was written: file and 1-based line."""
-
-    file: str
-    line: int
-
-
-class MarkedDict(dict):
-    """A YAML mapping that remembers where it and each of its keys were written."""
-
-    def __init__(self, *args: Any, mark: Mark, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.mark = mark
-        self.key_marks: dict[Any, Mark] = {}
-
-
-class MarkedList(list):
-    """A YAML sequence that remembers where it and each item were written."""
-
-    def __init__(self, *args: Any, mark: Mark) -> None:
-        super().__init__(*args)
-        self.mark = mark
-        self.item_marks: list[Mark] = []
-
-
 Path_ = tuple[str | int, ...]
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    """``('steps', 2, 'expect', 'ack')`` -> ``steps[2].expect.ack``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 @dataclass
@@ -99,71 +64,12 @@ class LoadedDocument:
     included: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- parsing
-class _MarkingLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences record file/line and refuse duplicate keys."""
-
-    source_name = "<scenario>"
-
-
-def _construct_mapping(loader: _MarkingLoader, node: yaml.MappingNode):  # type: ignore[no-untyped-def]
-    data = MarkedDict(mark=Mark(loader.source_name, node.start_mark.line + 1))
-    yield data
-    loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        key_mark = Mark(loader.source_name, key_node.start_mark.line + 1)
-        try:
-            duplicate = key in data
-        except TypeError:
-            raise ScenarioError("a mapping key must be a plain value, not a list or mapping",
-                                file=key_mark.file, line=key_mark.line) from None
-        if duplicate:
-            raise ScenarioError(f"duplicate key {key!r} (first written on line "
-                                f"{data.key_marks[key].line})", file=key_mark.file,
-                                line=key_mark.line, field=str(key))
-        data[key] = loader.construct_object(value_node, deep=True)
-        data.key_marks[key] = key_mark
-
-
-def _construct_sequence(loader: _MarkingLoader, node: yaml.SequenceNode):  # type: ignore[no-untyped-def]
-    data = MarkedList(mark=Mark(loader.source_name, node.start_mark.line + 1))
-    yield data
-    for item_node in node.value:
-        data.append(loader.construct_object(item_node, deep=True))
-        data.item_marks.append(Mark(loader.source_name, item_node.start_mark.line + 1))
-
-
-_MarkingLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_MarkingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-
-
 def parse_yaml(text: str, source: str) -> MarkedDict:
-    """Parse one YAML document that must be a mapping; errors carry file and line."""
-    loader = _MarkingLoader(text)
-    loader.source_name = source
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        problem = exc.problem or exc.context or "cannot parse"
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context and exc.context_mark and (mark is None or "end of stream" in problem
-                                                or "<stream end>" in problem):
-            # an unterminated quote or bracket: where it *started* is what the author fixes
-            problem, mark = f"{problem} ({exc.context} that starts here)", exc.context_mark
-        raise ScenarioError(f"invalid YAML: {problem}", file=source,
-                            line=mark.line + 1 if mark else None) from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid YAML: {exc}", file=source) from exc
-    finally:
-        loader.dispose()
-    if data is None:
-        raise ScenarioError("the file is empty; a scenario starts with 'pacsim: 1'", file=source,
-                            line=1)
-    if not isinstance(data, MarkedDict):
-        raise ScenarioError("a scenario must be a mapping of key: value at the top level",
-                            file=source, line=1)
-    return data
+    """Parse one scenario or site document; errors are ScenarioErrors with file and line."""
+    return parse_marked_yaml(text, source, error=ScenarioError,
+                             empty="the file is empty; a scenario starts with 'pacsim: 1'",
+                             not_mapping="a scenario must be a mapping of key: value at the "
+                                         "top level")
 
 
 def _read(path: Path, *, included_from: Mark | None = None, as_written: str = "") -> MarkedDict:

@@ -23,8 +23,9 @@ from simulators.events import EventBus, Exchange
 from simulators.scenario.context import FallbackResolver, StepContext, StepOutcome, Variables, \
     lookup_path
 from simulators.scenario.expectations import check_all
-from simulators.scenario.fields import format_duration
+from simulators.common.fields import format_duration
 from simulators.scenario.models import Environment, Scenario, StepBase
+from simulators.scenario.registry import default_registry
 from simulators.scenario.results import ExpectationResult, RunResult, StepResult, worst
 
 log = logging.getLogger(__name__)
@@ -322,13 +323,11 @@ def _run_load_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, 
                     result: RunResult) -> None:
     """The ``load:`` section as one more top-level step (its thresholds are expectations).
 
-    Imported here, not at the top: the load step needs the environment module, which
-    itself imports this runner.
+    The step type comes from the registry by its ``do:`` name, like every other step:
+    the step modules sit above the runner (they need the site), so it never imports them.
     """
-    from simulators.scenario.steps.load import load_phase_step
-
     assert scenario.load is not None
-    step = load_phase_step(scenario.load)
+    step = default_registry.get("load.run").for_load_phase(scenario.load)
     if skip:
         result.steps.append(StepResult(name=step.title("load"), do=step.do, status="skipped",
                                        started=time.time(),

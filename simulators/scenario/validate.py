@@ -21,6 +21,7 @@ from simulators.errors import ScenarioError
 from simulators.scenario.loader import LineMap, LoadedDocument, format_path, load_document
 from simulators.scenario.models import ACTOR_KINDS, Environment, Scenario
 from simulators.scenario.registry import StepRegistry, default_registry, unknown_step_message
+from simulators.scenario import models
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -56,7 +57,6 @@ def _tags_of(mapping: Mapping[str, Any]) -> set[str]:
 def _allowed_keys(path: tuple[str | int, ...], data: Any, registry: StepRegistry,
                   scenario_model: type[Scenario]) -> list[str]:
     """Keys allowed in the mapping at ``path`` when we know its model (for suggestions)."""
-    from simulators.scenario import models
 
     parent: Any = data
     for part in path:

@@ -16,6 +16,10 @@ Every setting is both an option and an ini key (as pytest-postgresql does):
 failed), ``--pacsim-scenario``/``pacsim_scenario``. Marker: ``pacsim`` (the test
 uses the environment). Without a Docker engine the docker runtime skips its tests
 with the reason, and fails them when ``CI=true``.
+
+Imports of pacsim inside the fixtures are on purpose: pytest loads this plugin in every
+session of every project that installs pacsim, whether or not it uses a fixture, so the
+plugin itself imports nothing heavy (pydicom, pynetdicom, docker) until a fixture runs.
 """
 
 from __future__ import annotations
@@ -79,8 +83,8 @@ def _images(spec: str) -> dict[str, str]:
 
 
 def _environment_model(config: pytest.Config, runtime: str) -> Any:
-    from simulators.scenario import load_scenario
-    from simulators.scenario.models import Environment
+    from simulators.scenario import load_scenario  # lazy: see module docstring
+    from simulators.scenario.models import Environment  # lazy: see module docstring
 
     scenario = setting(config, "scenario")
     if scenario:
@@ -99,11 +103,11 @@ def _unavailable(reason: str) -> None:
 
 
 def _docker(environment: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from simulators.errors import ConfigError
-    from simulators.runtime.docker import DockerEnvironment
-    from simulators.runtime.engine import docker_client, new_run_id
-    from simulators.runtime.topology import DICOM_PORT, HL7_PORT, plan
-    from simulators.testing.clients import PacsimEnvironment
+    from simulators.errors import ConfigError  # lazy: see module docstring
+    from simulators.runtime.docker import DockerEnvironment  # lazy: see module docstring
+    from simulators.runtime.engine import docker_client, new_run_id  # lazy: see module docstring
+    from simulators.runtime.topology import DICOM_PORT, HL7_PORT, plan  # lazy: see module docstring
+    from simulators.testing.clients import PacsimEnvironment  # lazy: see module docstring
 
     try:
         client = docker_client()
@@ -154,10 +158,10 @@ def _modality(service: Any) -> str:
 
 
 def _local(environment: Any) -> Iterator[Any]:
-    from simulators.actors.modality import Modality
-    from simulators.events import EventBus
-    from simulators.scenario.environment import Site
-    from simulators.testing.clients import LocalPerformers, PacsimEnvironment
+    from simulators.actors.modality import Modality  # lazy: see module docstring
+    from simulators.events import EventBus  # lazy: see module docstring
+    from simulators.site.site import Site  # lazy: see module docstring
+    from simulators.testing.clients import LocalPerformers, PacsimEnvironment  # lazy: see module docstring
 
     with Site(environment, EventBus()) as site:
         modalities = [a for a in site.actors.values() if isinstance(a, Modality)]
@@ -205,7 +209,7 @@ def pacsim_environment(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def pacsim_world(pacsim_environment: Any) -> Any:
     """The seeded world the environment's actors share (same patients, same UIDs)."""
-    from simulators.world import World
+    from simulators.world import World  # lazy: see module docstring
 
     return World(pacsim_environment.seed)
 
@@ -213,7 +217,7 @@ def pacsim_world(pacsim_environment: Any) -> Any:
 @pytest.fixture
 def pacsim_orders(pacsim_environment: Any, pacsim_world: Any) -> Iterator[Any]:
     """Places HL7 orders on the environment's RIS (a fresh MLLP client per test)."""
-    from simulators.testing.clients import OrderDesk
+    from simulators.testing.clients import OrderDesk  # lazy: see module docstring
 
     desk = OrderDesk(pacsim_environment, pacsim_world)
     try:
@@ -225,6 +229,6 @@ def pacsim_orders(pacsim_environment: Any, pacsim_world: Any) -> Iterator[Any]:
 @pytest.fixture
 def pacsim_target(pacsim_environment: Any) -> Any:
     """Queries the target under test (C-FIND) and waits for studies to arrive."""
-    from simulators.testing.clients import TargetProbe
+    from simulators.testing.clients import TargetProbe  # lazy: see module docstring
 
     return TargetProbe(pacsim_environment)

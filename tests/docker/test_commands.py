@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from simulators.runtime.commands import register
+from simulators.cli.runtime import register
 from simulators.runtime.engine import remove_by_label
 
 SCENARIO = """\

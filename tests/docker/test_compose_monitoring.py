@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from cli import build_parser
+from simulators.cli import build_parser
 from simulators.kpi.dashboard import metric_names
 from simulators.kpi.metrics import ProbeMetrics
 from simulators.kpi.monitoring import PROFILE
@@ -124,7 +124,7 @@ def test_docker_compose_config_accepts_both_profiles(tmp_path: Path) -> None:
 
 
 def test_compose_render_monitoring_flag_writes_the_monitoring_files(tmp_path: Path) -> None:
-    from cli import main
+    from simulators.cli import main
 
     output = tmp_path / "site" / "docker-compose.yml"
     assert main(["compose", "render", str(SCENARIO), "-o", str(output), "--monitoring"]) == 0

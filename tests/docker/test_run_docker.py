@@ -26,7 +26,9 @@ from simulators.events import Exchange
 from simulators.runtime.docker import list_states
 from simulators.runtime.engine import RUN_LABEL
 from simulators.scenario import load_scenario
-from simulators.scenario.environment import SITE_KEY, Site, patient_resolver
+from simulators.runtime.sites import open_site
+from simulators.scenario.environment import SITE_KEY
+from simulators.site.site import Site, patient_resolver
 from simulators.scenario.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +87,7 @@ def _run_in_containers(docker: Any, target: str, path: Path = GOLDEN
 
     def factory(environment: Any, events: Any) -> dict[str, Any]:
         events.subscribe(snapshot)
-        sites.append(Site(environment, events, runtime="docker"))
+        sites.append(open_site(environment, events, "docker"))
         return {SITE_KEY: sites[0]}
 
     result = run_scenario(scenario, actors_factory=factory,

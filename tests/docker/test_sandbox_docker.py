@@ -26,8 +26,8 @@ import pytest
 
 from simulators.events import EventBus
 from simulators.runtime.engine import RUN_LABEL, remove_by_label
-from simulators.scenario.environment import QUERY_AE, TargetEndpoint
-from simulators.scenario.steps._qr import QrClient
+from simulators.site.site import QUERY_AE, TargetEndpoint
+from simulators.dicom.qrscu import QrClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = """\

@@ -32,8 +32,8 @@ from simulators.runtime.remote import (
     ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
 )
 from simulators.runtime.remote_viewer import RemoteViewer
-from simulators.scenario.environment import TargetEndpoint
-from simulators.scenario.steps._qr import QrClient
+from simulators.site.site import TargetEndpoint
+from simulators.dicom.qrscu import QrClient
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
 from simulators.scenario.steps.faults import FaultWatch

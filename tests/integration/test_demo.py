@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from simulators.demo import run_demo
+from simulators.cli.demo import run_demo
 
 
 @pytest.mark.parametrize("modality", ["CT", "MR", "CR", "DX", "MG", "US"])

@@ -14,8 +14,8 @@ from simulators.actors.modality import Modality, ModalityConfig
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
 from simulators.faults import invariants
-from simulators.faults.catalogue import CATALOGUE
-from simulators.faults.model import CONFORMANT, IMPLEMENTATION_DEFINED, OPEN
+from simulators.injection.catalogue import CATALOGUE
+from simulators.injection.model import CONFORMANT, IMPLEMENTATION_DEFINED, OPEN
 from simulators.faults.probing import ProbeRun, run
 from simulators.faults.runner import open_target
 from simulators.faults.target import SECOND_CALLING_AE, Target

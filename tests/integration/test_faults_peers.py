@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from simulators.dicom.worklist import build_worklist_item
 from simulators.faults import matrix
-from simulators.faults.model import CONFORMANT, ERROR, NOT_SUPPORTED
+from simulators.injection.model import CONFORMANT, ERROR, NOT_SUPPORTED
 from simulators.faults.runner import run_against
 from simulators.peers.dcmtk import dcmtk_server
 from simulators.world.world import World

@@ -260,7 +260,7 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
 def test_cli_seed_then_serve(tmp_path: Path) -> None:
     require_tool("findscu")
     out = tmp_path / "cli"
-    command = [sys.executable, "-m", "cli", "legacy", "seed", "--studies", "25", "--years", "2",
+    command = [sys.executable, "-m", "simulators.cli", "legacy", "seed", "--studies", "25", "--years", "2",
                "--dirt", "none", "--seed", "2", "--out", str(out)]
     seeded = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT,
                             check=False)
@@ -270,7 +270,7 @@ def test_cli_seed_then_serve(tmp_path: Path) -> None:
                            check=False)
     assert again.returncode == 2 and "seeded legacy archive" in again.stderr
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cli", "legacy", "serve", str(out),
+    server = subprocess.Popen([sys.executable, "-m", "simulators.cli", "legacy", "serve", str(out),
                                "--port", str(port), "--ae-title", AET], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

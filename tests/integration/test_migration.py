@@ -246,7 +246,7 @@ def test_every_dirt_class_found_and_no_false_mismatch(tmp_path: Path) -> None:
     transfer mismatch). The staged order is the hard case: copies of duplicated SOP
     UIDs reach the target before their originals, and patients' studies arrive out of
     order, so the target's patient rows differ from the legacy's."""
-    from simulators.legacy.classes import DEFECT_CLASSES
+    from simulators.quality.classes import DEFECT_CLASSES
     from simulators.legacy.seed import seed_archive
 
     root = tmp_path / "legacy"

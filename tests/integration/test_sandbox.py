@@ -24,10 +24,10 @@ import pytest
 from simulators.events import EventBus, Exchange
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.clock import SimClock
-from simulators.sandbox.commands import load_environment
+from simulators.cli.sandbox import load_environment
 from simulators.sandbox.sandbox import Sandbox
-from simulators.scenario.environment import QUERY_AE
-from simulators.scenario.steps._qr import QrClient
+from simulators.site.site import QUERY_AE
+from simulators.dicom.qrscu import QrClient
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_SITE = ROOT / "scenarios" / "sites" / "training-hospital.yaml"

@@ -7,10 +7,10 @@ import pytest
 
 from simulators.actors.ehr import AckResult
 from simulators.errors import ConfigError, ScenarioError
-from simulators.faults.catalogue import BY_ID
+from simulators.injection.catalogue import BY_ID
 from simulators.faults.invariants import Snapshot, changes, order_summary
-from simulators.faults.model import CONFORMANT, NON_CONFORMANT
-from simulators.faults.profile import parse_faults, scenario_faults
+from simulators.injection.model import CONFORMANT, NON_CONFORMANT
+from simulators.injection.profile import parse_faults, scenario_faults
 from simulators.faults.verdicts import (
     NOT_EXERCISED, UNSENT, MppsAnswers, judge_hl7, judge_mpps,
 )

@@ -9,12 +9,12 @@ import json
 import pytest
 
 from simulators.errors import ConfigError
-from simulators.faults import mutations
-from simulators.faults.catalogue import BY_ID, CATALOGUE, fault, select
-from simulators.faults.commands import register
-from simulators.faults.model import ACK, DIMSE, HOOKS, REJECT, Observation
+from simulators.injection import mutations
+from simulators.injection.catalogue import BY_ID, CATALOGUE, fault, select
+from simulators.cli.faults import register
+from simulators.injection.model import ACK, DIMSE, HOOKS, REJECT, Observation
 from simulators.faults.probing import PROBES, judge
-from simulators.faults.profile import PROFILES, FaultInjector, parse_faults
+from simulators.injection.profile import PROFILES, FaultInjector, parse_faults
 from simulators.faults import runner  # noqa: F401 - registers every probe
 
 #: Every id FAULTS.md names (its tables), so dropping one from the catalogue fails here.
@@ -101,7 +101,7 @@ def test_profiles_target_deterministically() -> None:
                                  {"id": "mpps.bad-vr", "nth": 1, "every": 2}, {"rate": 1},
                                  "hl7.required-missing"])
 def test_bad_profiles_are_config_errors(bad) -> None:  # type: ignore[no-untyped-def]
-    from simulators.faults.profile import MODALITY_FAULTS
+    from simulators.injection.profile import MODALITY_FAULTS
 
     with pytest.raises(ConfigError):
         parse_faults([bad], allowed=MODALITY_FAULTS, actor="modality")

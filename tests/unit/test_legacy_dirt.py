@@ -15,13 +15,13 @@ import pytest
 from pydicom import dcmread
 
 from simulators.errors import ConfigError
-from simulators.legacy import classes as C
+from simulators.quality import classes as C
 from simulators.legacy import dirt
 from simulators.legacy.build import study_context
 from simulators.legacy.history import SHAPES, patient_histories
-from simulators.legacy.values import charset_mismatch, invalid_value
-from simulators.migration.checks import CrossStudyChecker, check_instance
-from simulators.migration.rules import IngestionRules
+from simulators.quality.values import charset_mismatch, invalid_value
+from simulators.quality.checks import CrossStudyChecker, check_instance
+from simulators.quality.rules import IngestionRules
 from simulators.world import World, iter_study
 
 UNTIL = dt.date(2026, 1, 1)
@@ -37,7 +37,7 @@ def _roundtrip(ds):  # noqa: ANN001, ANN202 - a FileDataset in, a read-back one 
 
 
 def _quiet():  # noqa: ANN202
-    from simulators.legacy.values import quiet_pydicom
+    from simulators.quality.values import quiet_pydicom
 
     return quiet_pydicom()
 

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 
 from simulators.errors import ConfigError
 from simulators.migration.checkpoint import Checkpoint
-from simulators.migration.commands import parse_rate
+from simulators.cli.migration import parse_rate
 from simulators.migration.endpoints import parse_peer
 from simulators.migration.morph import load_rules, parse_morphs
 from simulators.migration.plan import (

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from cli import main
+from simulators.cli import main
 from simulators.errors import ConfigError
 from simulators.kpi.report import RegressionRule, WindowStats, compare, judge, parse_window
 from simulators.kpi.result import FAIL, OK, SKIPPED, TIMEOUT, ProbeResult

@@ -150,7 +150,7 @@ def test_pathway_library_loads_and_bad_definitions_are_refused() -> None:
 
 def test_a_site_file_mistake_names_file_line_and_field(tmp_path) -> None:
     from simulators.errors import ScenarioError
-    from simulators.sandbox.commands import load_environment
+    from simulators.cli.sandbox import load_environment
 
     site = tmp_path / "site.yaml"
     site.write_text("environment:\n  seed: 5\n  actors:\n"

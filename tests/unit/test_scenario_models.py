@@ -10,7 +10,7 @@ import yaml
 
 from simulators.errors import ScenarioError
 from simulators.scenario import StepBase, StepOutcome, StepRegistry, default_registry, json_schema
-from simulators.scenario.fields import parse_duration
+from simulators.common.fields import parse_duration
 from simulators.scenario.loader import load_document
 from simulators.scenario.validate import check_scenario, load_scenario
 

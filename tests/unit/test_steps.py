@@ -10,7 +10,7 @@ import pytest
 from simulators.errors import ScenarioError
 from simulators.scenario import default_registry, json_schema, load_scenario
 from simulators.scenario.context import Variables
-from simulators.scenario.environment import PatientView, patient_resolver
+from simulators.site.site import PatientView, patient_resolver
 from simulators.scenario.expectations import check_contains, compare
 from simulators.scenario.models import Environment
 from simulators.scenario.steps._support import describe_dataset, status_word, translate_match

@@ -14,9 +14,11 @@ from typing import Any, Literal, Mapping
 from pydantic import Field
 from pydicom.dataset import Dataset
 
+from simulators.actors.workflow import status_word  # noqa: F401 - steps import it here
 from simulators.errors import ScenarioError
 from simulators.scenario.context import StepContext
-from simulators.scenario.environment import PatientView, Site, site_of
+from simulators.scenario.environment import site_of
+from simulators.site.site import PatientView, Site
 from simulators.scenario.models import StepBase, StrictModel
 
 #: Friendly key -> DICOM keyword (patient/study/series/instance and worklist attributes).
@@ -117,13 +119,6 @@ def describe_dataset(ds: Dataset) -> dict[str, Any]:
             continue
         out[FRIENDLY.get(element.keyword, element.keyword)] = plain(element.value)
     return out
-
-
-def status_word(code: int | None) -> str:
-    """``success`` for 0x0000, else the status in hex (``0xC310``); ``none`` if absent."""
-    if code is None:
-        return "none"
-    return "success" if code == 0 else f"0x{code:04X}"
 
 
 def resolve_patient(ctx: StepContext, reference: str) -> PatientView:

@@ -26,10 +26,10 @@ from simulators.scenario.context import StepContext, StepOutcome
 from simulators.scenario.expectations import check_all
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
-from simulators.scenario.steps import _workflow as wf
+from simulators.scenario.steps import _exams as wf
 from simulators.scenario.steps import faults as verdicts
 from simulators.scenario.steps._support import Images, resolve_patient, site
-from simulators.scenario.environment import PatientView
+from simulators.site.site import PatientView
 from simulators.world.context import StudyContext
 
 Outcome = Literal["completed", "discontinued"]
@@ -117,7 +117,7 @@ class PerformStep(_ModalityStep):
         here, scanner = site(ctx), self.scanner(ctx)
         accession = str(ctx.resolve(self.accession))
         return _perform(ctx, self, scanner,
-                        lambda send: wf.begin_exam(ctx, here, scanner, accession, send_mpps=send),
+                        lambda send: wf.begin_exam(here, scanner, accession, send_mpps=send),
                         self.images, self.outcome, self.reason)
 
 
@@ -176,7 +176,7 @@ class MppsStartStep(_ModalityStep):
         accession = str(ctx.resolve(self.accession))
         watch = verdicts.FaultWatch(scanner)
         try:
-            exam, word = wf.begin_exam(ctx, site(ctx), scanner, accession, send_mpps=True)
+            exam, word = wf.begin_exam(site(ctx), scanner, accession, send_mpps=True)
         except ProtocolError as exc:
             refused = wf.refused_status(exc)
             return verdicts.with_status_verdict(
@@ -198,7 +198,7 @@ class _ExamPartStep(_ModalityStep):
         exam = wf.find_exam(ctx, here, scanner, self.exam)
         if exam is None and create:
             accession = str(ctx.resolve(self.exam))
-            exam, _ = wf.begin_exam(ctx, here, scanner, accession, send_mpps=False)
+            exam, _ = wf.begin_exam(here, scanner, accession, send_mpps=False)
             ctx.note(f"no MPPS was started for {accession}: exam taken from the worklist")
         if exam is None:
             raise ScenarioError(f"{scanner.name} has not started an exam for "

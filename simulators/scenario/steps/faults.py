@@ -24,19 +24,22 @@ from pydantic import Field, model_validator
 
 from simulators.errors import ScenarioError
 from simulators.faults import invariants
-from simulators.faults.model import CONFORMANT
+from simulators.injection.model import CONFORMANT
 from simulators.faults.scu import Endpoint
 from simulators.faults.target import Target
 from simulators.faults.verdicts import (
     MppsAnswers, StepVerdict, judge_hl7, judge_mpps, judged_all_unsupported, probe_verdict,
 )
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import QUERY_AE, Site
+from simulators.site.site import QUERY_AE, Site
 from simulators.scenario.expectations import check_all
 from simulators.scenario.models import BaseExpect, StepBase, StepDefaults
 from simulators.scenario.registry import step
 from simulators.scenario.results import ExpectationResult
 from simulators.scenario.steps._support import site
+from simulators.injection.catalogue import select
+from simulators.faults.runner import open_target, run_faults
+from simulators.actors.ehr import Ehr
 
 # --------------------------------------------------------------- verdicts on exam steps
 class FaultWatch:
@@ -160,8 +163,6 @@ class FaultProbeStep(StepBase):
     expect: ProbeExpect = Field(default_factory=ProbeExpect)
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        from simulators.faults.catalogue import select
-        from simulators.faults.runner import open_target, run_faults
 
         wanted = self.faults if isinstance(self.faults, list) else [self.faults]
         chosen = select(",".join(str(ctx.resolve(w)) for w in wanted))
@@ -190,7 +191,6 @@ class FaultVerdictStep(StepBase):
     expect: ProbeExpect = Field(default_factory=ProbeExpect)
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        from simulators.actors.ehr import Ehr
 
         ehr = site(ctx).only(Ehr, self.by)
         verdict = judge_hl7(list(ehr.faults.fired), list(ehr.acks))

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from simulators.scenario.context import StepContext, StepOutcome
 from simulators.scenario.expectations import MISSING, check
-from simulators.scenario.fields import Duration
+from simulators.common.fields import Duration
 from simulators.scenario.models import StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.results import worst

@@ -18,7 +18,7 @@ from simulators.actors.ehr import ORDER_STYLES, AckResult, Ehr
 from simulators.actors.modality import Modality
 from simulators.errors import ScenarioError
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import PatientView
+from simulators.site.site import PatientView
 from simulators.scenario.models import BaseExpect, StepBase, StrictModel
 from simulators.scenario.registry import step
 from simulators.scenario.steps._support import resolve_patient, site, variable_name
@@ -144,7 +144,7 @@ class OrderStep(_PatientStep):
         order = here.world.order(view.patient, modality_code, station_ae=station_ae,
                                  station_name=station_name, index=here.next_order_index(),
                                  priority=self.priority, procedure=procedure)
-        here.orders[order.accession] = order
+        here.record_order(order)
         return ack_outcome(self.ehr(ctx).place_order(order, self.style),
                            accession=order.accession, study_uid=order.study_uid,
                            placer=order.placer_number, filler=order.filler_number,

@@ -21,12 +21,13 @@ from typing import Any
 
 from pydantic import Field
 
-from simulators.load.engine import run_load
+from simulators.load.run import run_load
 from simulators.load.profile import LoadProfile
 from simulators.load.report import load_dict, run_directory, write_load_reports
 from simulators.load.target import DicomPeer, LoadTarget
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import Site, site_of
+from simulators.scenario.environment import site_of
+from simulators.site.site import Site
 from simulators.scenario.models import StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.results import ExpectationResult
@@ -62,6 +63,13 @@ class LoadStep(StepBase):
     """Run a load profile against the environment; thresholds decide pass or fail."""
 
     profile: LoadProfile = Field(description="the load profile (same keys as 'load:')")
+
+    @classmethod
+    def for_load_phase(cls, profile: LoadProfile) -> "LoadStep":
+        """The step the runner runs for a scenario's ``load:`` section, with a time limit
+        that covers the stages, the grace period and preparation."""
+        limit = profile.total_duration + profile.grace + SETUP_ALLOWANCE
+        return cls(profile=profile, name=f"load: {profile.name or 'load phase'}", timeout=limit)
 
     def run(self, ctx: StepContext) -> StepOutcome:
         site = site_of(ctx)
@@ -100,9 +108,7 @@ def _summary_line(name: str, figures: dict[str, Any]) -> str:
 def load_phase_step(profile: LoadProfile) -> LoadStep:
     """The step the runner runs for a scenario's ``load:`` section, with a time limit
     that covers the stages, the grace period and preparation."""
-    limit = profile.total_duration + profile.grace + SETUP_ALLOWANCE
-    return LoadStep(profile=profile, name=f"load: {profile.name or 'load phase'}",
-                    timeout=limit)
+    return LoadStep.for_load_phase(profile)
 
 
 __all__ = ["LoadStep", "load_phase_step", "site_load_target", "REPORT_DIR_VARIABLE"]

@@ -24,13 +24,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from simulators.actors.archive import Archive
+from simulators.common.fields import Fraction
 from simulators.errors import ConfigError, ScenarioError
 from simulators.load.report import run_directory
-from simulators.migration.commands import parse_rate
 from simulators.migration.endpoints import DicomPeer, Endpoints
 from simulators.migration.runner import MigrationOptions, run_migration
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import QUERY_AE
+from simulators.site.site import QUERY_AE
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.steps._support import site
@@ -60,7 +60,7 @@ class _MigrationStep(StepBase):
     batch: int = Field(20, ge=1, le=10_000)
     workers: int = Field(1, ge=1, le=32)
     sample: int = Field(0, ge=0, le=10_000)
-    rollback_threshold: str | float = Field("0.5%", description="e.g. 0.5% or 0.005")
+    rollback_threshold: Fraction = Field(0.005, description="e.g. 0.5% or 0.005")
     via: Literal["move", "get"] = "move"
     rules: str | None = Field(None, description="ingestion rules YAML (may carry morph:)")
     seed: int = 0
@@ -85,11 +85,10 @@ class _MigrationStep(StepBase):
         base = os.environ.get(REPORT_DIR_VARIABLE) or self.report or "reports/migration"
         report_dir = run_directory(base, f"{ctx.scenario.name}-{self.do}")
         try:
-            threshold = parse_rate(str(self.rollback_threshold))
             options = MigrationOptions(
                 source=str(legacy.store.root), target=str(target_peer), strategy=self.strategy,
                 since=self.since, batch=self.batch, workers=self.workers, sample=self.sample,
-                rollback_threshold=threshold, report_dir=report_dir, via=self.via,
+                rollback_threshold=self.rollback_threshold, report_dir=report_dir, via=self.via,
                 rules=_rules_path(ctx, self.rules), seed=self.seed,
                 calling_ae=QUERY_AE, validate_only=self.validate_only)
             result = run_migration(options, endpoints=endpoints, events=ctx.events)

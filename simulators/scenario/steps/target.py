@@ -20,10 +20,10 @@ from pydantic import Field
 from simulators.actors.archive import Archive
 from simulators.errors import ScenarioError
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import QUERY_AE, Site
+from simulators.site.site import QUERY_AE, Site
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
-from simulators.scenario.steps._qr import LEVELS, QrClient
+from simulators.dicom.qrscu import LEVELS, QrClient
 from simulators.scenario.steps._support import (
     Images, describe_dataset, resolve_patient, site, status_word, translate_match,
 )

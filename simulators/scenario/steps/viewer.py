@@ -24,9 +24,9 @@ from pydantic import Field
 from simulators.actors.viewer import Viewer, ViewerSource
 from simulators.errors import PacsimError, ScenarioError
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.environment import Site
+from simulators.site.site import Site
 from simulators.scenario.expectations import check, check_all
-from simulators.scenario.fields import Duration
+from simulators.common.fields import Duration
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.results import ExpectationResult

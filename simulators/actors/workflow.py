@@ -1,10 +1,14 @@
-"""The parts of an exam, shared by ``modality.perform`` and the one-part steps.
+"""The exam workflow as a plain library: worklist pick, MPPS, images, commitment.
 
-Each part uses the modality actor's public operations (``mpps_start``,
-``store_study``, ``request_commitment``, ``mpps_complete``...) and turns what came
-back into plain observations. When the target does not take MPPS (Orthanc), an exam
-still needs its identity to store images: :func:`begin_exam` then builds it from the
-worklist item without sending anything, exactly as ``mpps_start`` would.
+Why a library with explicit arguments: scenario steps (``modality.perform`` and the
+one-part steps) and the training sandbox's pathways run the same exam; neither should
+reach into the other's state. Each part uses the modality actor's public operations
+(``mpps_start``, ``store_study``, ``request_commitment``, ``mpps_complete``...) and
+turns what came back into plain observations. When the target does not take MPPS
+(Orthanc), an exam still needs its identity to store images: :func:`begin_exam` then
+builds it from the worklist item without sending anything, exactly as ``mpps_start``
+would. Remembering the exam (a scenario site keeps it for later steps) is the caller's
+business.
 """
 
 from __future__ import annotations
@@ -15,20 +19,9 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from simulators.actors.modality import Exam, Modality
+from simulators.dicom.qrscu import status_word
 from simulators.errors import ProtocolError, ScenarioError
-from simulators.scenario.context import StepContext
-from simulators.scenario.environment import Site
-from simulators.scenario.steps._support import status_word
 from simulators.world.context import StudyContext
-
-
-def mpps_possible(ctx: StepContext, scanner: Modality) -> bool:
-    """MPPS is sent when the target takes it and the modality has somewhere to send it."""
-    return ctx.environment.supported("mpps") and scanner.config.mpps is not None
-
-
-def commitment_possible(ctx: StepContext, scanner: Modality) -> bool:
-    return ctx.environment.supported("storage_commitment") and scanner.config.commitment is not None
 
 
 def worklist_item(scanner: Modality, accession: str) -> Dataset:
@@ -40,8 +33,7 @@ def worklist_item(scanner: Modality, accession: str) -> Dataset:
     return items[0]
 
 
-def begin_exam(ctx: StepContext, site: Site, scanner: Modality, accession: str,
-               *, send_mpps: bool) -> tuple[Exam, str]:
+def begin_exam(scanner: Modality, accession: str, *, send_mpps: bool) -> tuple[Exam, str]:
     """Pick the worklist item and start the exam; returns it and the N-CREATE status word
     (``unsupported`` when no MPPS is sent). A refused N-CREATE raises ProtocolError."""
     item = worklist_item(scanner, accession)
@@ -56,11 +48,10 @@ def begin_exam(ctx: StepContext, site: Site, scanner: Modality, accession: str,
         exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", accession), item,
                     started)
         word = "unsupported"
-    site.exams[(scanner.name, accession)] = exam
     return exam, word
 
 
-def begin_unscheduled(site: Site, scanner: Modality, context: StudyContext, *,
+def begin_unscheduled(scanner: Modality, context: StudyContext, *,
                       send_mpps: bool) -> tuple[Exam, str]:
     """An exam with no worklist item (emergency): N-CREATE with empty scheduling keys.
 
@@ -73,7 +64,6 @@ def begin_unscheduled(site: Site, scanner: Modality, context: StudyContext, *,
         exam = Exam(context, context.mpps_uid or scanner.world.uid("mpps", context.study_uid),
                     Dataset(), context.performed_step_start)
         word = "unsupported"
-    site.exams[(scanner.name, context.study_uid)] = exam
     return exam, word
 
 
@@ -105,13 +95,5 @@ def refused_status(exc: ProtocolError) -> str:
     return "success" if status == "0x0000" else status
 
 
-def find_exam(ctx: StepContext, site: Site, scanner: Modality, reference: str) -> Exam | None:
-    """``exam: $exam`` (saved by mpps.start) or ``exam: $acc`` (the accession)."""
-    value = ctx.resolve(reference)
-    if isinstance(value, Exam):
-        return value
-    return site.exams.get((scanner.name, str(value)))
-
-
-__all__ = ["mpps_possible", "commitment_possible", "worklist_item", "begin_exam",
-           "begin_unscheduled", "store", "commit", "finish", "refused_status", "find_exam"]
+__all__ = ["status_word", "worklist_item", "begin_exam", "begin_unscheduled", "store",
+           "commit", "finish", "refused_status"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from simulators.errors import ConfigError
-from simulators.faults.catalogue import BY_ID
+from simulators.injection.catalogue import BY_ID
 
 #: Ready profiles: a name for a list of rules.
 PROFILES: dict[str, tuple[Mapping[str, Any], ...]] = {

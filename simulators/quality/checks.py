@@ -3,7 +3,7 @@
 Two kinds, because defects come in two kinds (see the contract in defects.md):
 
 * :func:`check_instance` looks at one object's header against the target's
-  :class:`~simulators.migration.rules.IngestionRules`: modality vs SOP class, missing
+  :class:`~simulators.quality.rules.IngestionRules`: modality vs SOP class, missing
   required attributes, values invalid for their VR, retired or disallowed SOP classes
   and transfer syntaxes, character sets, private tags.
 * :class:`CrossStudyChecker` sees every instance's identity (streamed in, kept in
@@ -31,11 +31,11 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from simulators.errors import StoreError
-from simulators.legacy import classes as C
-from simulators.legacy.values import (
+from simulators.quality import classes as C
+from simulators.quality.values import (
     CHECKED_VRS, TEXT_VRS, charset_mismatch, invalid_value, quiet_pydicom,
 )
-from simulators.migration.rules import IngestionRules
+from simulators.quality.rules import IngestionRules
 
 _CT, _MR, _US, _NM = ("CT",), ("MR",), ("US",), ("NM",)
 #: Storage SOP class -> the Modality values consistent with it (PS3.3 C.7.3.1.1.1 and

@@ -18,13 +18,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
+from simulators.scenario import check_scenario
+from simulators.scenario import json_schema
+from simulators.scenario import list_scenarios
+from simulators.reports import render_console, write_html, write_json, write_junit
+from simulators.scenario import load_scenario
+from simulators.scenario.environment import run_in_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from simulators.scenario import check_scenario
 
     invalid = 0
     for path in args.scenarios:
@@ -39,7 +44,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from simulators.scenario import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if args.output:
@@ -50,7 +54,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from simulators.scenario import list_scenarios
 
     directory = Path(args.directory) if args.directory else DEFAULT_LIBRARY
     entries = list_scenarios(directory)
@@ -72,9 +75,6 @@ def _relative(path: str, root: Path) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simulators.reports import render_console, write_html, write_json, write_junit
-    from simulators.scenario import load_scenario
-    from simulators.scenario.environment import run_in_environment
 
     scenarios = []
     for path in args.scenarios:

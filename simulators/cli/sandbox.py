@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from simulators.errors import ConfigError
+from simulators.scenario.validate import load_environment as load_site
+from simulators.sandbox.api import TrainerApi
+from simulators.sandbox.sandbox import Sandbox
+from simulators.common.fields import parse_duration
 
 DEFAULT_STATE = Path(".pacsim-sandbox.json")
 API_TIMEOUT = 60.0
@@ -37,7 +41,6 @@ def _say(line: str) -> None:
 def load_environment(path: Path, target: str | None = None) -> Any:
     """The ``environment:`` of a site or scenario file, validated as scenarios are
     (every problem as ``file:line: field: message``)."""
-    from simulators.scenario.validate import load_environment as load_site
 
     return load_site(path, target=target)
 
@@ -86,9 +89,6 @@ def call_api(state: dict[str, Any], method: str, route: str,
 
 # ---------------------------------------------------------------------- commands
 def up(args: argparse.Namespace) -> int:
-    from simulators.sandbox.api import TrainerApi
-    from simulators.sandbox.sandbox import Sandbox
-    from simulators.scenario.fields import parse_duration
 
     environment = load_environment(args.site, args.target)
     try:

@@ -13,6 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+from simulators.runtime.topology import plan
+from simulators.scenario import load_scenario
+from simulators.runtime.images import build_images
+from simulators.runtime.compose import write
+from simulators.runtime.docker import DockerEnvironment, list_states
+from simulators.runtime.docker import list_states
+from simulators.runtime.engine import docker_client
+from simulators.runtime.docker import container_logs
+from simulators.runtime.engine import docker_client, remove_by_label
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -22,14 +31,11 @@ def _say(line: str) -> None:
 
 
 def _topology(scenario_path: Path) -> Any:
-    from simulators.runtime.topology import plan
-    from simulators.scenario import load_scenario
 
     return plan(load_scenario(scenario_path).environment)
 
 
 def images_build(args: argparse.Namespace) -> int:
-    from simulators.runtime.images import build_images
 
     which = tuple(args.only) if args.only else ("pacsim", "orthanc")
     built = build_images(base=args.base, orthanc_base=args.orthanc_base,
@@ -40,7 +46,6 @@ def images_build(args: argparse.Namespace) -> int:
 
 
 def compose_render(args: argparse.Namespace) -> int:
-    from simulators.runtime.compose import write
 
     written = write(_topology(args.scenario), args.output, title=str(args.scenario),
                     monitoring=args.monitoring)
@@ -54,7 +59,6 @@ def compose_render(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    from simulators.runtime.docker import DockerEnvironment, list_states
 
     environment = DockerEnvironment(_topology(args.scenario), progress=_say)
     environment.start(timeout=args.timeout)
@@ -67,8 +71,6 @@ def up(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from simulators.runtime.docker import list_states
-    from simulators.runtime.engine import docker_client
 
     states = list_states(docker_client(), args.run)
     if not states:
@@ -82,8 +84,6 @@ def status(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
-    from simulators.runtime.docker import container_logs
-    from simulators.runtime.engine import docker_client
 
     for actor, text in container_logs(docker_client(), args.actor, run_id=args.run,
                                       tail=args.tail if args.tail is not None else "all"):
@@ -94,7 +94,6 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
-    from simulators.runtime.engine import docker_client, remove_by_label
 
     containers, networks = remove_by_label(docker_client(), args.run)
     _say(f"removed {containers} container(s) and {networks} network(s)")

@@ -1,6 +1,6 @@
 """``pacsim faults list`` and ``pacsim faults run``: the catalogue and the conformance matrix.
 
-``register(subparsers)`` is called from cli.py. Exit codes follow the CLI contract:
+``register(subparsers)`` is called from simulators.cli. Exit codes follow the CLI contract:
 0 when no verdict is non-conformant (implementation-defined and not-supported rows
 never fail a run), 1 when one is (or a probe could not run), 2 for bad input.
 """
@@ -13,12 +13,15 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+from simulators.injection.catalogue import select
+from simulators.faults import matrix
+from simulators.faults.runner import failed, run_against
+from simulators.faults.target import parse_ae_address, parse_hl7_address
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 def _list(args: argparse.Namespace) -> int:
-    from simulators.faults.catalogue import select
 
     faults = select(args.only)
     if args.json:
@@ -33,9 +36,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simulators.faults import matrix
-    from simulators.faults.runner import failed, run_against
-    from simulators.faults.target import parse_ae_address, parse_hl7_address
 
     if args.target not in ("builtin", "orthanc"):
         parse_ae_address(args.target)  # ConfigError (exit 2) before anything starts

@@ -17,6 +17,7 @@ from typing import Any
 from pydicom.datadict import tag_for_keyword
 from pydicom.uid import UID
 
+from simulators.common.marked_yaml import parse_marked_yaml
 from simulators.errors import ConfigError, ScenarioError
 from simulators.world.seeding import is_valid_uid
 
@@ -82,8 +83,6 @@ class IngestionRules:
 
 def read_rules_yaml(path: Path) -> Any:
     """A rules file as line-marked YAML (so every later error can name its line)."""
-    from simulators.scenario.loader import parse_yaml  # the line-marking YAML reader
-
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -92,9 +91,11 @@ def read_rules_yaml(path: Path) -> Any:
     if not text.strip():
         raise ConfigError(f"{source}:1: the ingestion rules file is empty")
     try:
-        return parse_yaml(text, source)
-    except ScenarioError as exc:
-        raise ConfigError(str(exc).replace("a scenario", "the rules file")) from exc
+        return parse_marked_yaml(text, source, error=ScenarioError,
+                                 not_mapping="the rules file must be a mapping of key: value "
+                                             "at the top level")
+    except ScenarioError as exc:  # file:line: field: message, as every YAML error reads
+        raise ConfigError(str(exc)) from exc
 
 
 def _where(data: Any, source: str, key: str | None = None, index: int | None = None) -> str:

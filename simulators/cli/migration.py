@@ -15,26 +15,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulators.common.fields import parse_fraction
 from simulators.errors import ConfigError
+from simulators.migration.runner import MigrationOptions, run_migration
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def parse_rate(text: str, field: str = "rollback-threshold") -> float:
     """``0.5%`` -> 0.005; ``0.005`` -> 0.005; ConfigError naming the option otherwise."""
-    raw = str(text).strip()
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise ConfigError(f"--{field}: expected a rate like 0.5% or 0.005, got {text!r}",
-                          field=field) from None
-    if not 0 <= value <= 1:
-        raise ConfigError(f"--{field}: must be between 0% and 100%, got {text!r}", field=field)
-    return value
+        return parse_fraction(str(text).strip())
+    except ValueError as exc:
+        raise ConfigError(f"--{field}: {exc}, got {text!r}", field=field) from None
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from simulators.migration.runner import MigrationOptions, run_migration
 
     if not getattr(args, "verbose", 0):
         # a dirty legacy makes pydicom log every invalid value it reads; those are

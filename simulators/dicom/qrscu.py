@@ -10,7 +10,7 @@ image-level query by accession like any other.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -23,8 +23,27 @@ from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FIND_MODELS, FastClient
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
-from simulators.scenario.environment import TargetEndpoint
-from simulators.scenario.steps._support import status_word
+
+
+class Peer(Protocol):
+    """Any DICOM peer description with an AE title, host and port (a target endpoint,
+    an :class:`~simulators.dicom.address.AeAddress`...)."""
+
+    @property
+    def ae_title(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def status_word(code: int | None) -> str:
+    """``success`` for 0x0000, else the status in hex (``0xC310``); ``none`` if absent."""
+    if code is None:
+        return "none"
+    return "success" if code == 0 else f"0x{code:04X}"
 
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 LEVELS = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "image": "IMAGE"}
@@ -65,7 +84,7 @@ def _identifier(level: str, match: dict[str, Any], keys: Iterable[str]) -> Datas
 class QrClient:
     """One association at a time to the target, calling as ``calling_ae``."""
 
-    def __init__(self, target: TargetEndpoint, calling_ae: str, events: EventBus,
+    def __init__(self, target: Peer, calling_ae: str, events: EventBus,
                  actor: str, timeout: float = 30.0) -> None:
         self.target, self.calling_ae, self.events, self.actor = target, calling_ae, events, actor
         self.timeout = timeout

@@ -1,6 +1,6 @@
 """``pacsim legacy seed|serve|profiles``: build a dirty legacy archive and serve it.
 
-``register(subparsers)`` is called from cli.py; errors are PacsimError (exit 2).
+``register(subparsers)`` is called from simulators.cli; errors are PacsimError (exit 2).
 ``seed`` refuses a non-empty ``--out`` (including an already seeded archive: two
 seeds in one directory would mix two ground truths); remove it or choose another.
 """
@@ -14,6 +14,12 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from simulators.legacy.dirt import profile
+from simulators.legacy.seed import check_target, seed_archive
+from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.legacy.seed import read_manifest
+from simulators.faults.target import parse_ae_address
+from simulators.legacy.dirt import PROFILE_HELP
 
 EXIT_OK = 0
 DEFAULT_OUT = Path("./legacy-archive")
@@ -40,8 +46,6 @@ class _ProgressLine:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from simulators.legacy.dirt import profile
-    from simulators.legacy.seed import check_target, seed_archive
 
     profile(args.dirt)  # a typo fails before anything is printed or written
     check_target(args.out)
@@ -60,10 +64,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from simulators.actors.archive import Archive, ArchiveConfig
-    from simulators.legacy.seed import read_manifest
 
-    from simulators.faults.target import parse_ae_address
 
     manifest = read_manifest(args.directory)  # ConfigError (exit 2) if not an archive
     destinations = {}
@@ -87,7 +88,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    from simulators.legacy.dirt import PROFILE_HELP
 
     width = max(len(name) for name in PROFILE_HELP)
     for name, text in PROFILE_HELP.items():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 
 from simulators.errors import ConfigError
-from simulators.faults.model import (
+from simulators.injection.model import (
     ABORT, ACK, BEHAVIOUR, DIMSE, OPEN, REJECT, Expected, Fault,
 )
 
