@@ -107,3 +107,19 @@ def test_the_scan_sees_each_way_to_start_a_pynetdicom_acceptor() -> None:
     ])
     assert [f.line for f in scan(source, "actors/x.py")] == [1, 2, 3, 4, 5, 10]
     assert [f.line for f in scan(source, REFERENCE_PEER[0])] == [1, 2, 3, 4, 5]
+
+
+def test_a_listener_built_from_ae_settings_keeps_the_whole_ae_policy() -> None:
+    """``ServerSettings.for_ae`` is how listeners move here without changing policy."""
+    from simulators.dicom.ae import AeSettings
+    from simulators.dicom.fast import ServerSettings, SupportedContext
+
+    ae = AeSettings("LISTENER", max_pdu=65_536, acse_timeout=7.0, dimse_timeout=8.0,
+                    network_timeout=9.0, maximum_associations=3,
+                    allowed_calling=frozenset({"PACS"}), require_called=False)
+    contexts = (SupportedContext("1.2.840.10008.1.20.1", ("1.2.840.10008.1.2",), True, True),)
+    settings = ServerSettings.for_ae(ae, contexts, host="0.0.0.0", port=11112, workers=2)
+    assert settings == ServerSettings(
+        ae_title="LISTENER", host="0.0.0.0", port=11112, contexts=contexts, max_pdu=65_536,
+        max_associations=3, allowed_calling=frozenset({"PACS"}), require_called=False,
+        acse_timeout=7.0, idle_timeout=9.0, dimse_timeout=8.0, workers=2)
