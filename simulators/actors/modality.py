@@ -9,8 +9,10 @@ operation (``mpps_start`` returns the ``Exam`` the others take), so scenarios ca
 run them separately or stop half-way on purpose.
 
 Requests go through ``FastClient`` (asyncio on pynetdicom's codecs) because the load
-engine runs hundreds of modalities in one process; the listener for commitment
-reports on a new association is a plain pynetdicom acceptor (rare, low rate).
+engine runs hundreds of modalities in one process. The listener for commitment
+reports on a new association is a ``FastServer``, the same acceptor the archive and
+the RIS run on, so pacsim has one acceptor stack to harden (and to give TLS) instead
+of two that drift apart.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typing import Any, Iterable
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from pynetdicom import evt
 
 from simulators.actors.base import Actor
-from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings, make_ae, start_server
-from simulators.dicom.fast import FIND_MODELS, STORAGE_COMMITMENT, EventReport, FastClient
+from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings
+from simulators.dicom.fast import (
+    FIND_MODELS, STORAGE_COMMITMENT, DimseRequest, EventReport, FastClient, FastServer,
+    ServerSettings, SupportedContext,
+)
 from simulators.dicom.fast.requests import (
     DISCONTINUED_REASONS, commitment_request, mpps_create, mpps_final, parse_commitment,
     worklist_identifier,
@@ -47,6 +51,17 @@ MPPS_CLASS = "1.2.840.10008.3.1.2.3.3"
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # well-known SOP instance, PS3.4 J.3.5
 VERIFICATION = "1.2.840.10008.1.1"
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+#: What the listener accepts. Storage Commitment with both roles offered, so a reporter
+#: that proposes the SCP role for itself (PS3.4 J.3.3; pacsim's archive, Orthanc) gets
+#: it, and one that proposes no role selection at all is still accepted.
+LISTENER_CONTEXTS = (
+    SupportedContext(STORAGE_COMMITMENT, tuple(UNCOMPRESSED), scu_role=True, scp_role=True),
+    SupportedContext(VERIFICATION, tuple(UNCOMPRESSED)),
+)
+#: N-EVENT-REPORT statuses the listener answers with (PS3.7 10.1.1.1.8).
+STATUS_PROCESSING_FAILURE = 0x0110
+STATUS_INVALID_ARGUMENT = 0x0115
+STATUS_NO_SUCH_SOP_CLASS = 0x0118
 
 #: A DICOM peer: (host, port, AE title).
 Peer = tuple[str, int, str]
@@ -169,7 +184,7 @@ class Modality(Actor):
         self.config = config
         self.world = world or World(config.seed)
         self.port = config.port
-        self._server: Any = None
+        self._server: FastServer | None = None
         self._reports: dict[str, EventReport] = {}
         self._reports_changed = threading.Condition()
         self._attempts: dict[str, int] = {}
@@ -178,17 +193,19 @@ class Modality(Actor):
 
     # -- lifecycle ---------------------------------------------------------------------
     def _start(self) -> None:
-        ae = make_ae(AeSettings(self.config.ae_title, max_pdu=self.config.max_pdu))
-        # Accept the archive's SCP/SCU role proposal for commitment reports (PS3.4 J.3.3).
-        ae.add_supported_context(STORAGE_COMMITMENT, UNCOMPRESSED, scu_role=True, scp_role=True)
-        ae.add_supported_context(VERIFICATION, UNCOMPRESSED)
-        self._server = start_server(ae, self.config.host, self.config.port,
-                                    [(evt.EVT_N_EVENT_REPORT, self._on_event_report)])
-        self.port = self._server.server_address[1]
+        ae = AeSettings(self.config.ae_title, max_pdu=self.config.max_pdu)
+        # The handler never blocks (it files the report and returns), so one worker thread.
+        settings = ServerSettings.for_ae(ae, LISTENER_CONTEXTS, host=self.config.host,
+                                         port=self.config.port, workers=1)
+        server = FastServer(settings, events=self.events, actor=self.name)
+        server.handle("N-EVENT-REPORT", self._on_event_report)
+        server.start()
+        self._server = server
+        self.port = server.port
 
     def _stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            self._server.stop()
             self._server = None
 
     def describe(self) -> str:
@@ -439,23 +456,32 @@ class Modality(Actor):
         with self._reports_changed:
             return self._reports.pop(transaction_uid, None)
 
-    def _on_event_report(self, event: Any) -> tuple[int, Dataset | None]:
-        """Listener: a commitment result on a new association (PS3.4 J.3.3)."""
+    async def _on_event_report(self, request: DimseRequest) -> int:
+        """Listener: a commitment result on a new association (PS3.4 J.3.3).
+
+        Any Transaction UID is filed, also one nobody waits for yet: a report may
+        come before ``request_commitment`` starts waiting on the listener (it polls
+        the requesting association first), and a late one for a request that timed
+        out is harmless. The waiter takes its report by Transaction UID.
+        """
         try:
-            dataset = event.event_information
-            report = EventReport(str(event.request.AffectedSOPClassUID),
-                                 str(event.request.AffectedSOPInstanceUID),
-                                 int(event.event_type), dataset)
+            report = EventReport(str(request.get("AffectedSOPClassUID", "")),
+                                 str(request.get("AffectedSOPInstanceUID", "")),
+                                 int(request.get("EventTypeID")), request.dataset())
             transaction_uid = _transaction_of(report)
         except Exception:  # noqa: BLE001 - a malformed report gets a status, never a crash
-            self.log.warning("undecodable N-EVENT-REPORT from %s", event.assoc.requestor.ae_title)
-            return 0x0110, None
-        if report.sop_class != STORAGE_COMMITMENT or not transaction_uid:
-            return 0x0118 if report.sop_class != STORAGE_COMMITMENT else 0x0115, None
+            self.log.warning("undecodable N-EVENT-REPORT from %s", request.calling_ae)
+            return STATUS_PROCESSING_FAILURE
+        request.event.detail.update(via="new", event_type=report.event_type)
+        if report.sop_class != STORAGE_COMMITMENT:
+            return STATUS_NO_SUCH_SOP_CLASS
+        if not transaction_uid:
+            return STATUS_INVALID_ARGUMENT
+        request.event.detail["transaction_uid"] = transaction_uid
         with self._reports_changed:
             self._reports[transaction_uid] = report
             self._reports_changed.notify_all()
-        return 0x0000, None
+        return 0x0000
 
     # -- helpers -------------------------------------------------------------------------------
     def _peer(self, role: str) -> Peer:

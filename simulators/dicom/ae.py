@@ -82,9 +82,13 @@ def make_ae(settings: AeSettings) -> AE:
 
 def start_server(ae: AE, host: str, port: int,
                  handlers: Sequence[tuple[Any, ...]] = ()) -> ThreadedAssociationServer:
-    """Start a non-blocking acceptor with TCP_NODELAY; ``port`` 0 picks a free port.
+    """Start a pynetdicom acceptor with TCP_NODELAY; ``port`` 0 picks a free port.
 
-    The bound port is ``server.server_address[1]``.
+    For tests only: a pynetdicom peer is an independent reference to check pacsim
+    against. pacsim's own listeners all run on ``simulators.dicom.fast.FastServer``
+    (one acceptor stack to harden and give TLS); ``tests/unit/test_one_acceptor.py``
+    fails if anything in ``simulators/`` calls this. The bound port is
+    ``server.server_address[1]``.
     """
     try:
         server = ae.start_server((host, port), block=False,

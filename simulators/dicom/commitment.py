@@ -11,7 +11,8 @@ so the SCP has three reply modes: ``same`` (on the requesting association, which
 SCU must keep open), ``new`` (a new association to the requestor's AE, the SCP
 proposing the SCP role through role selection, PS3.4 J.3.3), and ``auto`` (same if
 still open, else new). The SCU side (:func:`request_commitment`,
-:class:`CommitmentListener`) is what the modality actor uses to ask and to wait.
+:class:`CommitmentListener`) asks and waits the way a modality does; its listener
+is a ``FastServer`` like every other pacsim acceptor.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, evt
+from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, evt
 from pynetdicom.presentation import build_context, build_role
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
-from simulators.dicom.ae import AeSettings, associate, make_ae, start_server
+from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast.dimse import n_event_report_rq
 from simulators.dicom.fast.files import encode_dataset
+from simulators.dicom.fast.acceptance import SupportedContext
+from simulators.dicom.fast.server import FastServer, ServerSettings
 from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.store import DicomStore
 from simulators.errors import AssociationError, ProtocolError
@@ -230,20 +233,32 @@ class CommitmentWaiter:
         self._arrived = threading.Condition()
 
     def handle_event_report(self, event: evt.Event) -> tuple[int, Dataset | None]:
-        """EVT_N_EVENT_REPORT handler; bind it on any association that may get reports."""
-        info = event.event_information
+        """EVT_N_EVENT_REPORT handler for pynetdicom requestor associations (``same``)."""
+        self._record(event.event_information, int(event.request.EventTypeID),
+                     "new" if event.assoc.is_acceptor else "same")
+        return 0x0000, None
+
+    async def handle_n_event_report(self, request: DimseRequest) -> int:
+        """N-EVENT-REPORT handler for a :class:`FastServer` listener (``new``).
+
+        Raising on an undecodable report is deliberate: the acceptor answers
+        0x0110 Processing Failure, as pynetdicom did for a failing handler.
+        """
+        self._record(request.dataset() or Dataset(), int(request.get("EventTypeID")), "new")
+        return 0x0000
+
+    def _record(self, info: Dataset, event_type: int, via: str) -> None:
         result = CommitmentResult(
             transaction_uid=str(info.get("TransactionUID", "")),
-            event_type=int(event.request.EventTypeID),
+            event_type=event_type,
             committed=[(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID))
                        for i in info.get("ReferencedSOPSequence", [])],
             failed=[(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID),
                      int(i.FailureReason)) for i in info.get("FailedSOPSequence", [])],
-            via="new" if event.assoc.is_acceptor else "same")
+            via=via)
         with self._arrived:
             self._results[result.transaction_uid] = result
             self._arrived.notify_all()
-        return 0x0000, None
 
     @property
     def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
@@ -258,20 +273,26 @@ class CommitmentWaiter:
 class CommitmentListener:
     """An acceptor that takes N-EVENT-REPORTs on new associations (SCU side).
 
-    Accepts the SCP role the archive proposes for Storage Commitment; use as a
-    context manager; ``port`` is the real port once started.
+    Accepts the SCP role the archive proposes for Storage Commitment (and a
+    reporter that proposes no role selection); use as a context manager; ``port``
+    is the real port once started. Listens from construction, as before, so a
+    caller can hand ``port`` to the SCP before entering the ``with`` block.
     """
 
     def __init__(self, ae_title: str, waiter: CommitmentWaiter, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
-        self.ae = make_ae(AeSettings(ae_title=ae_title))
-        self.ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+                 port: int = 0, *, events: EventBus | None = None) -> None:
         self.host, self.waiter = host, waiter
-        self._server = start_server(self.ae, host, port, self.waiter.handlers)
-        self.port: int = self._server.server_address[1]
+        contexts = (SupportedContext(StorageCommitmentPushModel,
+                                     tuple(DEFAULT_TRANSFER_SYNTAXES), True, True),)
+        settings = ServerSettings.for_ae(AeSettings(ae_title=ae_title), contexts,
+                                         host=host, port=port, workers=1)
+        self._server = FastServer(settings, events=events, actor=f"commitment-{ae_title}")
+        self._server.handle("N-EVENT-REPORT", waiter.handle_n_event_report)
+        self._server.start()
+        self.port: int = self._server.port
 
     def close(self) -> None:
-        self._server.shutdown()
+        self._server.stop()
 
     def __enter__(self) -> "CommitmentListener":
         return self

@@ -2,9 +2,10 @@
 
 ``FastAssociation`` (async) serves the load engine, where hundreds of simulated
 modalities share one event loop; ``FastClient`` is its synchronous wrapper for
-actors. ``FastServer`` is the acceptor (the archive runs on it): one event loop
-in a daemon thread for every association, handlers registered per DIMSE command,
-blocking work in a thread pool. ``read_part10`` loads a file's dataset bytes so
+actors. ``FastServer`` is the acceptor, and pacsim's only one (archive, RIS,
+the modality's commitment listener, ``CommitmentListener``; a unit test scans for
+pynetdicom acceptors): one event loop in a daemon thread for every association,
+handlers registered per DIMSE command, blocking work in a thread pool. ``read_part10`` loads a file's dataset bytes so
 C-STORE sends them as they are, without decoding and re-encoding.
 
 Shared core: ``codec`` (PDU framing with bounded reads, fragmentation), ``dimse``

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Coroutine, Mapping, TypeVar
 
-from simulators.dicom.ae import DEFAULT_MAX_PDU
+from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings
 from simulators.dicom.fast.acceptance import AcceptorPolicy, SupportedContext, build_supported
 from simulators.dicom.fast.association import _tune_socket
 from simulators.dicom.fast.channel import ServerAssociation
@@ -82,6 +82,23 @@ class ServerSettings:
                 raise ConfigError(f"{name} must be positive", **{name: getattr(self, name)})
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", workers=self.workers)
+
+    @classmethod
+    def for_ae(cls, ae: AeSettings, contexts: tuple[SupportedContext, ...], *,
+               host: str = "127.0.0.1", port: int = 0, workers: int = 8) -> "ServerSettings":
+        """Acceptor settings for an AE described by the shared :class:`AeSettings`.
+
+        Why: ``AeSettings`` is where an actor states its AE title, PDU size, calling-AE
+        allowlist, called-AE check, association limit and timeouts; a listener built
+        from it here keeps exactly those (``network_timeout`` is our ``idle_timeout``,
+        as in pynetdicom), so moving a listener onto this acceptor changes no policy.
+        """
+        return cls(ae_title=ae.ae_title, host=host, port=port, contexts=tuple(contexts),
+                   max_pdu=ae.max_pdu, max_associations=ae.maximum_associations,
+                   allowed_calling=frozenset(ae.allowed_calling),
+                   require_called=ae.require_called, acse_timeout=ae.acse_timeout,
+                   idle_timeout=ae.network_timeout, dimse_timeout=ae.dimse_timeout,
+                   workers=workers)
 
 
 async def _echo(request: DimseRequest) -> int:

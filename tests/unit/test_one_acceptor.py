@@ -1,0 +1,125 @@
+"""pacsim has one DICOM acceptor stack: ``FastServer`` (issue 12).
+
+Every listener in ``simulators/`` (archive, RIS, the modality's storage-commitment
+listener, ``CommitmentListener``, the KPI retrieve probe's C-MOVE destination) runs
+on ``simulators.dicom.fast.FastServer``, so hardening, limits and TLS exist once.
+This scan fails when pynetdicom's acceptor comes back: ``AE.start_server``, the
+``simulators.dicom.ae.start_server`` wrapper, or pynetdicom's association server
+classes. ``asyncio.start_server`` (what FastServer and the HL7 listener are built
+on) is not pynetdicom and is allowed.
+
+The one exception is the body of ``simulators.dicom.ae.start_server`` itself: tests
+use it to run pynetdicom as an independent reference peer, and the scan makes sure
+nothing in ``simulators/`` calls or imports it.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+SIMULATORS = Path(__file__).resolve().parents[2] / "simulators"
+#: (file relative to simulators/, function) whose body may start a pynetdicom acceptor.
+REFERENCE_PEER = ("dicom/ae.py", "start_server")
+PYNETDICOM_SERVERS = {"start_server", "AssociationServer", "ThreadedAssociationServer"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"simulators/{self.path}:{self.line}: {self.what}"
+
+
+class _Scanner(ast.NodeVisitor):
+    """Calls and imports of a pynetdicom acceptor, with the function they sit in."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.function: list[str] = []
+        self.findings: list[Finding] = []
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.function.append(node.name)
+        self.generic_visit(node)
+        self.function.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        stdlib = (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                  and func.value.id == "asyncio")
+        inside_reference = (self.path, self.function[-1] if self.function else "") == REFERENCE_PEER
+        if name in PYNETDICOM_SERVERS and not stdlib and not inside_reference:
+            self.findings.append(Finding(self.path, node.lineno, f"calls {ast.unparse(func)}()"))
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name == "start_server" and node.module != "asyncio":
+                self.findings.append(Finding(self.path, node.lineno,
+                                             f"imports start_server from {node.module}"))
+        self.generic_visit(node)
+
+
+def scan(source: str, path: str) -> list[Finding]:
+    scanner = _Scanner(path)
+    scanner.visit(ast.parse(source, filename=path))
+    return scanner.findings
+
+
+def test_no_pynetdicom_acceptor_is_started_in_simulators() -> None:
+    files = sorted(SIMULATORS.rglob("*.py"))
+    assert len(files) > 50, "the scan must see the package, not an empty directory"
+    findings = [finding for file in files
+                for finding in scan(file.read_text(encoding="utf-8"),
+                                    file.relative_to(SIMULATORS).as_posix())]
+    assert not findings, ("pynetdicom acceptor used; listeners belong on FastServer:\n"
+                          + "\n".join(map(str, findings)))
+
+
+def test_the_reference_peer_wrapper_still_exists_where_the_exception_points() -> None:
+    """If the wrapper moves, the exception above must move with it (or go)."""
+    tree = ast.parse((SIMULATORS / REFERENCE_PEER[0]).read_text(encoding="utf-8"))
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert REFERENCE_PEER[1] in functions
+
+
+def test_the_scan_sees_each_way_to_start_a_pynetdicom_acceptor() -> None:
+    """The scanner itself: a clean result above means something only if this finds all."""
+    source = "\n".join([
+        "server = ae.start_server(('', 0), block=False)",          # 1 pynetdicom AE
+        "from simulators.dicom.ae import start_server",             # 2 the wrapper
+        "start_server(ae, '127.0.0.1', 0)",                         # 3
+        "ThreadedAssociationServer(ae, ('', 0), None, [])",         # 4 below AE
+        "transport.AssociationServer(ae, ('', 0), None, [])",       # 5
+        "async def f():",
+        "    await asyncio.start_server(cb, '127.0.0.1', 0)",      # stdlib: allowed
+        "from asyncio import start_server",                         # stdlib: allowed
+        "def start_server(ae, host, port):",
+        "    return ae.start_server((host, port))",                 # 10 not the reference file
+    ])
+    assert [f.line for f in scan(source, "actors/x.py")] == [1, 2, 3, 4, 5, 10]
+    assert [f.line for f in scan(source, REFERENCE_PEER[0])] == [1, 2, 3, 4, 5]
+
+
+def test_a_listener_built_from_ae_settings_keeps_the_whole_ae_policy() -> None:
+    """``ServerSettings.for_ae`` is how listeners move here without changing policy."""
+    from simulators.dicom.ae import AeSettings
+    from simulators.dicom.fast import ServerSettings, SupportedContext
+
+    ae = AeSettings("LISTENER", max_pdu=65_536, acse_timeout=7.0, dimse_timeout=8.0,
+                    network_timeout=9.0, maximum_associations=3,
+                    allowed_calling=frozenset({"PACS"}), require_called=False)
+    contexts = (SupportedContext("1.2.840.10008.1.20.1", ("1.2.840.10008.1.2",), True, True),)
+    settings = ServerSettings.for_ae(ae, contexts, host="0.0.0.0", port=11112, workers=2)
+    assert settings == ServerSettings(
+        ae_title="LISTENER", host="0.0.0.0", port=11112, contexts=contexts, max_pdu=65_536,
+        max_associations=3, allowed_calling=frozenset({"PACS"}), require_called=False,
+        acse_timeout=7.0, idle_timeout=9.0, dimse_timeout=8.0, workers=2)
