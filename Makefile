@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-fast lint bench venv clean
 
 $(BIN)/pacsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: venv
 ## test: the whole suite (tests needing DCMTK, dicom3tools or Orthanc skip without them, fail in CI)
 test: venv
 	$(BIN)/pytest
+
+## lint: the layer contract in pyproject.toml (docs/architecture.md); CI fails on a violation
+lint: venv
+	$(BIN)/lint-imports
 
 ## bench: throughput against DCMTK and Orthanc, printed as ratios (see benchmarks/)
 bench: venv

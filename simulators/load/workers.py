@@ -17,6 +17,7 @@ worker that does not report in time is terminated and named in the error.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import queue as queue_module
 import time
@@ -54,7 +55,6 @@ def _worker_main(profile_data: dict[str, Any], target: LoadTarget, seed: int,
                  share: tuple[int, int], allow_external: bool, barrier: Any,
                  results: Any) -> None:
     """Entry point of one worker process (spawned: nothing inherited but arguments)."""
-    import asyncio
 
     worker = share[0]
     try:

@@ -11,6 +11,8 @@ bytes received. Pixel data is never decoded here.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -36,8 +38,6 @@ class Header:
 
 def _safe_dir(uid: str) -> str:
     """The folder name DicomStore gives a UID (see ``DicomStore._object_path``)."""
-    import hashlib
-    import re
 
     if len(uid) <= 64 and re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid):
         return uid

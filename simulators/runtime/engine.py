@@ -45,7 +45,7 @@ def new_run_id() -> str:
 def docker_client() -> Any:
     """A docker SDK client for the local engine; ConfigError (exit 2) saying why not."""
     try:
-        import docker
+        import docker  # the optional [docker] extra: only `pacsim up/images/...` need it
     except ImportError as exc:
         raise ConfigError("the docker SDK is not installed (pip install 'pacsim[docker]')") from exc
     try:

@@ -29,6 +29,7 @@ Wiring, as in the in-process site:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,6 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
                                 ae_title=BUILTIN_TARGET_AE, ports=ports))
         target: tuple[str, int, str] = (BUILTIN_TARGET, DICOM_PORT, BUILTIN_TARGET_AE)
     elif kind == "orthanc":
-        import json
 
         services.append(Service(
             name=ORTHANC_SERVICE, kind="orthanc", image=orthanc_image(),

@@ -16,7 +16,7 @@ _CONTAINERS = ("PacsimContainer", "LegacyPacsContainer", "RisContainer", "EhrCon
 def __getattr__(name: str) -> Any:
     # Lazy: importing the plugin must not need testcontainers unless a container is used.
     if name in _CONTAINERS:
-        from simulators.testing import containers
+        from simulators.testing import containers  # needs the optional testcontainers
 
         return getattr(containers, name)
     raise AttributeError(name)

@@ -12,8 +12,11 @@ accessors for the addresses a test connects to::
         host, port, ae = ris.get_dicom_address()
 
 Ports are published on 127.0.0.1 only. Every container carries ``org.pacsim.run``
-(:data:`~simulators.runtime.engine.RUN_LABEL`): Ryuk cannot be pulled in air-gapped
-CI, so the pytest plugin removes leftovers by that label at the end of a session.
+(:data:`~simulators.runtime.engine.RUN_LABEL`), so the pytest plugin can remove
+leftovers by that label at the end of a session. Whether testcontainers' own reaper
+(Ryuk) runs is the user's choice, as with any testcontainers module: set
+``TESTCONTAINERS_RYUK_DISABLED=true`` where its image cannot be pulled (pacsim's CI
+does); these classes never change that process-wide setting themselves.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import os
 from typing import Any, ClassVar
 
 import yaml
-from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
@@ -35,13 +37,6 @@ from simulators.runtime.topology import CONFIG_DIR, DICOM_PORT, HL7_PORT, ORTHAN
 LOOPBACK = "127.0.0.1"
 #: The run label value of containers made by these classes outside the pytest plugin.
 DEFAULT_RUN = os.environ.get("PACSIM_RUN_ID", "testcontainers")
-
-
-def _without_ryuk() -> None:
-    """pacsim cleans up by label; Ryuk's image cannot be pulled where there is no registry.
-    An explicit TESTCONTAINERS_RYUK_DISABLED (either way) is respected."""
-    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
-        testcontainers_config.ryuk_disabled = True
 
 
 class DicomEchoWaitStrategy(WaitStrategy):
@@ -111,7 +106,6 @@ class PacsimContainer(DockerContainer):
 
     def __init__(self, image: str | None = None, *, name: str | None = None,
                  run_id: str = DEFAULT_RUN, **kwargs: Any) -> None:
-        _without_ryuk()
         super().__init__(image or pacsim_image(), **kwargs)
         self.actor_name = name or self.kind
         self.settings: dict[str, Any] = {"name": self.actor_name}
@@ -256,7 +250,6 @@ class OrthancContainer(DockerContainer):
 
     def __init__(self, image: str | None = None, *, run_id: str = DEFAULT_RUN,
                  name: str = "orthanc", **kwargs: Any) -> None:
-        _without_ryuk()
         super().__init__(image or orthanc_image(), **kwargs)
         self.ae_title = "ORTHANC"
         self.modalities: dict[str, tuple[str, int]] = {}
