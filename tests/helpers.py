@@ -7,11 +7,18 @@ skip there would hide a broken install step.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import os
 import shutil
 import socket
 
 import pytest
+from pynetdicom import AE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from simulators.dicom.ae import LISTEN_BACKLOG, NODELAY_HANDLERS
+from simulators.errors import ConfigError
 
 
 def in_ci() -> bool:
@@ -65,3 +72,25 @@ def require_docker(*images: str) -> None:
         client.close()
     if missing:
         unavailable(f"image(s) {', '.join(missing)} not built (pacsim images build --local-base)")
+
+
+def start_server(ae: AE, host: str, port: int,
+                 handlers: Sequence[tuple[Any, ...]] = ()) -> ThreadedAssociationServer:
+    """Start pynetdicom as an independent reference peer, with TCP_NODELAY; ``port`` 0
+    picks a free port. The bound port is ``server.server_address[1]``.
+
+    It lives with the tests: pacsim's own listeners all run on
+    ``simulators.dicom.fast.FastServer`` (one acceptor stack to harden and give TLS),
+    and ``tests/unit/test_one_acceptor.py`` fails if ``simulators/`` starts another.
+    """
+    try:
+        server = ae.start_server((host, port), block=False,
+                                 evt_handlers=[*NODELAY_HANDLERS, *handlers])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                          ae_title=ae.ae_title) from exc
+    # socketserver listens with a backlog of 5: 200 modalities connecting at once then
+    # wait for SYN retransmits (seconds) before the AE even sees them. Linux lets a
+    # listening socket raise its backlog by calling listen() again.
+    server.socket.listen(LISTEN_BACKLOG)
+    return server

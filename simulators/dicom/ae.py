@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.pdu import A_ASSOCIATE_RJ
-from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators.errors import AssociationError, ConfigError
 
@@ -80,29 +79,6 @@ def make_ae(settings: AeSettings) -> AE:
     return ae
 
 
-def start_server(ae: AE, host: str, port: int,
-                 handlers: Sequence[tuple[Any, ...]] = ()) -> ThreadedAssociationServer:
-    """Start a pynetdicom acceptor with TCP_NODELAY; ``port`` 0 picks a free port.
-
-    For tests only: a pynetdicom peer is an independent reference to check pacsim
-    against. pacsim's own listeners all run on ``simulators.dicom.fast.FastServer``
-    (one acceptor stack to harden and give TLS); ``tests/unit/test_one_acceptor.py``
-    fails if anything in ``simulators/`` calls this. The bound port is
-    ``server.server_address[1]``.
-    """
-    try:
-        server = ae.start_server((host, port), block=False,
-                                 evt_handlers=[*NODELAY_HANDLERS, *handlers])
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                          ae_title=ae.ae_title) from exc
-    # socketserver listens with a backlog of 5: 200 modalities connecting at once then
-    # wait for SYN retransmits (seconds) before the AE even sees them. Linux lets a
-    # listening socket raise its backlog by calling listen() again.
-    server.socket.listen(LISTEN_BACKLOG)
-    return server
-
-
 def associate(ae: AE, host: str, port: int, called_ae: str,
               handlers: Iterable[tuple[Any, ...]] = (),
               **kwargs: Any) -> Association:
@@ -153,5 +129,5 @@ def describe_rejection(result: int | None, source: int | None, diagnostic: int |
     return f"{kind}, {why}"
 
 
-__all__ = ["AeSettings", "make_ae", "start_server", "associate", "describe_rejection",
+__all__ = ["AeSettings", "make_ae", "associate", "describe_rejection",
            "NODELAY_HANDLERS", "DEFAULT_MAX_PDU"]

@@ -10,9 +10,9 @@ import pytest
 from pynetdicom import evt
 from pynetdicom.sop_class import Verification
 
-from simulators.dicom.ae import AeSettings, associate, make_ae, start_server
+from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.errors import AssociationError, ConfigError
-from tests.helpers import require_tool
+from tests.helpers import require_tool, start_server
 
 
 @pytest.fixture

@@ -30,13 +30,13 @@ from pynetdicom.sop_class import (
 from pydicom.uid import ExplicitVRLittleEndian
 
 from simulators.actors.archive import Archive, ArchiveConfig
-from simulators.dicom.ae import AeSettings, associate, make_ae, start_server
+from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.commitment import (
     REASON_CLASS_INSTANCE_CONFLICT, REASON_NO_SUCH_INSTANCE, CommitmentListener,
     CommitmentWaiter, request_commitment,
 )
 from simulators.events import EventBus, Exchange
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, start_server
 from tests.unit.test_store import make_image
 
 AET = "PACSIM_ARC"

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from simulators.peers.dcmtk import dcmtk_server
-from simulators.dicom.ae import AeSettings, make_ae, start_server
+from simulators.dicom.ae import AeSettings, make_ae
 from simulators.dicom.fast import FIND_MODELS, FastAssociation, FastClient, read_part10
 from simulators.dicom.fast.codec import PduTooLarge
 from simulators.dicom.worklist import build_worklist_item
@@ -23,7 +23,7 @@ from simulators.events import EventBus
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study, write_study
 from simulators.world.world import World
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, start_server
 
 VERIFICATION = "1.2.840.10008.1.1"
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]

@@ -18,7 +18,7 @@ import pytest
 from pynetdicom import evt
 from pynetdicom.sop_class import Verification
 
-from simulators.dicom.ae import AeSettings, make_ae, start_server
+from simulators.dicom.ae import AeSettings, make_ae
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.dicom.worklist import build_worklist_item
@@ -32,7 +32,7 @@ from simulators.load.profile import Images
 from simulators.peers.dcmtk import dcmtk_server
 from simulators.world.context import StudyContext
 from simulators.world.world import World
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, start_server
 
 #: 60% of requests answered after 20 ms, 30% after 60 ms, 10% after 200 ms (cycled).
 DELAYS = [0.02] * 6 + [0.06] * 3 + [0.2]

@@ -16,14 +16,14 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep, StorageCommitme
 
 from simulators.peers.dcmtk import dcmtk_server
 from simulators.actors.modality import Modality, ModalityConfig
-from simulators.dicom.ae import AeSettings, make_ae, start_server
+from simulators.dicom.ae import AeSettings, make_ae
 from simulators.dicom.fast import read_part10
 from simulators.dicom.mpps import MppsManager
 from simulators.dicom.worklist import build_worklist_item
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.world.world import World
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, require_tool, start_server
 from tests.integration.test_fast_client import write_worklist
 
 STATION = "CT_ROOM1"
