@@ -5,6 +5,10 @@ object per acknowledged C-STORE; a bulk load (the legacy seeder writing a histor
 100,000 studies) trades that for speed, one transaction per ``batch`` objects and one
 file-system sync at the end, and a crash mid-load is repaired by re-running it (or by
 :meth:`DicomStore.reconcile`, which indexes unindexed files).
+
+Store-internal: only :meth:`DicomStore.bulk_loader` builds one, and it knows no SQL -
+it queues :func:`~simulators.dicom.store.index_rows` tuples and hands each batch to
+:meth:`DicomStore.index_batch` (one ``executemany`` per table in one transaction).
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ PS3.4 Annex C in one place:
   levels above answers **0xA900** (identifier does not match SOP class).
 * **matching** (C.2.2.2) - the rules of :mod:`simulators.dicom.matching` (shared with
   the worklist: wildcards, PN case folding, DA/TM/DT ranges, universal matching),
-  UID lists as indexed ``IN`` lists, and ModalitiesInStudy as "any series of the
-  study has one of these modalities".
+  UID lists as exact (indexed) value lists, and ModalitiesInStudy as "any series of
+  the study has one of these modalities". Each key becomes a
+  :class:`~simulators.dicom.store.KeyMatch`; the store alone knows its tables and
+  runs the query (:meth:`~simulators.dicom.store.DicomStore.find_matches`).
 * **responses** - every requested key comes back (zero length when unsupported),
   plus the unique keys of the query level and above, with Specific Character Set
   ISO_IR 192 whenever a value is not ASCII.
@@ -20,8 +22,6 @@ binds them to pynetdicom's events and adds statuses, cancels and event emission.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 from pydicom.dataelem import DataElement
@@ -36,7 +36,9 @@ from pynetdicom.sop_class import (
 )
 
 from simulators.dicom.matching import RANGE_VRS, WILDCARD_VRS, is_universal_key, values_of
-from simulators.dicom.store import DicomStore, StoredInstance
+from simulators.dicom.store import (
+    SEARCH_KEYS, DicomStore, KeyMatch, MatchRow, SearchKey, StoredInstance,
+)
 from simulators.errors import ProtocolError
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
@@ -58,67 +60,13 @@ UNIQUE_KEY = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
               "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One matchable/returnable attribute: its level, SQL expression and matching kind."""
+#: A key the archive can match and return: its level and value kind.
+Field = SearchKey
+#: Every key the archive matches and returns, by keyword (the store's index decides).
+FIELDS: dict[str, Field] = SEARCH_KEYS
 
-    level: str
-    sql: str
-    kind: str  # text | uid | date | time | count | modalities
-
-
-_COUNT = "(SELECT COUNT(*) FROM {table} x {join} WHERE {where})"
-FIELDS: dict[str, Field] = {
-    "PatientID": Field("PATIENT", "p.patient_id", "text"),
-    "IssuerOfPatientID": Field("PATIENT", "p.issuer", "text"),
-    "PatientName": Field("PATIENT", "p.patient_name", "text"),
-    "PatientBirthDate": Field("PATIENT", "p.birth_date", "date"),
-    "PatientSex": Field("PATIENT", "p.sex", "text"),
-    "NumberOfPatientRelatedStudies": Field("PATIENT", _COUNT.format(
-        table="studies", join="", where="x.patient_id = p.patient_id"), "count"),
-    "NumberOfPatientRelatedSeries": Field("PATIENT", _COUNT.format(
-        table="series", join="JOIN studies y ON y.study_uid = x.study_uid",
-        where="y.patient_id = p.patient_id"), "count"),
-    "NumberOfPatientRelatedInstances": Field("PATIENT", _COUNT.format(
-        table="instances", join="JOIN studies y ON y.study_uid = x.study_uid",
-        where="y.patient_id = p.patient_id"), "count"),
-    "StudyInstanceUID": Field("STUDY", "st.study_uid", "uid"),
-    "StudyDate": Field("STUDY", "st.study_date", "date"),
-    "StudyTime": Field("STUDY", "st.study_time", "time"),
-    "AccessionNumber": Field("STUDY", "st.accession", "text"),
-    "StudyDescription": Field("STUDY", "st.description", "text"),
-    "ReferringPhysicianName": Field("STUDY", "st.referring", "text"),
-    "StudyID": Field("STUDY", "st.study_id", "text"),
-    "ModalitiesInStudy": Field("STUDY", "(SELECT group_concat(DISTINCT x.modality) "
-                               "FROM series x WHERE x.study_uid = st.study_uid)", "modalities"),
-    "NumberOfStudyRelatedSeries": Field("STUDY", _COUNT.format(
-        table="series", join="", where="x.study_uid = st.study_uid"), "count"),
-    "NumberOfStudyRelatedInstances": Field("STUDY", _COUNT.format(
-        table="instances", join="", where="x.study_uid = st.study_uid"), "count"),
-    "SeriesInstanceUID": Field("SERIES", "se.series_uid", "uid"),
-    "Modality": Field("SERIES", "se.modality", "text"),
-    "SeriesNumber": Field("SERIES", "se.series_number", "text"),
-    "SeriesDescription": Field("SERIES", "se.description", "text"),
-    "NumberOfSeriesRelatedInstances": Field("SERIES", _COUNT.format(
-        table="instances", join="", where="x.series_uid = se.series_uid"), "count"),
-    "SOPInstanceUID": Field("IMAGE", "i.sop_uid", "uid"),
-    "SOPClassUID": Field("IMAGE", "i.sop_class", "uid"),
-    "InstanceNumber": Field("IMAGE", "i.instance_number", "text"),
-}
-
-_FROM = {
-    "PATIENT": "FROM patients p",
-    "STUDY": "FROM studies st JOIN patients p ON p.patient_id = st.patient_id",
-    "SERIES": "FROM series se JOIN studies st ON st.study_uid = se.study_uid "
-              "JOIN patients p ON p.patient_id = st.patient_id",
-    "IMAGE": "FROM instances i JOIN series se ON se.series_uid = i.series_uid "
-             "JOIN studies st ON st.study_uid = se.study_uid "
-             "JOIN patients p ON p.patient_id = st.patient_id",
-}
 #: Identifier elements that steer the query instead of being matching/return keys.
 _NOT_KEYS = ("", "QueryRetrieveLevel", "SpecificCharacterSet", "TimezoneOffsetFromUTC")
-_ORDER = {"PATIENT": "p.rowid", "STUDY": "st.rowid", "SERIES": "se.rowid",
-          "IMAGE": "CAST(i.instance_number AS INTEGER), i.rowid"}
 
 
 def _fail(message: str, status: int = STATUS_IDENTIFIER_MISMATCH, **context: Any) -> ProtocolError:
@@ -164,43 +112,39 @@ def check_identifier(identifier: Dataset, sop_class_uid: str, *, retrieve: bool 
     return level
 
 
-def _condition(element: DataElement, field: Field, params: list[Any]) -> str | None:
-    """One WHERE clause for a key, or None for universal matching / return-only keys.
+def _match(keyword: str, element: DataElement, field: Field) -> KeyMatch | None:
+    """The match for one key, or None for universal matching / return-only keys.
 
-    UID lists and exact values stay plain SQL (indexed); wildcards, PN and DA/TM/DT
-    go through ``dicom_match``/``dicom_range``, the worklist's own rules (matching.py)
-    registered as SQLite functions, so both C-FIND SCPs agree on every edge case.
+    UID lists and exact values match exactly (the store keeps them indexed);
+    wildcards, PN and DA/TM/DT go through the worklist's own rules (matching.py),
+    so both C-FIND SCPs agree on every edge case.
     """
     if field.kind == "count" or is_universal_key(element):
         return None
-    values = [v.strip() for v in values_of(element.value) if v.strip()]
+    values = tuple(v.strip() for v in values_of(element.value) if v.strip())
     vr = element.VR
     if field.kind == "modalities":
-        params.extend(values)
-        return ("EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND "
-                f"m.modality IN ({','.join('?' * len(values))}))")
+        return KeyMatch(keyword, "exact", values)
     if vr in RANGE_VRS:
-        params.extend(p for v in values for p in (v, vr))
-        return "(" + " OR ".join(f"dicom_range(?, {field.sql}, ?)" for _ in values) + ")"
+        return KeyMatch(keyword, "range", values, vr)
     if vr == "PN" or (vr in WILDCARD_VRS and any(ch in v for v in values for ch in "*?")):
-        params.extend(p for v in values for p in (v, vr))
-        return "(" + " OR ".join(f"dicom_match(?, {field.sql}, ?)" for _ in values) + ")"
-    params.extend(values)
-    return f"{field.sql} IN ({','.join('?' * len(values))})"
+        return KeyMatch(keyword, "pattern", values, vr)
+    return KeyMatch(keyword, "exact", values)
 
 
-def _where(level: str, identifier: Dataset, params: list[Any]) -> str:
+def _matches(level: str, identifier: Dataset) -> list[KeyMatch]:
+    """The identifier's matching keys at ``level`` and above, in identifier order."""
     depth = LEVELS.index(level)
-    clauses = []
+    matches = []
     for element in identifier:
         keyword = keyword_for_tag(element.tag)
         field = FIELDS.get(keyword)
         if field is None or LEVELS.index(field.level) > depth:
             continue  # unsupported or below the level: not used for matching
-        clause = _condition(element, field, params)
-        if clause:
-            clauses.append(clause)
-    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        match = _match(keyword, element, field)
+        if match is not None:
+            matches.append(match)
+    return matches
 
 
 def run_find(store: DicomStore, level: str, identifier: Dataset, *,
@@ -212,16 +156,12 @@ def run_find(store: DicomStore, level: str, identifier: Dataset, *,
     requested = [kw for kw in requested if kw not in _NOT_KEYS]
     selected = list(dict.fromkeys([*unique, *(kw for kw in requested if kw in FIELDS
                                               and LEVELS.index(FIELDS[kw].level) <= depth)]))
-    params: list[Any] = []
-    where = _where(level, identifier, params)
-    columns = ", ".join(f"{FIELDS[kw].sql} AS {kw}" for kw in selected)
-    rows = store.query(f"SELECT {columns} {_FROM[level]} {where} ORDER BY {_ORDER[level]}",
-                       params)
+    rows = store.find_matches(level, _matches(level, identifier), selected)
     for row in rows:
         yield _response(level, identifier, row, selected, requested)
 
 
-def _response(level: str, identifier: Dataset, row: Any, selected: list[str],
+def _response(level: str, identifier: Dataset, row: MatchRow, selected: list[str],
               requested: list[str]) -> Dataset:
     response = Dataset()
     response.QueryRetrieveLevel = level
@@ -230,10 +170,10 @@ def _response(level: str, identifier: Dataset, row: Any, selected: list[str],
         if keyword in selected:
             value: Any = row[keyword]
             kind = FIELDS[keyword].kind
-            if kind == "count":
-                value = str(int(value or 0))
+            if kind == "count":  # the store types counts as int, modalities as a
+                value = str(value)  # sorted tuple (store_index.MatchRow)
             elif kind == "modalities":
-                value = sorted(filter(None, (value or "").split(","))) or None
+                value = list(value) or None
             value = value if value not in ("", None) else None
             non_ascii = non_ascii or (isinstance(value, str) and not value.isascii())
             setattr(response, keyword, value)
@@ -247,14 +187,7 @@ def _response(level: str, identifier: Dataset, row: Any, selected: list[str],
 
 def match_instances(store: DicomStore, level: str, identifier: Dataset) -> list[StoredInstance]:
     """Every stored instance under the entities an (already checked) retrieve selects."""
-    params: list[Any] = []
-    where = _where(level, identifier, params)
-    rows = store.query(
-        "SELECT i.sop_class, i.sop_uid, i.study_uid, i.series_uid, i.path, i.transfer_syntax "
-        f"{_FROM['IMAGE']} {where} ORDER BY st.rowid, se.rowid, {_ORDER['IMAGE']}", params)
-    return [StoredInstance(r["sop_class"], r["sop_uid"], r["study_uid"], r["series_uid"],
-                           Path(r["path"]), r["transfer_syntax"])
-            for r in rows]
+    return store.instances_matching(_matches(level, identifier))
 
 
 def storage_contexts(instances: list[StoredInstance]) -> list[PresentationContext]:

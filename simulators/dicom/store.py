@@ -45,8 +45,12 @@ store: opening a sealed store skips the reconcile walk (122 s and 630 MB for a
 100k-study archive), and the first ``put`` removes the seal (durably, before its file
 is published), so after any crash the next open reconciles as before.
 
-C-FIND matching (identifier to SQL) lives in :mod:`simulators.dicom.qr`, next to
-the level rules it depends on; this module only owns the schema and the writes.
+The index itself - schema, connections, every SQL statement - is
+:mod:`simulators.dicom.store_index`, reached only through this class: other code asks
+named questions (:meth:`DicomStore.instances`, :meth:`DicomStore.find_matches`, ...)
+and gets typed answers, so the store can change its tables without hunting callers.
+C-FIND's PS3.4 rules (levels, unique keys, universal matching) stay in
+:mod:`simulators.dicom.qr`, which hands the store :class:`KeyMatch` conditions.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -70,7 +74,10 @@ from simulators.dicom.fast.files import read_part10
 from simulators.dicom.part10 import (
     REQUIRED_KEYS, file_meta_bytes, index_keys, normalise_time, read_index_keys, text_value,
 )
-from simulators.dicom.matching import match_range, match_string
+from simulators.dicom.store_index import (
+    SEARCH_KEYS, IndexRows, KeyMatch, MatchRow, SearchKey, StoredInstance, StoreIndex, StudyDate,
+    StudySummary, index_rows, studies_by_date,
+)
 from simulators.errors import StoreError
 
 if TYPE_CHECKING:
@@ -88,32 +95,6 @@ STATUS_CANNOT_UNDERSTAND = 0xC210
 _SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _STRIPES = 64
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS patients (
-    patient_id TEXT PRIMARY KEY, issuer TEXT NOT NULL, patient_name TEXT NOT NULL,
-    birth_date TEXT NOT NULL, sex TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS studies (
-    study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL, study_date TEXT NOT NULL,
-    study_time TEXT NOT NULL, accession TEXT NOT NULL, description TEXT NOT NULL,
-    referring TEXT NOT NULL, study_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id);
-CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession);
-CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
-CREATE TABLE IF NOT EXISTS series (
-    series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL, modality TEXT NOT NULL,
-    series_number TEXT NOT NULL, description TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
-CREATE TABLE IF NOT EXISTS instances (
-    sop_uid TEXT NOT NULL, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
-    sop_class TEXT NOT NULL, instance_number TEXT NOT NULL, path TEXT NOT NULL,
-    transfer_syntax TEXT NOT NULL, received REAL NOT NULL, calling_ae TEXT NOT NULL,
-    size INTEGER NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (sop_uid, study_uid));
-CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
-CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class StoreOutcome:
     """What happened to one object: the DIMSE status to answer and why."""
@@ -127,32 +108,6 @@ class StoreOutcome:
     @property
     def ok(self) -> bool:
         return self.status == STATUS_SUCCESS
-
-
-@dataclass(frozen=True, slots=True)
-class StoredInstance:
-    """One indexed object, enough to retrieve it or to answer storage commitment."""
-
-    sop_class_uid: str
-    sop_instance_uid: str
-    study_uid: str
-    series_uid: str
-    path: Path
-    transfer_syntax: str
-
-
-@dataclass(frozen=True, slots=True)
-class StudySummary:
-    """A study as tests and scenario expectations look at it."""
-
-    study_uid: str
-    patient_id: str
-    patient_name: str
-    accession: str
-    study_date: str
-    modalities: tuple[str, ...]
-    series_count: int
-    instance_count: int
 
 
 def _digest(payload: bytes) -> str:
@@ -171,9 +126,10 @@ def _missing(keys: dict[str, str]) -> StoreOutcome | None:
 class DicomStore:
     """Files under ``root/objects`` and their index in ``root/index.sqlite``.
 
-    Thread-safe: pynetdicom runs one thread per association. Writes share one
-    connection behind a lock (SQLite has one writer anyway); reads use one
-    connection per thread so queries run while another association stores.
+    Thread-safe: pynetdicom runs one thread per association. Stores of one SOP
+    Instance UID are serialised by a striped lock (the duplicate check, the publish and
+    the index row are one step); the index serialises its own writes and reads on a
+    connection per thread (:class:`~simulators.dicom.store_index.StoreIndex`).
     """
 
     def __init__(self, root: Path) -> None:
@@ -183,31 +139,14 @@ class DicomStore:
         for directory in (self.root, self.objects, self._tmp):
             directory.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "index.sqlite"
-        self._write_lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._known_dirs: set[Path] = {self.objects}
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._closed = False
-        try:
-            self._writer = self._connect()
-            self._writer.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the index: {exc}", path=str(self.db_path)) from exc
-        self._sealed = bool(self.query("SELECT 1 FROM store_meta WHERE key = 'sealed'"))
-        if self._sealed:  # a bulk load completed and nothing was stored since: no walk
+        self._index = StoreIndex(self.db_path)
+        if self._index.sealed:  # a bulk load completed and nothing was stored since: no walk
             for leftover in self._tmp.iterdir():
                 leftover.unlink(missing_ok=True)
         else:
             self.reconcile()
-
-    def _unseal(self) -> None:
-        """Forget the bulk-load seal durably before the first file is published, so a
-        crash after it makes the next open reconcile (the seal skips that walk)."""
-        with self._write_lock:
-            if self._sealed:
-                self._write_seal(False)
 
     def reconcile(self) -> int:
         """Index object files the index lacks (after a crash); returns how many.
@@ -218,7 +157,7 @@ class DicomStore:
         """
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
-        indexed = {row["path"] for row in self.query("SELECT path FROM instances")}
+        indexed = self._index.indexed_paths()
         added = 0
         for path in sorted(self.objects.rglob("*.dcm")):
             if str(path) in indexed:
@@ -226,7 +165,7 @@ class DicomStore:
             try:
                 instance = read_part10(path)
                 keys = read_index_keys(instance.data, instance.transfer_syntax)
-                self._index(keys, path, instance.transfer_syntax, "", path.stat().st_size, "")
+                self._add(keys, path, instance.transfer_syntax, "", path.stat().st_size, "")
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the archive
                 log.warning("reconcile: cannot index %s: %s", path, exc)
                 continue
@@ -235,54 +174,15 @@ class DicomStore:
             log.warning("reconcile: indexed %d object file(s) missing from the index", added)
         return added
 
-    # -- connections -------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None,
-                               timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: commits do not fsync the WAL; reconcile() rebuilds lost rows from
-        # the fsync'd files (module docstring), so an acknowledged object is never lost.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        # C-FIND matching reuses the worklist's rules (matching.py) instead of
-        # re-implementing wildcards, PN case folding and DA/TM/DT ranges in SQL.
-        conn.create_function("dicom_match", 3, _sql_match, deterministic=True)
-        conn.create_function("dicom_range", 3, _sql_range, deterministic=True)
-        return conn
-
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (created on first use)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise StoreError("store is closed", path=str(self.root))
-            conn = self._connect()
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
-    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
-        """Run a read-only SQL statement on this thread's connection (for qr.py)."""
-        conn = self._reader()
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"index query failed: {exc}", path=str(self.db_path)) from exc
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one read-only SQL statement on the index - for tests and by-hand
+        diagnosis only: code in ``simulators/`` uses the named queries below
+        (``tests/unit/test_store_privacy.py`` holds it to that)."""
+        return self._index.query(sql, params)
 
     def close(self) -> None:
-        """Close every connection; the files and the index stay on disk."""
-        self._closed = True
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for conn in readers:
-            try:
-                conn.close()
-            except sqlite3.ProgrammingError:  # created in another, finished thread
-                pass
-        with self._write_lock:
-            self._writer.close()
+        """Close every index connection; the files and the index stay on disk."""
+        self._index.close()
 
     # -- writing -----------------------------------------------------------------
     def put(self, ds: Dataset, *, transfer_syntax: str, calling_ae: str = "",
@@ -364,22 +264,21 @@ class DicomStore:
             return missing
         sop_uid = keys["SOPInstanceUID"]
         with self._stripes[hash(sop_uid) % _STRIPES]:
-            existing = self.query("SELECT digest, path FROM instances WHERE sop_uid = ?",
-                                  (sop_uid,))
-            if existing:
-                stored = Path(existing[0]["path"])
-                if self._same_content(existing[0]["digest"], stored, payload):
+            existing = self._index.stored_copy(sop_uid)
+            if existing is not None:
+                stored = existing.path
+                if self._same_content(existing.digest, stored, payload):
                     return StoreOutcome(STATUS_SUCCESS, sop_uid, stored,
                                         duplicate=True, comment="identical copy already stored")
                 return StoreOutcome(STATUS_DUPLICATE_CONFLICT, sop_uid, stored, duplicate=True,
                                     comment="SOP Instance UID already stored with other content;"
                                             " first copy kept")
             path = self._object_path(keys)
-            if self._sealed:
-                self._unseal()
+            if self._index.sealed:  # durably unsealed before the file is published, so a
+                self._index.unseal()  # crash after it makes the next open reconcile
             self._publish(staged, path)
             try:
-                self._index(keys, path, transfer_syntax, calling_ae.strip(),
+                self._add(keys, path, transfer_syntax, calling_ae.strip(),
                             meta_size + len(payload), "")
             except BaseException:
                 path.unlink(missing_ok=True)
@@ -417,40 +316,14 @@ class DicomStore:
 
         return BulkIndexer(self, batch)
 
-    def index_batch(self, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
+    def index_batch(self, rows: list[IndexRows]) -> None:
         """Commit the :func:`index_rows` of many objects in one transaction."""
-        try:
-            with self._write_lock:
-                conn = self._writer
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for position, statement in enumerate(_INSERTS):
-                        conn.executemany(statement, [row[position] for row in rows])
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot index objects: {exc}", path=str(self.db_path)) from exc
+        self._index.add_batch(rows)
 
     def seal(self) -> None:
         """Record (durably) that every object file is indexed, so the next open skips
         the reconcile walk; the first :meth:`put` removes the seal again."""
-        with self._write_lock:
-            self._write_seal(True)
-
-    def _write_seal(self, sealed: bool) -> None:
-        """Set or clear the seal with a synced commit (caller holds the write lock)."""
-        conn = self._writer
-        conn.execute("PRAGMA synchronous=FULL")
-        try:
-            if sealed:
-                conn.execute("INSERT OR REPLACE INTO store_meta VALUES ('sealed', '1')")
-            else:
-                conn.execute("DELETE FROM store_meta WHERE key = 'sealed'")
-        finally:
-            conn.execute("PRAGMA synchronous=NORMAL")
-        self._sealed = sealed
+        self._index.seal()
 
     def _ensure_dir(self, directory: Path) -> None:
         """Create ``directory`` and make its new entries durable (fsync the parents)."""
@@ -496,106 +369,57 @@ class DicomStore:
             raise StoreError(f"cannot write object: {exc.strerror or exc}",
                              path=str(path)) from exc
 
-    def _index(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
-               size: int, digest: str) -> None:
-        rows = index_rows(keys, path, transfer_syntax, calling_ae, size, digest)
-        try:
-            with self._write_lock:
-                conn = self._writer
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement, row in zip(_INSERTS, rows):
-                        conn.execute(statement, row)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot index object: {exc}", path=str(path)) from exc
+    def _add(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
+             size: int, digest: str) -> None:
+        self._index.add(index_rows(keys, path, transfer_syntax, calling_ae, size, digest), path)
 
     # -- reading -----------------------------------------------------------------
     def instances(self, study_uid: str | None = None, series_uid: str | None = None,
-                  sop_uids: list[str] | tuple[str, ...] | None = None) -> list[StoredInstance]:
+                  sop_uids: Sequence[str] | None = None) -> list[StoredInstance]:
         """Indexed objects of a study (optionally one series, or only some SOP UIDs)."""
-        clauses, params = [], []
-        for column, value in (("study_uid", study_uid), ("series_uid", series_uid)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if sop_uids is not None:
-            if not sop_uids:
-                return []
-            clauses.append(f"sop_uid IN ({','.join('?' * len(sop_uids))})")
-            params.extend(sop_uids)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.query(
-            "SELECT sop_class, sop_uid, study_uid, series_uid, path, transfer_syntax "
-            f"FROM instances {where} ORDER BY study_uid, series_uid, "
-            "CAST(instance_number AS INTEGER), sop_uid", params)
-        return [StoredInstance(r["sop_class"], r["sop_uid"], r["study_uid"], r["series_uid"],
-                               Path(r["path"]), r["transfer_syntax"]) for r in rows]
+        return self._index.instances(study_uid, series_uid, sop_uids)
 
     def lookup(self, sop_uids: list[str]) -> dict[str, StoredInstance]:
         """The indexed objects among ``sop_uids``, keyed by SOP Instance UID."""
         return {item.sop_instance_uid: item for item in self.instances(sop_uids=sop_uids)}
 
+    def study_uids(self) -> list[str]:
+        """Every Study Instance UID, oldest indexed first (a walk study by study keeps
+        only one study's instances in memory)."""
+        return self._index.study_uids()
+
     def studies(self) -> list[StudySummary]:
         """Every study with its counts, oldest first."""
-        rows = self.query(
-            "SELECT st.study_uid, st.patient_id, COALESCE(p.patient_name, '') AS name, "
-            "st.accession, st.study_date, "
-            "(SELECT group_concat(DISTINCT modality) FROM series x "
-            " WHERE x.study_uid = st.study_uid) AS modalities, "
-            "(SELECT COUNT(*) FROM series x WHERE x.study_uid = st.study_uid) AS n_series, "
-            "(SELECT COUNT(*) FROM instances i WHERE i.study_uid = st.study_uid) AS n_inst "
-            "FROM studies st LEFT JOIN patients p ON p.patient_id = st.patient_id "
-            "ORDER BY st.rowid")
-        return [StudySummary(r["study_uid"], r["patient_id"], r["name"], r["accession"],
-                             r["study_date"],
-                             tuple(sorted(filter(None, (r["modalities"] or "").split(",")))),
-                             r["n_series"], r["n_inst"]) for r in rows]
+        return self._index.studies()
 
     def stats(self) -> dict[str, int]:
         """Counts per level and bytes on disk, for reports and load runs."""
-        row = self.query(
-            "SELECT (SELECT COUNT(*) FROM patients) AS patients, "
-            "(SELECT COUNT(*) FROM studies) AS studies, (SELECT COUNT(*) FROM series) AS series, "
-            "(SELECT COUNT(*) FROM instances) AS instances, "
-            "(SELECT COALESCE(SUM(size), 0) FROM instances) AS bytes")[0]
-        return {key: int(row[key]) for key in row.keys()}
+        return self._index.stats()
+
+    def find_matches(self, level: str, matches: Sequence[KeyMatch],
+                     returned: Sequence[str]) -> list[MatchRow]:
+        """C-FIND's query: ``level`` entities meeting every match, with the ``returned``
+        keys typed as :data:`SEARCH_KEYS` says, oldest indexed first (images by number).
+
+        The PS3.4 rules that turn an identifier into matches (levels, universal
+        matching, wildcards vs exact values) are :func:`simulators.dicom.qr.run_find`'s.
+        """
+        return self._index.find(level, matches, returned)
+
+    def instances_matching(self, matches: Sequence[KeyMatch]) -> list[StoredInstance]:
+        """A retrieve's set: every instance under the entities ``matches`` select."""
+        return self._index.instances_matching(matches)
 
     def find(self, level: str, identifier: Dataset, *, root: str = "STUDY") -> Iterator[Dataset]:
         """C-FIND matching of ``identifier`` at ``level``; one response dataset per match.
 
-        The translation to SQL (wildcards, ranges, UID lists, universal matching)
-        is in :mod:`simulators.dicom.qr`; level and unique-key checks are the SCP's
-        job (:func:`simulators.dicom.qr.check_identifier`).
+        PS3.4's rules (wildcards, ranges, UID lists, universal matching) are applied
+        by :mod:`simulators.dicom.qr`, which queries :meth:`find_matches`; level and
+        unique-key checks are the SCP's job (:func:`simulators.dicom.qr.check_identifier`).
         """
         from simulators.dicom.qr import run_find  # qr imports this module
 
         return run_find(self, level, identifier, root=root)
-
-
-_INSERTS = ("INSERT OR IGNORE INTO patients VALUES (?,?,?,?,?)",
-            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?)",
-            "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
-            "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-
-
-def index_rows(keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
-               size: int, digest: str) -> tuple[tuple[Any, ...], ...]:
-    """The patient, study, series and instance rows of one object (see ``_INSERTS``)."""
-    k = keys
-    return ((k["PatientID"], k["IssuerOfPatientID"], k["PatientName"], k["PatientBirthDate"],
-             k["PatientSex"]),
-            (k["StudyInstanceUID"], k["PatientID"], k["StudyDate"], normalise_time(k["StudyTime"]),
-             k["AccessionNumber"], k["StudyDescription"], k["ReferringPhysicianName"],
-             k["StudyID"]),
-            (k["SeriesInstanceUID"], k["StudyInstanceUID"], k["Modality"], k["SeriesNumber"],
-             k["SeriesDescription"]),
-            (k["SOPInstanceUID"], k["SeriesInstanceUID"], k["StudyInstanceUID"], k["SOPClassUID"],
-             k["InstanceNumber"], str(path), transfer_syntax, time.time(), calling_ae, size,
-             digest))
 
 
 def object_path(objects: Path, keys: dict[str, str]) -> Path:
@@ -604,14 +428,6 @@ def object_path(objects: Path, keys: dict[str, str]) -> Path:
     safe = [p if len(p) <= 64 and _SAFE_UID.fullmatch(p)
             else "x" + hashlib.sha1(p.encode()).hexdigest() for p in parts]
     return objects / safe[0] / safe[1] / f"{safe[2]}.dcm"
-
-
-def _sql_match(key: str, value: str | None, vr: str) -> bool:
-    return match_string(key, value or "", vr)
-
-
-def _sql_range(key: str, value: str | None, vr: str) -> bool:
-    return match_range(key, value or "", vr)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -625,5 +441,6 @@ def _fsync_dir(directory: Path) -> None:
 
 __all__ = ["DicomStore", "StoreOutcome", "object_path", "index_rows",
            "read_index_keys", "StoredInstance", "StudySummary", "normalise_time",
+           "KeyMatch", "MatchRow", "SearchKey", "SEARCH_KEYS", "StudyDate", "studies_by_date",
            "STATUS_SUCCESS", "STATUS_DUPLICATE_CONFLICT", "STATUS_MISSING_ATTRIBUTE",
            "STATUS_OUT_OF_RESOURCES", "STATUS_CANNOT_UNDERSTAND"]

@@ -28,8 +28,8 @@ def _text(ds, keyword: str) -> str:  # noqa: ANN001 - pydicom Dataset
 
 def _every_instance(store: DicomStore) -> Iterator[StoredInstance]:
     """Study by study, so only one study's rows are in memory at a time."""
-    for row in store.query("SELECT study_uid FROM studies ORDER BY rowid"):
-        yield from store.instances(study_uid=row["study_uid"])
+    for study_uid in store.study_uids():
+        yield from store.instances(study_uid=study_uid)
 
 
 def audit_archive(directory: Path, rules: IngestionRules | None = None) -> Iterator[Finding]:

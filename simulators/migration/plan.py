@@ -10,20 +10,21 @@
 * ``parallel`` - only the ``--since`` window moves; the legacy stays the system of
   record for older priors (a viewer looks them up there).
 
-Study lists are *streamed*: from the legacy's SQLite index when the source is a
-directory (one ordered cursor), otherwise by Study Root C-FIND in date windows of
-one year, so no single answer and no list in memory grows with the archive.
+Study lists are *streamed*: from the legacy store's index when the source is a
+directory (one ordered read, :func:`simulators.dicom.store.studies_by_date`), otherwise
+by Study Root C-FIND in date windows of one year, so no single answer and no list in
+memory grows with the archive.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal, Sequence
 
+from simulators.dicom.store import studies_by_date
 from simulators.errors import ConfigError
 
 Strategy = Literal["full", "staged", "parallel"]
@@ -99,20 +100,14 @@ def batches(refs: Iterable[StudyRef], size: int) -> Iterator[list[StudyRef]]:
 
 
 def studies_from_index(db_path: Path, stage: Stage) -> Iterator[StudyRef]:
-    """Stream a legacy directory's studies of ``stage`` from its SQLite index, oldest first.
+    """Stream a legacy directory's studies of ``stage`` from its store index, oldest first.
 
-    Read-only connection (``mode=ro``): the archive serving the directory keeps writing
-    its own WAL; the planner must never lock it.
+    The store reads its index read-only and on a connection of its own: the archive
+    serving the directory keeps writing; the planner must never lock it.
     """
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        cursor = conn.execute("SELECT study_uid, study_date, patient_id FROM studies "
-                              "ORDER BY study_date, rowid")
-        for uid, date, patient in cursor:
-            if stage.holds(date or ""):
-                yield StudyRef(uid, date or "", patient or "")
-    finally:
-        conn.close()
+    for study in studies_by_date(db_path):
+        if stage.holds(study.study_date):
+            yield StudyRef(study.study_uid, study.study_date, study.patient_id)
 
 
 #: C-FIND STUDY level for one date range ("YYYYMMDD-YYYYMMDD"); returns the refs found.
