@@ -47,8 +47,7 @@ from simulators.dicom.fast import suboperations
 from simulators.dicom.fast.server import DimseRequest, FastServer, Reply, ServerSettings, SupportedContext
 from simulators.dicom.mpps import MppsManager
 from simulators.dicom.qr import (
-    MODEL_OF_SOP_CLASS, STATUS_UNABLE_TO_PROCESS, check_identifier,
-    match_instances, status_of, vr_of,
+    MODEL_OF_SOP_CLASS, STATUS_UNABLE_TO_PROCESS, check_identifier, match_instances, run_find, status_of, vr_of,
 )
 from simulators.dicom.store import DicomStore, StoreOutcome, StudySummary
 from simulators.dicomweb.server import DicomWebServer
@@ -238,7 +237,7 @@ class Archive(Actor):
             except ProtocolError as exc:
                 raise ConfigError(str(exc), key=keyword) from exc
         return [{e.keyword: _plain(e.value) for e in found if e.keyword != "QueryRetrieveLevel"}
-                for found in self.store.find("STUDY", identifier, root="STUDY")]
+                for found in run_find(self.store, "STUDY", identifier, root="STUDY")]
 
     # -- C-STORE -----------------------------------------------------------------------
     async def _on_store(self, request: DimseRequest) -> Reply:
@@ -276,7 +275,7 @@ class Archive(Actor):
                 raise ProtocolError("C-FIND without an identifier", status="0xA900")
             level = check_identifier(identifier, sop_class)
             matches = await request.run_blocking(
-                lambda: list(self.store.find(level, identifier, root=MODEL_OF_SOP_CLASS[sop_class])))
+                lambda: list(run_find(self.store, level, identifier, root=MODEL_OF_SOP_CLASS[sop_class])))
         except ProtocolError as exc:
             request.event.detail["error"] = str(exc)
             return status_of(exc)

@@ -23,7 +23,7 @@ from simulators.dicom.store import DicomStore, index_rows
 class BulkIndexer:
     """Batched index inserts for files written outside :meth:`DicomStore.put`."""
 
-    def __init__(self, store: DicomStore, batch: int) -> None:
+    def __init__(self, store: DicomStore, batch: int = 5000) -> None:
         self._store, self._batch = store, max(1, batch)
         self._pending: list[tuple[tuple[Any, ...], ...]] = []
         self.indexed = 0

@@ -39,7 +39,7 @@ The index is keyed on (SOP Instance UID, Study Instance UID), not the SOP Instan
 alone: real legacy archives hold the same SOP Instance UID in two studies, and a
 seeded legacy archive (simulators/legacy) must represent them, each retrieved with
 its own study. C-STORE still refuses a second copy of a stored SOP Instance UID (the
-policy above looks the UID up alone). :meth:`DicomStore.bulk_loader` indexes files
+policy above looks the UID up alone). :class:`simulators.dicom.bulk.BulkIndexer` indexes files
 written outside ``put`` (the legacy seeder) in large transactions, then *seals* the
 store: opening a sealed store skips the reconcile walk (122 s and 630 MB for a
 100k-study archive), and the first ``put`` removes the seal (durably, before its file
@@ -64,7 +64,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -79,9 +79,6 @@ from simulators.dicom.store_index import (
     StudySummary, index_rows, studies_by_date,
 )
 from simulators.errors import StoreError
-
-if TYPE_CHECKING:
-    from simulators.dicom.bulk import BulkIndexer
 
 log = logging.getLogger(__name__)
 
@@ -306,16 +303,6 @@ class DicomStore:
     def _object_path(self, keys: dict[str, str]) -> Path:
         return object_path(self.objects, keys)
 
-    def bulk_loader(self, *, batch: int = 5000) -> "BulkIndexer":
-        """Index many already-written object files in a few large transactions.
-
-        For bulk loads (the legacy seeder), not acknowledged C-STOREs: nothing is
-        durable until :meth:`BulkIndexer.close` commits and syncs the file system.
-        """
-        from simulators.dicom.bulk import BulkIndexer
-
-        return BulkIndexer(self, batch)
-
     def index_batch(self, rows: list[IndexRows]) -> None:
         """Commit the :func:`index_rows` of many objects in one transaction."""
         self._index.add_batch(rows)
@@ -409,17 +396,6 @@ class DicomStore:
     def instances_matching(self, matches: Sequence[KeyMatch]) -> list[StoredInstance]:
         """A retrieve's set: every instance under the entities ``matches`` select."""
         return self._index.instances_matching(matches)
-
-    def find(self, level: str, identifier: Dataset, *, root: str = "STUDY") -> Iterator[Dataset]:
-        """C-FIND matching of ``identifier`` at ``level``; one response dataset per match.
-
-        PS3.4's rules (wildcards, ranges, UID lists, universal matching) are applied
-        by :mod:`simulators.dicom.qr`, which queries :meth:`find_matches`; level and
-        unique-key checks are the SCP's job (:func:`simulators.dicom.qr.check_identifier`).
-        """
-        from simulators.dicom.qr import run_find  # qr imports this module
-
-        return run_find(self, level, identifier, root=root)
 
 
 def object_path(objects: Path, keys: dict[str, str]) -> Path:

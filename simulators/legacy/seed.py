@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+from simulators.dicom.bulk import BulkIndexer
 from simulators.dicom.store import DicomStore
 from simulators.errors import ConfigError
 from simulators.legacy.build import ChunkJob, ChunkResult, seed_chunk, worker_count
@@ -143,7 +144,7 @@ def seed_archive(out: Path, *, studies: int, years: int, dirt: str, seed: int,
     try:
         jobs = _chunks(patient_histories(seed, studies, years, until),
                        lambda batch: ChunkJob(seed, dirt, objects, rows, batch))
-        with store.bulk_loader() as loader, open(defects_log, "w", encoding="utf-8") as log:
+        with BulkIndexer(store) as loader, open(defects_log, "w", encoding="utf-8") as log:
             for result in _results(jobs, count):
                 for keys, path, size in result.instances:
                     loader.add(keys, Path(path), transfer_syntax="1.2.840.10008.1.2.1",

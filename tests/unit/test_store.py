@@ -18,7 +18,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from simulators.dicom.qr import check_identifier, match_instances, status_of
+from simulators.dicom.qr import check_identifier, match_instances, run_find, status_of
 from simulators.dicom.store import (
     STATUS_DUPLICATE_CONFLICT, STATUS_MISSING_ATTRIBUTE, DicomStore,
 )
@@ -172,7 +172,7 @@ def populated(store: DicomStore) -> DicomStore:
 
 
 def _find(store: DicomStore, level: str, root: str = "STUDY", **keys: object) -> list[Dataset]:
-    return list(store.find(level, _identifier(level, **keys), root=root))
+    return list(run_find(store, level, _identifier(level, **keys), root=root))
 
 
 def test_find_patient_level_with_counts(populated: DicomStore) -> None:
@@ -309,7 +309,7 @@ def test_reconcile_indexes_files_whose_rows_were_lost(tmp_path: Path) -> None:
     try:
         [found] = again.instances(sop_uids=[lost.SOPInstanceUID])
         assert found.path.is_file() and found.study_uid == lost.StudyInstanceUID
-        studies = list(again.find("STUDY", _identifier("STUDY", AccessionNumber="LOST1",
+        studies = list(run_find(again, "STUDY", _identifier("STUDY", AccessionNumber="LOST1",
                                                        StudyInstanceUID="")))
         assert [s.StudyInstanceUID for s in studies] == [lost.StudyInstanceUID]
         assert again.stats()["instances"] == 2

@@ -31,7 +31,7 @@ ARCHIVE_STORE = {"dicom/store.py", "dicom/store_index.py"}
 SQL_OWNERS = ARCHIVE_STORE | {
     "kpi/store.py",              # go-live probe results
     "migration/checkpoint.py",   # the migration's resumable checkpoint
-    "migration/checks.py",       # the cross-study checker's scratch database
+    "quality/checks.py",       # the cross-study checker's scratch database
 }
 ARCHIVE_TABLES = ("patients", "studies", "series", "instances", "store_meta")
 
