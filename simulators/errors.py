@@ -6,6 +6,7 @@ status code), so the CLI can print one clear line and pick an exit code::
 
     PacsimError                 root; ``context`` holds key/value details
     ├── ConfigError             bad settings or actor configuration (exit 2)
+    │   └── PortInUse           a server's host:port is taken by another process
     ├── ScenarioError           a scenario file is wrong: file, line, field (exit 2)
     ├── WorldError              the synthetic world cannot build what was asked
     ├── ProtocolError           a peer answered badly: peer, AE titles, status
@@ -40,6 +41,19 @@ class PacsimError(Exception):
 
 class ConfigError(PacsimError):
     """Settings or actor configuration that cannot work (unknown key, bad port...)."""
+
+
+class PortInUse(ConfigError):
+    """A server cannot listen because ``host:port`` is already taken.
+
+    Why its own type: "choose another port" is the one fix, so callers (the CLI,
+    a test picking ports) can tell it apart from other bad settings.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port} is already in use")
+        self.host = host
+        self.port = port
 
 
 class ScenarioError(PacsimError):
@@ -81,6 +95,6 @@ class StoreError(PacsimError):
 
 
 __all__ = [
-    "PacsimError", "ConfigError", "ScenarioError", "WorldError", "ProtocolError",
+    "PacsimError", "ConfigError", "PortInUse", "ScenarioError", "WorldError", "ProtocolError",
     "AssociationError", "MllpError", "StoreError",
 ]

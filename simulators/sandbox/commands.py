@@ -99,11 +99,14 @@ def up(args: argparse.Namespace) -> int:
     sandbox = Sandbox(environment, runtime=args.runtime, pace=args.pace, seed=args.seed,
                       day=args.day, start_time=start, duration=duration)
     done = threading.Event()
+    # The API binds first: a taken --api-port (PortInUse, exit 2) is reported before
+    # the site starts, which takes a minute with --runtime docker, and nothing is left
+    # to clean up.
+    api = TrainerApi(sandbox, args.api_host, args.api_port, on_down=done.set).start()
     previous = {sig: signal.signal(sig, lambda *_: done.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
-    sandbox.start()
-    api = TrainerApi(sandbox, args.api_host, args.api_port, on_down=done.set).start()
     try:
+        sandbox.start()
         write_state(args.state, api.address, args.site)
         host, port = api.address
         _say(f"sandbox up: {sandbox.site.describe()}")
