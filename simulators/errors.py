@@ -6,10 +6,12 @@ status code), so the CLI can print one clear line and pick an exit code::
 
     PacsimError                 root; ``context`` holds key/value details
     ├── ConfigError             bad settings or actor configuration (exit 2)
-    │   └── PortInUse           a server's host:port is taken by another process
+    │   └── PortInUse           a listener's port is taken: host, port
     ├── ScenarioError           a scenario file is wrong: file, line, field (exit 2)
     ├── WorldError              the synthetic world cannot build what was asked
     ├── ProtocolError           a peer answered badly: peer, AE titles, status
+    │   ├── PeerUnreachable     TCP connect refused, host unreachable, name unknown
+    │   ├── Timeout             the peer did not answer in time (also a TimeoutError)
     │   ├── AssociationError    association rejected, aborted or unreachable
     │   └── MllpError           MLLP framing, size or timeout problem
     └── StoreError              the durable store could not keep an object
@@ -44,16 +46,18 @@ class ConfigError(PacsimError):
 
 
 class PortInUse(ConfigError):
-    """A server cannot listen because ``host:port`` is already taken.
+    """A listener cannot bind because another socket already holds ``host:port``.
 
-    Why its own type: "choose another port" is the one fix, so callers (the CLI,
-    a test picking ports) can tell it apart from other bad settings.
+    Separate from other bind failures (no such address, no permission) because the
+    remedy differs: pick another port or stop the other process, which a caller
+    (a test picking free ports, a CLI suggesting ``--port``) can act on.
     """
 
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(f"{host}:{port} is already in use")
-        self.host = host
-        self.port = port
+    attributes = ("host", "port")
+
+    def __init__(self, message: str, *, host: str, port: int, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.host, self.port = host, port
 
 
 class ScenarioError(PacsimError):
@@ -82,6 +86,23 @@ class ProtocolError(PacsimError):
     """
 
 
+class PeerUnreachable(ProtocolError):
+    """No connection to the peer: refused, no route, or its host name is unknown.
+
+    The peer's application never saw the request, so retrying elsewhere or later is
+    safe. A connect that simply got no answer in time is a :class:`Timeout` (as in
+    httpx); pynetdicom does not tell the two apart, so its failed connects land here.
+    """
+
+
+class Timeout(ProtocolError, TimeoutError):
+    """The peer did not answer in time: TCP connect, association, DIMSE or MLLP reply.
+
+    Also a builtin :class:`TimeoutError`, so code that guards a call with
+    ``except TimeoutError`` (probes, waits) sees pacsim's timeouts as timeouts.
+    """
+
+
 class AssociationError(ProtocolError):
     """A DICOM association could not be established or was aborted."""
 
@@ -96,5 +117,5 @@ class StoreError(PacsimError):
 
 __all__ = [
     "PacsimError", "ConfigError", "PortInUse", "ScenarioError", "WorldError", "ProtocolError",
-    "AssociationError", "MllpError", "StoreError",
+    "PeerUnreachable", "Timeout", "AssociationError", "MllpError", "StoreError",
 ]

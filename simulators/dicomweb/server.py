@@ -160,14 +160,20 @@ class _Handler(JsonHandler):
                 event.outcome, event.status = "failed", str(exc.status)
                 event.detail["error"] = exc.error.message
                 self._refuse(exc)
-            except TimeoutError:
-                event.outcome, event.status = "failed", "408"
-                event.detail["error"] = "the client stalled mid-request"
-                self.timed_out()
             except (BrokenPipeError, ConnectionResetError) as exc:
                 event.outcome, event.detail["error"] = "error", f"client went away: {exc}"
                 self.close_connection = True
             except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
+                if isinstance(exc, TimeoutError) and not isinstance(exc, PacsimError):
+                    # The socket's idle timeout: the client stalled mid-request (a
+                    # pacsim Timeout is a TimeoutError too, but a failure of ours).
+                    event.outcome, event.status = "failed", "408"
+                    event.detail["error"] = "the client stalled mid-request"
+                    if getattr(self, "_started", False):
+                        self.close_connection = True  # mid-stream: only closing is left
+                    else:
+                        self.timed_out()
+                    return
                 log.exception("DICOMweb request failed: %s %s", method, path)
                 event.outcome, event.status, event.detail["error"] = "error", "500", str(exc)
                 self._refuse(Refused(500, PacsimError("internal error")))

@@ -8,8 +8,8 @@ own idea of timeouts and failures. Everything now goes through :class:`JsonClien
 * every call has a timeout (a peer that accepts and never answers cannot hang a run);
 * a peer that cannot be reached, one that does not answer in time, and one that
   answers an error are three different pacsim errors a caller can tell apart
-  (:data:`UNREACHABLE`, :data:`TIMED_OUT`, and the error the server's JSON error
-  body names, :mod:`simulators.http.problem`);
+  (:class:`~simulators.errors.PeerUnreachable`, :class:`~simulators.errors.Timeout`,
+  and the error the server's JSON error body names, :mod:`simulators.http.problem`);
 * proxies from the environment (``HTTP_PROXY``) are ignored for loopback services:
   a corporate proxy cannot reach this machine's 127.0.0.1, and pacsim's own services
   live there. Other hosts (an Orthanc elsewhere) follow the environment as usual.
@@ -30,15 +30,11 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
-from simulators.errors import ConfigError, PacsimError, ProtocolError
+from simulators.errors import ConfigError, PacsimError, PeerUnreachable, ProtocolError, Timeout
 from simulators.http.problem import error_from_problem
 
 #: Seconds a call may take unless its caller says otherwise.
 DEFAULT_TIMEOUT = 10.0
-#: What a peer that cannot be reached (refused, unknown name) raises.
-UNREACHABLE: type[PacsimError] = ProtocolError
-#: What a peer that does not answer in time raises.
-TIMED_OUT: type[PacsimError] = ProtocolError
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +109,10 @@ class JsonClient:
                  headers: dict[str, str] | None = None) -> Answer:
         """Send one request and return whatever the service answered.
 
-        Raises :data:`UNREACHABLE` when nobody answers at that address,
-        :data:`TIMED_OUT` when the service does not answer within ``timeout``
-        seconds, ProtocolError when the connection breaks mid-answer."""
+        Raises PeerUnreachable when nobody answers at that address (refused, no
+        route, unknown name), Timeout when the service does not connect or answer
+        within ``timeout`` seconds, ProtocolError when the connection breaks
+        mid-answer."""
         wait = self.timeout if timeout is None else float(timeout)
         url = self.base_url + path
         sent_headers = dict(headers or {})
@@ -129,11 +126,12 @@ class JsonClient:
                                         timeout=wait, allow_redirects=False)
                 content = reply.content
         except requests.Timeout:
-            raise TIMED_OUT(f"{self.name} did not answer within {wait:g}s",
+            raise Timeout(f"{self.name} did not answer within {wait:g}s",
                             peer=self.peer, request=f"{method} {path or '/'}") from None
         except requests.ConnectionError as exc:
             if _refused(exc):
-                raise UNREACHABLE(f"{self.name} cannot be reached", peer=self.peer) from None
+                raise PeerUnreachable(f"{self.name} cannot be reached",
+                                      peer=self.peer) from None
             raise ProtocolError(f"{self.name}: the connection broke: {exc}",
                                 peer=self.peer) from None
         except requests.RequestException as exc:
@@ -203,4 +201,4 @@ def answers(url: str, *, timeout: float = 5.0) -> bool:
         return False
 
 
-__all__ = ["JsonClient", "Answer", "answers", "DEFAULT_TIMEOUT", "UNREACHABLE", "TIMED_OUT"]
+__all__ = ["JsonClient", "Answer", "answers", "DEFAULT_TIMEOUT"]

@@ -126,9 +126,9 @@ class JsonHttpServer:
             httpd = _Listener((self.host, self.requested_port), self.handler_class())
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                error = PortInUse(self.host, self.requested_port)
-                error.context["server"] = self.what
-                raise error from None
+                raise PortInUse(f"{self.host}:{self.requested_port} is already in use",
+                                host=self.host, port=self.requested_port,
+                                server=self.what) from None
             raise ConfigError(f"the {self.what} cannot listen: {exc.strerror or exc}",
                               host=self.host, port=self.requested_port) from exc
         self._httpd = httpd

@@ -20,9 +20,10 @@ import pytest
 from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.dicom.store import DicomStore
 from simulators.dicomweb.server import DicomWebServer
-from simulators.errors import ConfigError, PacsimError, PortInUse, ScenarioError
+from simulators.errors import (
+    ConfigError, PacsimError, PeerUnreachable, PortInUse, ScenarioError, Timeout,
+)
 from simulators.events import EventBus
-from simulators.http import client as http_client
 from simulators.http.client import Answer, JsonClient, answers
 from simulators.http.problem import Refused
 from simulators.http.server import JsonHttpServer, Request, Route
@@ -92,6 +93,7 @@ def test_a_taken_port_is_port_in_use_naming_host_and_port() -> None:
             Echo("127.0.0.1", port).start()
     assert (raised.value.host, raised.value.port) == ("127.0.0.1", port)
     assert str(raised.value).startswith(f"127.0.0.1:{port} is already in use")
+    assert raised.value.context["server"] == "echo API"
     assert isinstance(raised.value, ConfigError)
 
 
@@ -197,7 +199,7 @@ def test_nobody_listening_is_unreachable() -> None:
     with socket.create_server(("127.0.0.1", 0)) as sock:
         port = sock.getsockname()[1]
     client = JsonClient(f"http://127.0.0.1:{port}", timeout=5, name="gone")
-    with pytest.raises(http_client.UNREACHABLE) as raised:
+    with pytest.raises(PeerUnreachable) as raised:
         client.get("/")
     assert raised.value.context["peer"] == f"127.0.0.1:{port}"
     assert "cannot be reached" in raised.value.message
@@ -208,7 +210,7 @@ def test_a_peer_that_never_answers_times_out() -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
         client = JsonClient(f"http://127.0.0.1:{port}", timeout=0.3, name="silent")
-        with pytest.raises(http_client.TIMED_OUT) as raised:
+        with pytest.raises(Timeout) as raised:
             client.get("/")
     assert "did not answer within 0.3s" in raised.value.message
 
@@ -227,10 +229,34 @@ def test_port_in_use_survives_the_wire() -> None:
             return {("GET", "/"): self._fail}
 
         def _fail(self, request: Request) -> Any:
-            raise Refused(409, PortInUse("10.0.0.1", 104))
+            raise Refused(409, PortInUse("10.0.0.1:104 is already in use",
+                                         host="10.0.0.1", port=104))
 
     with Taken() as server:
         with pytest.raises(PortInUse) as raised:
             _client(server).get("/")
     assert (raised.value.host, raised.value.port) == ("10.0.0.1", 104)
     assert str(raised.value) == "10.0.0.1:104 is already in use"
+
+
+def test_a_stalled_stow_upload_is_408_and_one_failed_exchange(tmp_path: Path) -> None:
+    events = EventBus()
+    seen: list[Any] = []
+    events.subscribe(seen.append)
+    store = DicomStore(tmp_path / "store")
+    try:
+        web = DicomWebServer(store, events=events)
+        web.idle_timeout = 0.5
+        with web, socket.create_connection(web.address, timeout=10) as stalled:
+            stalled.sendall(b"POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\n"
+                            b'Content-Type: multipart/related; type="application/dicom"; '
+                            b"boundary=b\r\nContent-Length: 1000\r\n\r\n--b\r\n")
+            received = b""
+            while chunk := stalled.recv(4096):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 408")
+            assert _client(web).exchange("GET", "/dicom-web/studies").status == 200
+    finally:
+        store.close()
+    stow = [event for event in seen if event.kind == "dicomweb.stow"]
+    assert [(event.outcome, event.status) for event in stow] == [("failed", "408")]
