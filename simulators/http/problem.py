@@ -26,8 +26,8 @@ from simulators.errors import ConfigError, PacsimError
 
 #: Error classes a body may name; anything else comes back as the root PacsimError.
 ERROR_TYPES: dict[str, type[PacsimError]] = {
-    name: cls for name in errors.__all__
-    if isinstance(cls := getattr(errors, name), type) and issubclass(cls, PacsimError)}
+    name: getattr(errors, name) for name in errors.__all__
+    if isinstance(getattr(errors, name), type) and issubclass(getattr(errors, name), PacsimError)}
 #: Attributes every PacsimError has; the rest of ``vars(error)`` travels as ``fields``.
 _BASE_ATTRIBUTES = frozenset({"message", "context"})
 

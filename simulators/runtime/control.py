@@ -89,9 +89,15 @@ class ControlServer(JsonHttpServer):
     def start(self) -> ControlServer:
         if self.running:
             return self
-        super().start()
+        # Listen to the actor before the first request can arrive, and stop if binding
+        # fails (a taken port): no subscription outlives a server that never ran.
         self._unsubscribe = self.session.actor.events.subscribe(self._window)
-        return self
+        try:
+            return super().start()
+        except BaseException:
+            self._unsubscribe()
+            self._unsubscribe = None
+            raise
 
     def stop(self) -> None:
         if not self.running:
