@@ -5,12 +5,12 @@ used to answer errors three ways (plain text, ``{"error": {...}}``, ``{"error":
 "text"}``), so every client parsed them differently. Now every error answer is::
 
     {"error": {"status": 404, "type": "ConfigError", "message": "...",
-               "context": {...}, "fields": {...}}}
+               "context": {...}, "attributes": {...}}}
 
 ``type`` is the :mod:`simulators.errors` class name, so a client rebuilds the same
 exception (a step sees ``ProtocolError(status="0xC310")`` whether the modality ran
 in-process or in a container); ``context`` is the error's structured details and
-``fields`` the attributes a subclass adds (a ScenarioError's file and line, the host
+``attributes`` what a subclass keeps besides (a ScenarioError's file and line, the host
 and port of PortInUse). A request problem the server itself finds (bad JSON, a body
 too large, an unknown route) is a :class:`~simulators.errors.ConfigError`: the
 caller sent something that cannot work.
@@ -28,7 +28,7 @@ from simulators.errors import ConfigError, PacsimError
 ERROR_TYPES: dict[str, type[PacsimError]] = {
     name: getattr(errors, name) for name in errors.__all__
     if isinstance(getattr(errors, name), type) and issubclass(getattr(errors, name), PacsimError)}
-#: Attributes every PacsimError has; the rest of ``vars(error)`` travels as ``fields``.
+#: Attributes every PacsimError has; the rest of ``vars(error)`` travels as ``attributes``.
 _BASE_ATTRIBUTES = frozenset({"message", "context"})
 
 
@@ -61,13 +61,13 @@ def problem(status: int, error: BaseException) -> dict[str, Any]:
     A non-pacsim exception (a bug) is described as the root PacsimError: its class
     name is an implementation detail no client can act on."""
     if isinstance(error, PacsimError):
-        fields = {key: _plain(value) for key, value in vars(error).items()
-                  if key not in _BASE_ATTRIBUTES and not key.startswith("_")}
+        attributes = {key: _plain(value) for key, value in vars(error).items()
+                      if key not in _BASE_ATTRIBUTES and not key.startswith("_")}
         body: dict[str, Any] = {
             "status": int(status), "type": type(error).__name__, "message": error.message,
             "context": {key: _plain(value) for key, value in error.context.items()}}
-        if fields:
-            body["fields"] = fields
+        if attributes:
+            body["attributes"] = attributes
         return {"error": body}
     return {"error": {"status": int(status), "type": "PacsimError",
                       "message": f"{type(error).__name__}: {error}", "context": {}}}
@@ -86,13 +86,14 @@ def error_from_problem(body: Any, *, status: int | None = None,
     cls = ERROR_TYPES.get(str(payload.get("type")), PacsimError)
     message = str(payload.get("message", "remote error"))
     context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
-    fields = payload.get("fields") if isinstance(payload.get("fields"), dict) else {}
+    given = payload.get("attributes")
+    attributes = given if isinstance(given, dict) else {}
     # Rebuilt without calling the subclass's __init__: its signature is its own
-    # (PortInUse takes host and port), while message, context and fields are all
+    # (PortInUse takes host and port), while message, context and attributes are all
     # an error is; the class's __str__ then renders them as on the server.
     error = cls.__new__(cls)
     PacsimError.__init__(error, message, **context)
-    for key, value in fields.items():
+    for key, value in attributes.items():
         if key not in _BASE_ATTRIBUTES and not str(key).startswith("_"):
             setattr(error, str(key), value)
     return error
