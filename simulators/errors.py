@@ -6,9 +6,12 @@ status code), so the CLI can print one clear line and pick an exit code::
 
     PacsimError                 root; ``context`` holds key/value details
     ├── ConfigError             bad settings or actor configuration (exit 2)
+    │   └── PortInUse           a listener's port is taken: host, port
     ├── ScenarioError           a scenario file is wrong: file, line, field (exit 2)
     ├── WorldError              the synthetic world cannot build what was asked
     ├── ProtocolError           a peer answered badly: peer, AE titles, status
+    │   ├── PeerUnreachable     TCP connect refused, host unreachable, name unknown
+    │   ├── Timeout             the peer did not answer in time (also a TimeoutError)
     │   ├── AssociationError    association rejected, aborted or unreachable
     │   └── MllpError           MLLP framing, size or timeout problem
     └── StoreError              the durable store could not keep an object
@@ -42,6 +45,21 @@ class ConfigError(PacsimError):
     """Settings or actor configuration that cannot work (unknown key, bad port...)."""
 
 
+class PortInUse(ConfigError):
+    """A listener cannot bind because another socket already holds ``host:port``.
+
+    Separate from other bind failures (no such address, no permission) because the
+    remedy differs: pick another port or stop the other process, which a caller
+    (a test picking free ports, a CLI suggesting ``--port``) can act on.
+    """
+
+    attributes = ("host", "port")
+
+    def __init__(self, message: str, *, host: str, port: int, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.host, self.port = host, port
+
+
 class ScenarioError(PacsimError):
     """A scenario file is invalid; names the file, line and field like a compiler."""
 
@@ -68,6 +86,23 @@ class ProtocolError(PacsimError):
     """
 
 
+class PeerUnreachable(ProtocolError):
+    """No connection to the peer: refused, no route, or its host name is unknown.
+
+    The peer's application never saw the request, so retrying elsewhere or later is
+    safe. A connect that simply got no answer in time is a :class:`Timeout` (as in
+    httpx); pynetdicom does not tell the two apart, so its failed connects land here.
+    """
+
+
+class Timeout(ProtocolError, TimeoutError):
+    """The peer did not answer in time: TCP connect, association, DIMSE or MLLP reply.
+
+    Also a builtin :class:`TimeoutError`, so code that guards a call with
+    ``except TimeoutError`` (probes, waits) sees pacsim's timeouts as timeouts.
+    """
+
+
 class AssociationError(ProtocolError):
     """A DICOM association could not be established or was aborted."""
 
@@ -81,6 +116,6 @@ class StoreError(PacsimError):
 
 
 __all__ = [
-    "PacsimError", "ConfigError", "ScenarioError", "WorldError", "ProtocolError",
-    "AssociationError", "MllpError", "StoreError",
+    "PacsimError", "ConfigError", "PortInUse", "ScenarioError", "WorldError", "ProtocolError",
+    "PeerUnreachable", "Timeout", "AssociationError", "MllpError", "StoreError",
 ]

@@ -18,8 +18,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +68,21 @@ def read_state(path: Path) -> dict[str, Any]:
 def call_api(state: dict[str, Any], method: str, route: str,
              body: dict[str, Any] | None = None) -> dict[str, Any]:
     """One JSON request to the running sandbox; ConfigError with the API's own message."""
-    data = None if body is None and method == "GET" else json.dumps(body or {}).encode()
-    request = urllib.request.Request(state["api"] + route, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    from simulators.errors import PacsimError
+    from simulators.http.client import JsonClient
+
+    client = JsonClient(state["api"], timeout=API_TIMEOUT, name="the sandbox API")
     try:
-        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
-            return json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise ConfigError(f"sandbox API {method} {route}: {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"the sandbox at {state['api']} does not answer ({exc}); "
+        answer = client.exchange(method, route,
+                                 json_body=None if method == "GET" else (body or {}))
+    except PacsimError as exc:
+        raise ConfigError(f"the sandbox at {state['api']} does not answer ({exc.message}); "
                           f"is it still running (pid {state.get('pid')})?") from None
+    if not answer.ok:
+        raise ConfigError(f"sandbox API {method} {route}: {client.error_of(answer).message}")
+    if not isinstance(answer.body, dict):
+        raise ConfigError(f"sandbox API {method} {route}: the answer is not a JSON object")
+    return answer.body
 
 
 # ---------------------------------------------------------------------- commands
@@ -99,11 +97,14 @@ def up(args: argparse.Namespace) -> int:
     sandbox = Sandbox(environment, runtime=args.runtime, pace=args.pace, seed=args.seed,
                       day=args.day, start_time=start, duration=duration)
     done = threading.Event()
+    # The API binds first: a taken --api-port (PortInUse, exit 2) is reported before
+    # the site starts, which takes a minute with --runtime docker, and nothing is left
+    # to clean up.
+    api = TrainerApi(sandbox, args.api_host, args.api_port, on_down=done.set).start()
     previous = {sig: signal.signal(sig, lambda *_: done.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
-    sandbox.start()
-    api = TrainerApi(sandbox, args.api_host, args.api_port, on_down=done.set).start()
     try:
+        sandbox.start()
         write_state(args.state, api.address, args.site)
         host, port = api.address
         _say(f"sandbox up: {sandbox.site.describe()}")

@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from simulators.http.problem import Refused
+
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 MULTIPART = "multipart/related"
@@ -26,12 +28,14 @@ JSON_ACCEPTABLE = (DICOM_JSON, "application/json", "application/*", "*/*")
 _TOKEN = re.compile(r'\s*([^=;\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?\s*')
 
 
-class HttpError(Exception):
-    """A request the server refuses: the HTTP status and a one-line reason."""
+class HttpError(Refused):
+    """A request the server refuses: the HTTP status and a one-line reason.
+
+    A :class:`~simulators.http.problem.Refused`, so it is answered with pacsim's one
+    JSON error body like every other server's refusals."""
 
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+        super().__init__(status, reason)
         self.reason = reason
 
 

@@ -10,23 +10,27 @@ scenario points a viewer at either the same way):
   (:mod:`simulators.dicomweb.wado`);
 * STOW-RS ``POST /studies[/{s}]`` (:mod:`simulators.dicomweb.stow`).
 
-Why the standard library's ThreadingHTTPServer: no new dependency, and each
-request is blocking work anyway (SQLite, file reads, fsync). Index access goes
-through a small fixed pool because :class:`DicomStore` keeps one read connection
-per thread until it closes, and HTTP connections come and go. Every request is one
-exchange event (``dicomweb.qido``/``.wado``/``.stow``). Errors are HTTP statuses
-(400 bad parameters or body, 404 unknown UID or path, 405, 406, 411, 413, 415);
-an exception in a handler is a 500 for that request, never the end of the server.
+Why pacsim's JSON server base (:class:`~simulators.http.server.JsonHttpServer`, the
+standard library's ThreadingHTTPServer underneath): no new dependency, and each
+request is blocking work anyway (SQLite, file reads, fsync); binding, threads, the
+idle timeout and body reading are the base's. Index access goes through a small
+fixed pool because :class:`DicomStore` keeps one read connection per thread until it
+closes, and HTTP connections come and go. Every request is one exchange event
+(``dicomweb.qido``/``.wado``/``.stow``).
+
+Errors are HTTP statuses (400 bad parameters or body, 404 unknown UID or path, 405,
+406, 411, 413, 415) with pacsim's one JSON error body; PS3.18 only prescribes a body for
+STOW-RS (the Store Instances Response Module as DICOM JSON, 200/202/409), which
+keeps it. An exception in a handler is a 500 for that request, never the end of the
+server.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,8 +40,10 @@ from simulators.dicomweb.media import (
     DICOM, DICOM_JSON, MULTIPART, HttpError, multipart_boundary, new_boundary,
     require_json, split_multipart, wanted_transfer_syntaxes,
 )
-from simulators.errors import ConfigError
+from simulators.errors import PacsimError
 from simulators.events import EventBus, bus as default_bus
+from simulators.http.problem import Refused
+from simulators.http.server import JsonHandler, JsonHttpServer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,100 +66,73 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
 MAX_BODY = 1 << 30
 
 
-class DicomWebServer:
+class DicomWebServer(JsonHttpServer):
     """DICOMweb on a :class:`DicomStore`; ``start()`` binds (port 0 = a free port)."""
+
+    what = "DICOMweb server"
+    server_version = "pacsim-dicomweb/1"
 
     def __init__(self, store: DicomStore, *, host: str = "127.0.0.1", port: int = 0,
                  root: str = "/dicom-web", events: EventBus | None = None,
                  actor: str = "archive", max_body: int = MAX_BODY, index_workers: int = 4) -> None:
+        super().__init__(host, port)
         self.store = store
-        self.host, self.requested_port = host, port
         self.root = "/" + root.strip("/") if root.strip("/") else ""
         self.events = events or default_bus
         self.actor = actor
         self.max_body = max_body
         self._index_workers = index_workers
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise ConfigError("the DICOMweb server is not running")
-        return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
         """Base URL (``http://127.0.0.1:PORT/dicom-web``) as DICOMwebClient takes it."""
         return f"http://{self.host}:{self.port}{self.root}"
 
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return type("BoundDicomWebHandler", (_Handler,),
+                    {"api": self, "server_version": self.server_version})
+
     def start(self) -> DicomWebServer:
-        if self._httpd is not None:
+        if self.running:
             return self
-        handler = type("BoundDicomWebHandler", (_Handler,), {"web": self})
-        try:
-            httpd = ThreadingHTTPServer((self.host, self.requested_port), handler)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen for DICOMweb: {exc.strerror or exc}",
-                              host=self.host, port=self.requested_port) from exc
-        httpd.daemon_threads = True
+        # The pool exists before the first request can arrive, and goes if binding fails.
         self._pool = ThreadPoolExecutor(self._index_workers, thread_name_prefix="dicomweb-index")
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name=f"dicomweb-{self.actor}", daemon=True)
-        self._thread.start()
-        return self
+        try:
+            return super().start()
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+            raise
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
+        if not self.running:
             return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        super().stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def index(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` (index work) on the fixed pool and wait for it."""
         assert self._pool is not None
         return self._pool.submit(fn, *args).result()
 
-    def __enter__(self) -> DicomWebServer:
-        return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+class _Handler(JsonHandler):
+    """One HTTP connection; ``api`` is the :class:`DicomWebServer` it belongs to.
 
+    The base's :meth:`~JsonHandler.dispatch` is replaced: DICOMweb routes answer
+    DICOM JSON and streamed multipart, not JSON objects."""
 
-class _Handler(BaseHTTPRequestHandler):
-    """One HTTP connection; ``web`` is bound per server by :meth:`DicomWebServer.start`."""
+    api: DicomWebServer
 
-    web: DicomWebServer
-    protocol_version = "HTTP/1.1"
-    server_version = "pacsim-dicomweb/1"
-    #: Socket timeout: an idle keep-alive or a stalled upload frees its thread.
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
+    @property
+    def web(self) -> DicomWebServer:
+        return self.api
 
     # ------------------------------------------------------------------ dispatch
-    def _dispatch(self, method: str) -> None:
+    def dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         root = self.web.root
@@ -165,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
             route = next((r for r in matching if r[0] == method),
                          matching[0] if matching else None)
         kind = route[1] if route else "http"
-        self._started = self._body_read = False
+        self._started = False
         peer = f"{self.client_address[0]}:{self.client_address[1]}"
         with self.web.events.exchange(f"dicomweb.{kind}", self.web.actor, peer,
                                       method=method, path=path) as event:
@@ -177,39 +156,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self.query = parts.query
                 event.bytes = getattr(self, route[2])(*[g for g in route[3].groups()])
                 event.status = "200"
-            except HttpError as exc:
+            except Refused as exc:
                 event.outcome, event.status = "failed", str(exc.status)
-                event.detail["error"] = exc.reason
-                self._drain_body()
-                self._plain(exc.status, exc.reason)
+                event.detail["error"] = exc.error.message
+                self._refuse(exc)
             except (BrokenPipeError, ConnectionResetError) as exc:
                 event.outcome, event.detail["error"] = "error", f"client went away: {exc}"
                 self.close_connection = True
             except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
+                if isinstance(exc, TimeoutError) and not isinstance(exc, PacsimError):
+                    # The socket's idle timeout: the client stalled mid-request (a
+                    # pacsim Timeout is a TimeoutError too, but a failure of ours).
+                    event.outcome, event.status = "failed", "408"
+                    event.detail["error"] = "the client stalled mid-request"
+                    if getattr(self, "_started", False):
+                        self.close_connection = True  # mid-stream: only closing is left
+                    else:
+                        self.timed_out()
+                    return
                 log.exception("DICOMweb request failed: %s %s", method, path)
                 event.outcome, event.status, event.detail["error"] = "error", "500", str(exc)
-                self._plain(500, "internal error")
+                self._refuse(Refused(500, PacsimError("internal error")))
 
     # ------------------------------------------------------------------ responses
-    def _plain(self, status: int, text: str) -> None:
+    def _refuse(self, refused: Refused) -> None:
         if getattr(self, "_started", False):
             self.close_connection = True  # headers already out: only closing tells the client
             return
-        body = (text + "\n").encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_problem(refused)
 
     def _json(self, status: int, payload: Any) -> int:
-        body = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", DICOM_JSON)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        return len(body)
+        return self.send_json(status, payload, DICOM_JSON)
 
     def _chunked(self, content_type: str, chunks: Iterator[bytes]) -> int:
         """Stream ``chunks`` with chunked transfer encoding; returns the body size.
@@ -233,55 +210,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ request bodies
     def _body(self) -> bytes:
-        """The request body (Content-Length or chunked), bounded by ``max_body``."""
-        self._body_read = True
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
+        """The request body (Content-Length or chunked), bounded by ``max_body``; a
+        STOW-RS without either is refused (it must carry instances)."""
+        if "Content-Length" not in self.headers and \
+                "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
             raise HttpError(411, "a body needs Content-Length or chunked encoding")
-        if not length_text.strip().isdigit():
-            raise HttpError(400, "invalid Content-Length")
-        length = int(length_text)
-        if length > self.web.max_body:
-            self.close_connection = True
-            raise HttpError(413, "request body too large")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            raise HttpError(400, "request body shorter than its Content-Length")
-        return body
-
-    def _read_chunked(self) -> bytes:
-        body = bytearray()
-        for _ in range(1_000_000):
-            line = self.rfile.readline(1026)
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                self.close_connection = True
-                raise HttpError(400, "malformed chunked body") from None
-            if size == 0:
-                while self.rfile.readline(8194).strip():  # trailers
-                    pass
-                return bytes(body)
-            if len(body) + size > self.web.max_body:
-                self.close_connection = True
-                raise HttpError(413, "request body too large")
-            data = self.rfile.read(size)
-            if len(data) != size or self.rfile.read(2) != b"\r\n":
-                self.close_connection = True
-                raise HttpError(400, "chunked body ends early")
-            body += data
-        self.close_connection = True
-        raise HttpError(400, "too many chunks")
-
-    def _drain_body(self) -> None:
-        """After an early refusal, keep the connection usable or close it."""
-        if getattr(self, "_body_read", False) or self.command != "POST":
-            return
-        self.close_connection = True
+        return self.read_body(self.web.max_body)
 
     # ------------------------------------------------------------------ QIDO-RS
     def _search(self, level: str, fixed: dict[str, str]) -> int:

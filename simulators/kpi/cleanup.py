@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
+from simulators.errors import PacsimError
 from simulators.events import EventBus
+from simulators.http.client import JsonClient
 from simulators.kpi.canary import CanaryCycle
 from simulators.kpi.probes_hl7 import send_order
 from simulators.kpi.target import ProbeTarget
@@ -40,15 +40,14 @@ def delete_orthanc_study(rest_url: str, study_uid: str, timeout: float) -> int:
     """Delete the study with ``study_uid`` through Orthanc's REST API; studies deleted."""
     base = rest_url.rstrip("/")
     try:
-        found = requests.post(f"{base}/tools/lookup", data=study_uid, timeout=timeout)
-        found.raise_for_status()
+        orthanc = JsonClient(base, timeout=timeout, name="Orthanc")
         deleted = 0
-        for item in found.json():
+        for item in orthanc.post("/tools/lookup", data=study_uid) or []:
             if item.get("Type") == "Study":
-                requests.delete(f"{base}/studies/{item['ID']}", timeout=timeout).raise_for_status()
+                orthanc.delete(f"/studies/{item['ID']}")
                 deleted += 1
         return deleted
-    except (requests.RequestException, ValueError) as exc:
+    except (PacsimError, AttributeError, KeyError, TypeError) as exc:
         log.warning("canary study %s could not be deleted from %s: %s", study_uid, base, exc)
         return 0
 

@@ -100,8 +100,9 @@ def services(*, pacsim_image: str, probe_command_args: list[str], depends_on: li
     probe = {
         "image": pacsim_image, "command": probe_command_args,
         "ports": [f"127.0.0.1::{METRICS_PORT}"],
-        "healthcheck": check(["CMD", "python3", "-c", "import urllib.request; urllib.request."
-                              f"urlopen('http://127.0.0.1:{METRICS_PORT}/metrics', timeout=5)"]),
+        "healthcheck": check(["CMD", "python3", "-c",
+                              "import sys; from simulators.http.client import answers; "
+                              f"sys.exit(not answers('http://127.0.0.1:{METRICS_PORT}/metrics'))"]),
         **common("probe"),
     }
     if healthy:

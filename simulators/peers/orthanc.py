@@ -13,13 +13,13 @@ import json
 import shutil
 import subprocess
 import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from simulators.errors import ConfigError
+from simulators.http.client import JsonClient, answers
 from simulators.peers.dcmtk import dcmtk_env
 from simulators.peers.process import free_port, terminate, wait_until
 
@@ -116,16 +116,11 @@ class OrthancProcess:
         return self
 
     def _answers_http(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.rest_url}/system", timeout=1) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.rest_url}/system", timeout=1)
 
     def rest(self, path: str) -> Any:
         """GET a JSON resource from Orthanc's REST API (e.g. ``/studies``)."""
-        with urllib.request.urlopen(f"{self.rest_url}{path}", timeout=10) as reply:
-            return json.loads(reply.read())
+        return JsonClient(self.rest_url, timeout=10, name="Orthanc").get(path)
 
     def stop(self) -> None:
         if self._process is not None:

@@ -3,15 +3,16 @@
 Why: with ``--runtime docker`` every actor runs in its own container, but scenario
 steps still call ``ehr.admit(patient)`` or ``ct1.store_study(exam)``. ``pacsim serve
 KIND --control-port N`` serves those operations here, and
-:mod:`simulators.runtime.remote` gives steps proxies with the same methods. Only the
-stdlib (``http.server`` in a thread): no new dependency inside the image.
+:mod:`simulators.runtime.remote` gives steps proxies with the same methods. The HTTP
+side is pacsim's one JSON server base (:class:`~simulators.http.server.JsonHttpServer`,
+stdlib only: no new dependency inside the image).
 
 Protocol (version 1)::
 
     GET  /v1/health            {"kind", "name", "operations": [...]}
     POST /v1/op/<operation>    {"args": {...}, "fired_since": 0, "timeout": 60}
       200 {"result": ..., "events": [...], "fired": [...]}
-      4xx/5xx {"error": {"type", "message", "context"}, "events": [...]}
+      4xx/5xx {"error": {"status", "type", "message", "context"}, "events": [...]}
 
 Operations come from the allowlist of the actor's kind
 (:func:`~simulators.runtime.operations.operations_for`); arguments are decoded to the
@@ -25,17 +26,17 @@ serving whatever a client sends. Binds 127.0.0.1 unless told otherwise.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import Exchange
+from simulators.http.problem import Refused
+from simulators.http.server import JsonHttpServer, Request
 from simulators.runtime.operations import ActorSession, Operation, operations_for
-from simulators.runtime.wire import decode, encode, encode_error
+from simulators.runtime.wire import decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,6 @@ API_PREFIX = "/v1"
 MAX_BODY = 4 * 1024 * 1024
 #: Upper bound of any operation's timeout, whatever the caller asks for.
 MAX_TIMEOUT = 900.0
-
-
-class _Reply(Exception):
-    """Ends a request early with an HTTP status and an error payload."""
-
-    def __init__(self, status: HTTPStatus, error: PacsimError,
-                 record: dict[str, Any] | None = None) -> None:
-        super().__init__(str(error))
-        #: ``events`` and ``fired`` of an operation that ran and failed: a refused
-        #: N-CREATE is still an exchange the caller reports, and a fault that fired.
-        self.status, self.error, self.record = status, error, record or {}
 
 
 class _EventWindow:
@@ -79,57 +69,51 @@ class _EventWindow:
                 self._current.append(event)
 
 
-class ControlServer:
-    """Serves one actor's allowlisted operations; ``start()``/``stop()``, or ``with``."""
+class ControlServer(JsonHttpServer):
+    """Serves one actor's allowlisted operations; ``start()``/``stop()``, or ``with``.
+
+    Binding, threads, timeouts and the error body are :class:`JsonHttpServer`'s;
+    what is here is the protocol: health, and one operation at a time."""
+
+    what = "control API"
+    server_version = "pacsim-control/1"
+    max_body = MAX_BODY
 
     def __init__(self, actor: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.session = ActorSession(actor)
         self.operations = operations_for(actor.kind)
-        self.host, self.requested_port = host, port
         self._window = _EventWindow()
         self._unsubscribe: Any = None
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise ConfigError("the control API is not running")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
 
     def start(self) -> ControlServer:
-        if self._httpd is not None:
+        if self.running:
             return self
-        handler = type("ControlHandler", (_Handler,), {"control": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.requested_port), handler)
-        self._httpd.daemon_threads = True
+        # Listen to the actor before the first request can arrive, and stop if binding
+        # fails (a taken port): no subscription outlives a server that never ran.
         self._unsubscribe = self.session.actor.events.subscribe(self._window)
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.2},
-                                        name="pacsim-control", daemon=True)
-        self._thread.start()
-        return self
+        try:
+            return super().start()
+        except BaseException:
+            self._unsubscribe()
+            self._unsubscribe = None
+            raise
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
+        if not self.running:
             return
-        httpd.shutdown()
-        httpd.server_close()
+        super().stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._thread is not None:
-            self._thread.join(5)
+            self._unsubscribe = None
 
-    def __enter__(self) -> ControlServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handle(self, request: Request) -> Any:
+        prefix = f"{API_PREFIX}/op/"
+        if request.method == "GET" and request.path.rstrip("/") == f"{API_PREFIX}/health":
+            return self.health()
+        if request.method == "POST" and request.path.startswith(prefix):
+            return self.run(request.path[len(prefix):], request.body)
+        raise Refused(HTTPStatus.NOT_FOUND, ConfigError(f"no resource {request.path}"))
 
     # ------------------------------------------------------------------ one operation
     def health(self) -> dict[str, Any]:
@@ -137,10 +121,10 @@ class ControlServer:
         return {"kind": actor.kind, "name": actor.name, "operations": sorted(self.operations)}
 
     def run(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Validate, run with a timeout, and answer; raises _Reply for every failure."""
+        """Validate, run with a timeout, and answer; raises Refused for every failure."""
         operation = self.operations.get(name)
         if operation is None:
-            raise _Reply(HTTPStatus.NOT_FOUND, ConfigError(
+            raise Refused(HTTPStatus.NOT_FOUND, ConfigError(
                 f"{self.session.actor.kind} has no operation {name!r}",
                 operations=",".join(sorted(self.operations))))
         args = self._arguments(operation, body.get("args", {}))
@@ -148,7 +132,7 @@ class ControlServer:
         timeout = body.get("timeout", operation.timeout)
         if not isinstance(fired_since, int) or fired_since < 0 or \
                 not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise _Reply(HTTPStatus.BAD_REQUEST, ConfigError(
+            raise Refused(HTTPStatus.BAD_REQUEST, ConfigError(
                 "fired_since must be a count and timeout a positive number of seconds"))
         box: dict[str, Any] = {}
         worker = threading.Thread(target=self._work, args=(operation, args, box),
@@ -156,7 +140,7 @@ class ControlServer:
         worker.start()
         worker.join(min(float(timeout), MAX_TIMEOUT))
         if worker.is_alive():
-            raise _Reply(HTTPStatus.GATEWAY_TIMEOUT, ProtocolError(
+            raise Refused(HTTPStatus.GATEWAY_TIMEOUT, ProtocolError(
                 f"{self.session.actor.name}: {name} did not finish within {timeout:g}s",
                 operation=name))
         record = {"events": [encode(event) for event in box.get("events", [])],
@@ -165,18 +149,18 @@ class ControlServer:
             error = box["error"]
             if not isinstance(error, PacsimError):
                 log.error("operation %s failed unexpectedly", name, exc_info=error)
-                raise _Reply(HTTPStatus.INTERNAL_SERVER_ERROR, PacsimError(
+                raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, PacsimError(
                     f"{name} failed: {type(error).__name__}: {error}"), record)
-            raise _Reply(HTTPStatus.UNPROCESSABLE_ENTITY, error, record) from None
+            raise Refused(HTTPStatus.UNPROCESSABLE_ENTITY, error, record) from None
         return {"result": encode(box.get("result")), **record}
 
     def _arguments(self, operation: Operation, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
-            raise _Reply(HTTPStatus.BAD_REQUEST, ConfigError("args must be a JSON object"))
+            raise Refused(HTTPStatus.BAD_REQUEST, ConfigError("args must be a JSON object"))
         unknown = sorted(set(raw) - set(operation.params))
         missing = sorted(set(operation.params) - set(raw) - set(operation.defaults))
         if unknown or missing:
-            raise _Reply(HTTPStatus.BAD_REQUEST, ConfigError(
+            raise Refused(HTTPStatus.BAD_REQUEST, ConfigError(
                 f"{operation.name}: " + "; ".join(filter(None, [
                     f"unknown argument(s) {', '.join(unknown)}" if unknown else "",
                     f"missing argument(s) {', '.join(missing)}" if missing else ""])),
@@ -185,9 +169,9 @@ class ControlServer:
             decoded = {key: decode(operation.params[key], value, key)
                        for key, value in raw.items()}
         except ConfigError as exc:
-            raise _Reply(HTTPStatus.BAD_REQUEST, exc) from None
+            raise Refused(HTTPStatus.BAD_REQUEST, exc) from None
         except Exception as exc:  # noqa: BLE001 - e.g. a DICOM JSON pydicom cannot read
-            raise _Reply(HTTPStatus.BAD_REQUEST, ConfigError(
+            raise Refused(HTTPStatus.BAD_REQUEST, ConfigError(
                 f"{operation.name}: undecodable argument: {exc}")) from None
         return {**operation.defaults, **decoded}
 
@@ -204,66 +188,6 @@ class ControlServer:
     def _fired(self) -> list[Any]:
         injector = getattr(self.session.actor, "faults", None)
         return list(getattr(injector, "fired", []) or [])
-
-
-class _Handler(BaseHTTPRequestHandler):
-    control: ControlServer
-    protocol_version = "HTTP/1.1"
-    server_version = "pacsim-control/1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        if self.path.rstrip("/") == f"{API_PREFIX}/health":
-            self._send(HTTPStatus.OK, self.control.health())
-        else:
-            self._error(HTTPStatus.NOT_FOUND, ConfigError(f"no resource {self.path}"))
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        prefix = f"{API_PREFIX}/op/"
-        try:
-            if not self.path.startswith(prefix):
-                raise _Reply(HTTPStatus.NOT_FOUND, ConfigError(f"no resource {self.path}"))
-            body = self._body()
-            self._send(HTTPStatus.OK, self.control.run(self.path[len(prefix):], body))
-        except _Reply as reply:
-            self._error(reply.status, reply.error, reply.record)
-        except Exception as exc:  # noqa: BLE001 - the server outlives any request
-            log.exception("control request %s failed", self.path)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, PacsimError(str(exc)))
-
-    def _body(self) -> dict[str, Any]:
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            raise _Reply(HTTPStatus.LENGTH_REQUIRED,
-                         ConfigError("Content-Length is required")) from None
-        if length < 0 or length > MAX_BODY:
-            self.close_connection = True
-            raise _Reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                         ConfigError("request body too large", limit=MAX_BODY))
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Reply(HTTPStatus.BAD_REQUEST,
-                         ConfigError(f"request body is not JSON: {exc}")) from None
-        if not isinstance(body, dict):
-            raise _Reply(HTTPStatus.BAD_REQUEST, ConfigError("request body must be an object"))
-        return body
-
-    def _error(self, status: HTTPStatus, error: PacsimError,
-               record: dict[str, Any] | None = None) -> None:
-        self._send(status, {"error": encode_error(error), **(record or {})})
-
-    def _send(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, default=str).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 __all__ = ["ControlServer", "API_PREFIX", "MAX_BODY"]

@@ -68,21 +68,15 @@ def check(args: argparse.Namespace, timeout: float = 4.0) -> list[str]:
 
 def control_ping(port: int, timeout: float) -> str:
     """The control API answers its health resource (healthy means steps can drive it).
-    Plain http.client: the probe runs every 2 s, so it imports nothing heavy."""
-    import http.client
-    import json
+    pacsim's one HTTP client, not the proxies' ControlClient: the probe runs every
+    2 s, and the proxies would import every actor."""
+    from simulators.http.client import JsonClient
 
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        connection.request("GET", "/v1/health")
-        response = connection.getresponse()
-        health = json.loads(response.read())
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise PacsimError(f"control API on {port} does not answer: {exc}") from None
-    finally:
-        connection.close()
-    if response.status != 200 or not isinstance(health, dict):
-        raise PacsimError("control API is not healthy", status=response.status)
+    client = JsonClient(f"http://{LOOPBACK}:{port}", timeout=timeout,
+                        name=f"control API on {port}")
+    health = client.get("/v1/health")
+    if not isinstance(health, dict):
+        raise PacsimError("control API is not healthy", port=port)
     return f"control API {port}: {health.get('kind')} {health.get('name')}"
 
 

@@ -1,16 +1,22 @@
-"""The control API's allowlist: per actor kind, the operations a remote caller may run.
+"""The control API's allowlist, derived from the actors' declared operations.
 
-Why an explicit table: the control API is a network service, and looking up
+Why an allowlist: the control API is a network service, and looking up
 ``getattr(actor, name_from_request)`` would expose every method (``_stop``,
-``store_files``, anything added later) to whoever can reach the port. Here each entry
-names one public actor operation, the type of every argument and of the result
-(:mod:`simulators.runtime.wire` decodes and encodes exactly those), and a timeout.
-Both sides read the same table: the server to validate and run, the proxies in
-:mod:`simulators.runtime.remote` to encode arguments and decode results.
+``store_files``, anything added later) to whoever can reach the port. Which
+operations exist, with which argument and result types and how long each may take,
+is declared once per actor kind in :mod:`simulators.actors.operations`; this module
+turns each declaration into an :class:`Operation` the server validates and runs and
+the proxies in :mod:`simulators.runtime.remote` encode and decode by
+(:mod:`simulators.runtime.wire` carries exactly the declared types).
 
-Exams stay in the serving process (their images are real datasets, built once and
-referenced by MPPS and commitment later); callers get an :class:`ExamState` with a
-``handle`` to name the exam in later operations, plus the fields steps read.
+Two things are the runtime's own, not the actors': ``describe`` (who serves, with
+which settings) for every kind, and exams by reference. Exams stay in the serving
+process (their images are real datasets, built once and referenced by MPPS and
+commitment later): an :class:`Exam` result travels as an :class:`ExamState` with a
+``handle``, an Exam argument as its handle, and an operation that takes an exam
+answers ``[result, {parameter: ExamState}]`` so the caller's copy follows. A kind
+whose operations take exams also gets ``adopt_exam``, to hand over an exam a step
+built itself.
 """
 
 from __future__ import annotations
@@ -18,31 +24,24 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
+import types
+import typing
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pydicom.dataset import Dataset
 
-from simulators.actors.ehr import AckResult, ReceivedResult
-from simulators.actors.modality import CommitmentResult, Exam, PerformResult
-from simulators.actors.viewer import ViewerSource
-from simulators.dicomweb.client import LoadTiming
-from simulators.dicom.store import StudySummary
+from simulators.actors.modality import Exam
+from simulators.actors.operations import (
+    DECLARATIONS, DEFAULT_TIMEOUT, FaultEntry, OperationSpec, SearchMatch, declared_operations,
+)
 from simulators.errors import ConfigError
-from simulators.runtime.wire import encode
+from simulators.runtime.wire import check_carryable, encode
 from simulators.world.context import StudyContext
-from simulators.world.models import Order, Patient
 
-#: Seconds an operation may take unless its entry says otherwise.
-DEFAULT_TIMEOUT = 120.0
 #: Exams a modality keeps for later operations; the oldest are forgotten beyond this.
 MAX_EXAMS = 10_000
-#: One fault entry as a scenario or the trainer writes it: an id or profile name, or
-#: a rule mapping (``{"id": ..., "rate": 0.5}``); the actor's parser validates it.
-FaultEntry = str | dict[str, str | int | float]
-#: Matching values a viewer search takes (keyword -> value, a list, or universal).
-SearchMatch = dict[str, str | list[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,24 +60,6 @@ class ExamState:
     mpps_status: str = "IN PROGRESS"
     commitments: int = 0
     fault_statuses: tuple[tuple[str, int], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StatusWithExam:
-    status: int
-    exam: ExamState
-
-
-@dataclass(frozen=True, slots=True)
-class StatusesWithExam:
-    statuses: tuple[int, ...]
-    exam: ExamState
-
-
-@dataclass(frozen=True, slots=True)
-class CommitmentWithExam:
-    result: CommitmentResult
-    exam: ExamState
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +109,9 @@ class ActorSession:
 
 @dataclass(frozen=True)
 class Operation:
-    """One allowed operation: argument types (all keyword), result type, timeout."""
+    """One allowed operation as it travels: argument types (all keyword) and result
+    type on the wire, defaults, timeout; ``spec`` is the actor's declaration it was
+    derived from (None for the runtime's own ``describe`` and ``adopt_exam``)."""
 
     name: str
     run: Callable[..., Any]
@@ -136,23 +119,19 @@ class Operation:
     returns: Any = type(None)
     defaults: dict[str, Any] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    spec: OperationSpec | None = None
+
+    @property
+    def exam_params(self) -> tuple[str, ...]:
+        """Parameters that name an exam by its handle."""
+        if self.spec is None:
+            return ()
+        return tuple(name for name, hint in self.spec.params.items() if _mentions_exam(hint))
 
 
 def _describe(session: ActorSession) -> ActorDescription:
     actor = session.actor
     return ActorDescription(actor.kind, actor.name, encode(actor.config), actor.describe())
-
-
-DESCRIBE = Operation("describe", _describe, returns=ActorDescription, timeout=10.0)
-
-
-# ---------------------------------------------------------------------- modality
-def _mpps_start(s: ActorSession, item: Dataset) -> ExamState:
-    return s.keep(s.actor.mpps_start(item))
-
-
-def _mpps_start_unscheduled(s: ActorSession, context: StudyContext) -> ExamState:
-    return s.keep(s.actor.mpps_start_unscheduled(context))
 
 
 def _adopt_exam(s: ActorSession, context: StudyContext, mpps_uid: str, item: Dataset,
@@ -162,155 +141,101 @@ def _adopt_exam(s: ActorSession, context: StudyContext, mpps_uid: str, item: Dat
     return s.keep(Exam(context, mpps_uid, item, started))
 
 
-def _store_study(s: ActorSession, exam: str, series: int | None,
-                 per_series: int | None) -> StatusesWithExam:
-    statuses = s.actor.store_study(s.exam(exam), series=series, per_series=per_series)
-    return StatusesWithExam(tuple(statuses), s.state(exam))
+DESCRIBE = Operation("describe", _describe, returns=ActorDescription, timeout=10.0)
+ADOPT_EXAM = Operation("adopt_exam", _adopt_exam,
+                       {"context": StudyContext, "mpps_uid": str, "item": Dataset,
+                        "started": dt.datetime}, ExamState, timeout=10.0)
 
 
-def _request_commitment(s: ActorSession, exam: str,
-                        timeout: float | None) -> CommitmentWithExam:
-    return CommitmentWithExam(s.actor.request_commitment(s.exam(exam), timeout=timeout),
-                              s.state(exam))
+# ---------------------------------------------------------------------- derivation
+def _mentions_exam(hint: Any) -> bool:
+    return hint is Exam or any(_mentions_exam(arg) for arg in typing.get_args(hint))
 
 
-def _mpps_complete(s: ActorSession, exam: str) -> StatusWithExam:
-    return StatusWithExam(s.actor.mpps_complete(s.exam(exam)), s.state(exam))
+def _by_reference(hint: Any, reference: Any, where: str) -> Any:
+    """``hint`` with a top-level Exam (alone or in ``Exam | None``) replaced by
+    ``reference``; an Exam nested deeper cannot travel (ConfigError)."""
+    if hint is Exam:
+        return reference
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if Exam in args and not any(_mentions_exam(a) for a in args if a is not Exam):
+            return typing.Union[tuple(reference if a is Exam else a for a in args)]
+    if _mentions_exam(hint):
+        raise ConfigError(f"{where}: an Exam travels by handle only at the top level")
+    return hint
 
 
-def _mpps_discontinue(s: ActorSession, exam: str, reason: str) -> StatusWithExam:
-    return StatusWithExam(s.actor.mpps_discontinue(s.exam(exam), reason=reason), s.state(exam))
+def _snapshot(value: Any) -> Any:
+    """A copy of a list or dict the actor keeps appending to (``ehr.acks``): the
+    answer is encoded after the operation's lock is released."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
-def _modality_operations() -> dict[str, Operation]:
-    ops = [
-        DESCRIBE,
-        Operation("query_worklist", lambda s, match: s.actor.query_worklist(**match),
-                  {"match": dict[str, str | None]}, list[Dataset], {"match": {}}),
-        Operation("mpps_start", _mpps_start, {"item": Dataset}, ExamState),
-        Operation("mpps_start_unscheduled", _mpps_start_unscheduled,
-                  {"context": StudyContext}, ExamState),
-        Operation("adopt_exam", _adopt_exam, {"context": StudyContext, "mpps_uid": str,
-                                              "item": Dataset, "started": dt.datetime},
-                  ExamState, timeout=10.0),
-        Operation("store_study", _store_study,
-                  {"exam": str, "series": int | None, "per_series": int | None},
-                  StatusesWithExam, {"series": None, "per_series": None}, timeout=600.0),
-        Operation("request_commitment", _request_commitment,
-                  {"exam": str, "timeout": float | None}, CommitmentWithExam,
-                  {"timeout": None}, timeout=300.0),
-        Operation("mpps_complete", _mpps_complete, {"exam": str}, StatusWithExam),
-        Operation("mpps_discontinue", _mpps_discontinue, {"exam": str, "reason": str},
-                  StatusWithExam, {"reason": "110514"}),
-        Operation("perform", lambda s, item, series, per_series, outcome, reason:
-                  s.actor.perform(item, series=series, per_series=per_series,
-                                  outcome=outcome, reason=reason),
-                  {"item": Dataset, "series": int | None, "per_series": int | None,
-                   "outcome": str, "reason": str}, PerformResult,
-                  {"series": None, "per_series": None, "outcome": "COMPLETED",
-                   "reason": "110514"}, timeout=900.0),
-        # The trainer's fault injection: the profile from now on (None: as configured).
-        Operation("set_faults", lambda s, profile: s.actor.set_faults(profile),
-                  {"profile": list[FaultEntry] | None}, list[str], timeout=10.0),
-    ]
-    return {op.name: op for op in ops}
+def _run_declared(spec: OperationSpec, exam_params: tuple[str, ...], session: ActorSession,
+                  **args: Any) -> Any:
+    """Run a declared operation on the session's actor with decoded ``args``."""
+    call: dict[str, Any] = {}
+    for name, value in args.items():
+        if name in exam_params and value is not None:
+            value = session.exam(value)
+        if name == spec.var_keyword:
+            clash = sorted(set(value) & set(spec.params))
+            if clash:
+                raise ConfigError(f"{spec.name}: matching key(s) {', '.join(clash)} are "
+                                  "parameters, not DICOM keywords")
+            call.update(value)
+        else:
+            call[name] = value
+    member = getattr(session.actor, spec.name)
+    result = member if spec.attribute else member(**call)
+    result = session.keep(result) if isinstance(result, Exam) else _snapshot(result)
+    if not exam_params:
+        return result
+    return result, {name: session.state(args[name]) for name in exam_params
+                    if args.get(name) is not None}
 
 
-# ---------------------------------------------------------------------- ehr, ris, archive
-def _ehr_operations() -> dict[str, Operation]:
-    def patient_op(name: str, send: Callable[[Any, Patient], AckResult]) -> Operation:
-        return Operation(name, lambda s, patient: send(s.actor, patient),
-                         {"patient": Patient}, AckResult)
+def derive(spec: OperationSpec) -> Operation:
+    """The control API operation of one declared actor operation."""
+    params = {name: _by_reference(hint, str, f"{spec.name}({name})")
+              for name, hint in spec.params.items()}
+    returns = _by_reference(spec.returns, ExamState, f"{spec.name} result")
+    exam_params = tuple(name for name, hint in spec.params.items() if _mentions_exam(hint))
+    if exam_params:
+        returns = tuple[returns, dict[str, ExamState]]  # type: ignore[valid-type]
+    for name, hint in params.items():
+        check_carryable(hint, f"{spec.name}({name})")
+    check_carryable(returns, f"{spec.name} result")
 
-    def order_op(name: str, send: Callable[[Any, Order, str], AckResult]) -> Operation:
-        return Operation(name, lambda s, order, style: send(s.actor, order, style),
-                         {"order": Order, "style": str}, AckResult, {"style": "ORM"})
+    def run(session: ActorSession, **args: Any) -> Any:
+        return _run_declared(spec, exam_params, session, **args)
 
-    ops = [
-        DESCRIBE,
-        patient_op("admit", lambda ehr, p: ehr.admit(p)),
-        patient_op("register", lambda ehr, p: ehr.register(p)),
-        patient_op("update", lambda ehr, p: ehr.update(p)),
-        Operation("merge", lambda s, surviving, merged: s.actor.merge(surviving, merged),
-                  {"surviving": Patient, "merged": Patient}, AckResult),
-        order_op("place_order", lambda ehr, o, style: ehr.place_order(o, style)),
-        order_op("cancel_order", lambda ehr, o, style: ehr.cancel_order(o, style)),
-        # Every ACK so far, in order: fault verdicts pair the N-th fired fault with it.
-        Operation("acks", lambda s: list(s.actor.acks), returns=list[AckResult], timeout=10.0),
-        # The ORU^R01 reports the EHR received and answered AA, oldest first.
-        Operation("results", lambda s: list(s.actor.results), returns=list[ReceivedResult],
-                  timeout=10.0),
-        Operation("forget_logs", lambda s, keep: s.actor.forget_logs(keep), {"keep": int},
-                  timeout=10.0),
-    ]
-    return {op.name: op for op in ops}
+    return Operation(spec.name, run, params, returns, dict(spec.defaults), spec.timeout, spec)
 
 
-def _ris_operations() -> dict[str, Operation]:
-    ops = [
-        DESCRIBE,
-        Operation("order", lambda s, accession: s.actor.order(accession),
-                  {"accession": str}, Order | None, timeout=10.0),
-        Operation("orders", lambda s: s.actor.orders(), returns=list[Order], timeout=30.0),
-        Operation("worklist_items", lambda s: s.actor.worklist_items(),
-                  returns=list[Dataset], timeout=30.0),
-        Operation("schedule", lambda s, order: s.actor.schedule(order), {"order": Order},
-                  Order, timeout=10.0),
-        Operation("cancel", lambda s, accession: s.actor.cancel(accession),
-                  {"accession": str}, Order | None, timeout=10.0),
-    ]
-    return {op.name: op for op in ops}
-
-
-def _archive_list() -> list[Operation]:
-    return [
-        DESCRIBE,
-        Operation("find_studies", lambda s, match: s.actor.find_studies(**match),
-                  {"match": dict[str, str]}, list[dict[str, Any]], {"match": {}}, 30.0),
-        Operation("study_count", lambda s: s.actor.study_count(), returns=int, timeout=30.0),
-        Operation("studies", lambda s: s.actor.studies(), returns=list[StudySummary],
-                  timeout=30.0),
-    ]
-
-
-def _archive_operations() -> dict[str, Operation]:
-    return {op.name: op for op in _archive_list()}
-
-
-def _viewer_operations() -> dict[str, Operation]:
-    """A viewer is an archive (its storage SCP receives C-MOVEs) plus search and load.
-    The viewer's own timeout bounds each search or load; the table allows a margin."""
-    ops = [
-        *_archive_list(),
-        Operation("search_studies", lambda s, source, via, match:
-                  s.actor.search_studies(source, via=via, **match),
-                  {"source": ViewerSource | None, "via": str, "match": SearchMatch},
-                  list[dict[str, Any]], {"source": None, "via": "qido", "match": {}}, 180.0),
-        Operation("load_study", lambda s, study_uid, via, source:
-                  s.actor.load_study(study_uid, via, source),
-                  {"study_uid": str, "via": str, "source": ViewerSource | None}, LoadTiming,
-                  {"via": "wado", "source": None}, 600.0),
-    ]
-    return {op.name: op for op in ops}
-
-
-_BUILDERS: dict[str, Callable[[], dict[str, Operation]]] = {
-    "modality": _modality_operations, "ehr": _ehr_operations, "ris": _ris_operations,
-    "archive": _archive_operations, "viewer": _viewer_operations,
-}
 _TABLES: dict[str, dict[str, Operation]] = {}
 
 
 def operations_for(kind: str) -> dict[str, Operation]:
-    """The allowlist of one actor kind; ConfigError for a kind without a control API."""
-    if kind not in _BUILDERS:
-        raise ConfigError(f"no control API for actor kind {kind!r}",
-                          kinds=",".join(sorted(_BUILDERS)))
+    """The allowlist of one actor kind: ``describe``, its declared operations, and
+    ``adopt_exam`` when they take exams; ConfigError for a kind without a control API."""
     if kind not in _TABLES:
-        _TABLES[kind] = _BUILDERS[kind]()
+        if kind not in DECLARATIONS:
+            raise ConfigError(f"no control API for actor kind {kind!r}",
+                              kinds=",".join(sorted(DECLARATIONS)))
+        declared = declared_operations(kind)
+        table = {"describe": DESCRIBE}
+        table.update({name: derive(spec) for name, spec in declared.items()})
+        if any(op.exam_params for op in table.values()):
+            table["adopt_exam"] = ADOPT_EXAM
+        _TABLES[kind] = table
     return _TABLES[kind]
 
 
-__all__ = ["Operation", "ActorSession", "ExamState", "StatusWithExam", "StatusesWithExam",
-           "CommitmentWithExam", "ActorDescription", "operations_for", "DEFAULT_TIMEOUT",
-           "FaultEntry", "SearchMatch"]
+__all__ = ["Operation", "ActorSession", "ExamState", "ActorDescription", "operations_for",
+           "derive", "DEFAULT_TIMEOUT", "FaultEntry", "SearchMatch", "MAX_EXAMS"]

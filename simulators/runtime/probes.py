@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import urllib.request
 
 from pynetdicom import AE
 
@@ -18,6 +17,7 @@ from simulators.dicom.ae import associate
 from simulators.errors import PacsimError, ProtocolError
 from simulators.events import EventBus
 from simulators.hl7.mllp_client import MllpClient
+from simulators.http.client import answers
 
 VERIFICATION = "1.2.840.10008.1.1"
 PROBE_AE = "PACSIM_PROBE"
@@ -61,12 +61,8 @@ def mllp_ping(host: str, port: int, *, timeout: float = 5.0) -> str:
 
 
 def http_ok(url: str, *, timeout: float = 5.0) -> bool:
-    """GET ``url``; True on a 2xx answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return 200 <= reply.status < 300
-    except OSError:
-        return False
+    """GET ``url``; True on a 2xx answer (pacsim's one HTTP client underneath)."""
+    return answers(url, timeout=timeout)
 
 
 def dicom_alive(host: str, port: int, called_ae: str, timeout: float = 5.0) -> bool:

@@ -4,7 +4,14 @@ Why proxies with the actors' own method names: scenario steps call
 ``scanner.mpps_start(item)``, ``ehr.place_order(order)``, ``ris.order(accession)``. With
 ``--runtime docker`` the actor lives in a container, and a proxy with the same
 methods, arguments and results (a ``list[Dataset]``, an ``AckResult``, an ``Exam``) lets
-every step run unchanged. Each call:
+every step run unchanged.
+
+The methods are not written here: each proxy class is generated from its kind's
+declaration (:mod:`simulators.actors.operations`), one method (or property) per
+declared operation, with the declared signature, types and docstring. A proxy class
+that defined one by hand would be refused when the class is created; arguments that
+must change on the way (an exam becomes its handle, a viewer's source its in-network
+address) are adapted in :meth:`RemoteActor._outgoing`. Each call:
 
 * encodes its arguments (:mod:`simulators.runtime.wire`) and POSTs them to the actor's
   control API (:mod:`simulators.runtime.control`) with the operation's timeout;
@@ -20,8 +27,7 @@ it refreshes after every operation, and remembers which remote exam it stands fo
 from __future__ import annotations
 
 import dataclasses
-import http.client
-import json
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,19 +36,21 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from simulators.actors.archive import ArchiveConfig
-from simulators.actors.ehr import AckResult, EhrConfig, ReceivedResult
-from simulators.actors.modality import CommitmentResult, Exam, ModalityConfig, PerformResult
+from simulators.actors.ehr import EhrConfig
+from simulators.actors.modality import Exam, ModalityConfig
+from simulators.actors.operations import (
+    ArchiveOperations, EhrOperations, ModalityOperations, OperationSpec, RisOperations,
+    declared_operations,
+)
 from simulators.actors.ris import RisConfig
-from simulators.dicom.store import StudySummary
 from simulators.errors import ConfigError, PacsimError, ProtocolError
 from simulators.events import EventBus, bus as default_bus
+from simulators.http.client import JsonClient
 from simulators.runtime.control import API_PREFIX
 from simulators.runtime.operations import (
     MAX_EXAMS, ActorDescription, ExamState, Operation, operations_for,
 )
-from simulators.runtime.wire import decode, decode_error, decode_event, encode
-from simulators.world.context import StudyContext
-from simulators.world.models import Order, Patient
+from simulators.runtime.wire import decode, decode_event, encode
 from simulators.world.world import World
 
 log = logging.getLogger(__name__)
@@ -62,41 +70,22 @@ class Reply:
 
 
 class ControlClient:
-    """HTTP JSON client of one actor's control API (one connection per call)."""
+    """Client of one actor's control API, on pacsim's one HTTP client."""
 
     def __init__(self, host: str, port: int, *, name: str = "actor") -> None:
         self.host, self.port, self.name = host, port, name
+        self._http = JsonClient(f"http://{host}:{port}", name=f"control API of {name}")
 
     @property
     def peer(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None,
-                 timeout: float) -> tuple[int, Any]:
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=data,
-                               headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise ProtocolError(f"control API of {self.name} did not answer: {exc}",
-                                peer=self.peer) from None
-        finally:
-            connection.close()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            raise ProtocolError(f"control API of {self.name} answered HTTP {response.status} "
-                                "without JSON", peer=self.peer) from None
-
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
-        status, payload = self._request("GET", f"{API_PREFIX}/health", None, timeout)
-        if status != 200 or not isinstance(payload, dict):
+        answer = self._http.exchange("GET", f"{API_PREFIX}/health", timeout=timeout)
+        if answer.status != 200 or not isinstance(answer.body, dict):
             raise ProtocolError(f"control API of {self.name} is not healthy",
-                                peer=self.peer, status=status)
-        return payload
+                                peer=self.peer, status=answer.status)
+        return answer.body
 
     def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
         """Health, retried (bounded in time and count) while the actor is starting."""
@@ -112,16 +101,19 @@ class ControlClient:
 
     def call(self, operation: str, args: dict[str, Any], *, fired_since: int = 0,
              timeout: float) -> Reply:
+        """Run ``operation``; its result or error, plus the events and faults it caused
+        (an operation that failed still reports what it did before failing)."""
         body = {"args": args, "fired_since": fired_since, "timeout": timeout}
-        status, payload = self._request("POST", f"{API_PREFIX}/op/{operation}", body,
-                                        timeout + TIMEOUT_MARGIN)
+        answer = self._http.exchange("POST", f"{API_PREFIX}/op/{operation}", json_body=body,
+                                     timeout=timeout + TIMEOUT_MARGIN)
+        payload = answer.body
         if not isinstance(payload, dict):
-            raise ProtocolError(f"control API of {self.name}: malformed reply",
-                                peer=self.peer, status=status)
+            raise ProtocolError(f"control API of {self.name} answered HTTP {answer.status} "
+                                "without JSON", peer=self.peer, status=answer.status)
         reply = Reply(payload.get("result"), None, list(payload.get("events") or []),
                       list(payload.get("fired") or []))
-        if status != 200 or "error" in payload:
-            reply.error = decode_error(payload.get("error"))
+        if not answer.ok or "error" in payload:
+            reply.error = self._http.error_of(answer)
         return reply
 
 
@@ -132,17 +124,78 @@ class RemoteFaultLog:
         self.fired: list[tuple[str, str, int]] = []
 
 
+# ---------------------------------------------------------------------- generated twins
+def _as_text(value: Any) -> Any:
+    """A matching value as the control API carries it: text, a list of text, or None
+    (matching keys are DICOM text; a date or a number is sent as its text)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return str(value)
+
+
+def _twin(spec: OperationSpec) -> Any:
+    """The proxy member of one declared operation: a method with the declared
+    signature, or a property for an attribute operation."""
+    if spec.attribute:
+        def read(self: RemoteActor) -> Any:
+            return self._invoke(spec, {})
+
+        read.__name__ = read.__qualname__ = spec.name
+        read.__annotations__ = {"return": spec.returns}
+        read.__pacsim_operation__ = spec  # type: ignore[attr-defined]
+        return property(read, doc=spec.doc)
+
+    def method(self: RemoteActor, *args: Any, **kwargs: Any) -> Any:
+        bound = spec.signature.bind(*args, **kwargs)  # TypeError as a real method raises
+        bound.apply_defaults()
+        return self._invoke(spec, dict(bound.arguments))
+
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__name__ = method.__qualname__ = spec.name
+    method.__doc__ = spec.doc
+    method.__signature__ = spec.signature.replace(  # type: ignore[attr-defined]
+        parameters=[this, *spec.signature.parameters.values()])
+    method.__annotations__ = {**{name: p.annotation for name, p
+                                 in spec.signature.parameters.items()},
+                              "return": spec.returns}
+    method.__pacsim_operation__ = spec  # type: ignore[attr-defined]
+    return method
+
+
+def twin_of(cls: type, name: str) -> OperationSpec | None:
+    """The declaration a proxy class's member ``name`` was generated from (None if
+    the member is missing or was not generated)."""
+    member = inspect.getattr_static(cls, name, None)
+    function = member.fget if isinstance(member, property) else member
+    return getattr(function, "__pacsim_operation__", None)
+
+
 class RemoteActor:
     """The operations of an actor that runs behind a control API.
 
-    ``start()`` asks the actor who it is (``describe``) and reads its configuration;
-    ``stop()`` does nothing: the process or container belongs to the runtime.
+    A subclass sets ``kind``; its declared operations become its methods when the
+    class is created. ``start()`` asks the actor who it is (``describe``) and reads
+    its configuration; ``stop()`` does nothing: the process or container belongs to
+    the runtime.
     """
 
     kind = "actor"
     #: Steps and sites check this, not the class, to accept a proxy for an actor kind.
     remote = True
     config_class: type = object
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind == "actor":
+            return
+        for name, spec in declared_operations(cls.kind).items():
+            if name in vars(cls):
+                raise TypeError(f"{cls.__name__}.{name} is generated from the {cls.kind} "
+                                "declaration (simulators.actors.operations); adapt its "
+                                "arguments in _outgoing instead of writing it again")
+            setattr(cls, name, _twin(spec))
 
     def __init__(self, name: str, client: ControlClient, *,
                  events: EventBus | None = None) -> None:
@@ -153,6 +206,19 @@ class RemoteActor:
         self.config: Any = None
         self._operations: dict[str, Operation] = operations_for(self.kind)
         self._line = ""
+        #: id(local Exam) -> (the Exam, the remote handle); the Exam is kept alive so
+        #: its id is never reused while the entry exists.
+        self._exams: dict[int, tuple[Exam, str]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name the class lacks: say what a proxy of this kind can do
+        # instead of a bare AttributeError (a step written for another kind, a typo).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{type(self).__name__} {self.__dict__.get('name', '?')!r} has no operation "
+            f"{name!r}; a {self.kind} declares: "
+            f"{', '.join(sorted(declared_operations(self.kind))) if self.kind != 'actor' else 'none'}")
 
     @property
     def running(self) -> bool:
@@ -192,6 +258,29 @@ class RemoteActor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # ------------------------------------------------------------------ calls
+    def _invoke(self, spec: OperationSpec, arguments: dict[str, Any]) -> Any:
+        """Run a declared operation remotely: adapt and encode the arguments, call,
+        bring the caller's exams up to date, and return the declared result."""
+        operation = self._operations[spec.name]
+        wire: dict[str, Any] = {}
+        for name, value in arguments.items():
+            if name == spec.var_keyword:
+                value = {key: _as_text(item) for key, item in value.items()}
+            wire[name] = self._outgoing(value)
+        result = self._call(spec.name, **wire)
+        if operation.exam_params:
+            result, states = result
+            for name, state in states.items():
+                self._track(state, arguments[name])
+        if isinstance(result, ExamState):
+            return self._track(result)
+        return result
+
+    def _outgoing(self, value: Any) -> Any:
+        """An argument as the actor's side needs it: an exam becomes its handle."""
+        return self._handle(value) if isinstance(value, Exam) else value
+
     def _call(self, name: str, **args: Any) -> Any:
         operation = self._operations[name]
         reply = self.client.call(name, {k: encode(v) for k, v in args.items()},
@@ -205,176 +294,6 @@ class RemoteActor:
         if reply.error is not None:
             raise reply.error
         return decode(operation.returns, reply.result, name)
-
-
-class RemoteEhr(RemoteActor):
-    """An EHR in another process: ADT and orders to the RIS, from there.
-
-    ``address`` is where this machine reaches its ORU listener (the published HL7
-    port), so a reporting system here can send it results."""
-
-    kind = "ehr"
-    config_class = EhrConfig
-
-    def __init__(self, name: str, client: ControlClient, *,
-                 address: tuple[str, int] | None = None,
-                 events: EventBus | None = None) -> None:
-        super().__init__(name, client, events=events)
-        self._address = address
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._address is None:
-            raise ConfigError(f"{self.name}: its ORU listener is not published here",
-                              peer=self.client.peer)
-        return self._address
-
-    def admit(self, patient: Patient) -> AckResult:
-        return self._call("admit", patient=patient)
-
-    def register(self, patient: Patient) -> AckResult:
-        return self._call("register", patient=patient)
-
-    def update(self, patient: Patient) -> AckResult:
-        return self._call("update", patient=patient)
-
-    def merge(self, surviving: Patient, merged: Patient) -> AckResult:
-        return self._call("merge", surviving=surviving, merged=merged)
-
-    def place_order(self, order: Order, style: str = "ORM") -> AckResult:
-        return self._call("place_order", order=order, style=style)
-
-    def cancel_order(self, order: Order, style: str = "ORM") -> AckResult:
-        return self._call("cancel_order", order=order, style=style)
-
-    @property
-    def acks(self) -> list[AckResult]:
-        """Every ACK the EHR received, oldest first (read fresh from the actor)."""
-        return self._call("acks")
-
-    @property
-    def results(self) -> list[ReceivedResult]:
-        """Every ORU^R01 report the EHR accepted, oldest first (read fresh)."""
-        return self._call("results")
-
-    def forget_logs(self, keep: int) -> None:
-        self._call("forget_logs", keep=keep)
-
-
-class RemoteRis(RemoteActor):
-    """A RIS in another process; its addresses are where this machine reaches it."""
-
-    kind = "ris"
-    config_class = RisConfig
-
-    def __init__(self, name: str, client: ControlClient, *, dicom_address: tuple[str, int],
-                 hl7_address: tuple[str, int], events: EventBus | None = None) -> None:
-        super().__init__(name, client, events=events)
-        self.dicom_address = dicom_address
-        self.hl7_address = hl7_address
-
-    def order(self, accession: str) -> Order | None:
-        return self._call("order", accession=accession)
-
-    def orders(self) -> list[Order]:
-        return self._call("orders")
-
-    def worklist_items(self) -> list[Dataset]:
-        return self._call("worklist_items")
-
-    def schedule(self, order: Order) -> Order:
-        return self._call("schedule", order=order)
-
-    def cancel(self, accession: str) -> Order | None:
-        return self._call("cancel", accession=accession)
-
-
-class RemoteArchive(RemoteActor):
-    """An archive (legacy PACS, viewer, built-in target) in another process."""
-
-    kind = "archive"
-    config_class = ArchiveConfig
-
-    def __init__(self, name: str, client: ControlClient, *, address: tuple[str, int],
-                 events: EventBus | None = None) -> None:
-        super().__init__(name, client, events=events)
-        self.address = address
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    def find_studies(self, **match: str) -> list[dict[str, Any]]:
-        return self._call("find_studies", match=match)
-
-    def study_count(self) -> int:
-        return self._call("study_count")
-
-    def studies(self) -> list[StudySummary]:
-        return self._call("studies")
-
-
-class RemoteModality(RemoteActor):
-    """A modality in another process; exams stay there, steps hold local ``Exam`` views."""
-
-    kind = "modality"
-    config_class = ModalityConfig
-
-    def __init__(self, name: str, client: ControlClient, *, world: World,
-                 address: tuple[str, int], events: EventBus | None = None) -> None:
-        super().__init__(name, client, events=events)
-        self.world = world
-        self.address = address
-        #: id(local Exam) -> (the Exam, the remote handle); the Exam is kept alive so
-        #: its id is never reused while the entry exists.
-        self._exams: dict[int, tuple[Exam, str]] = {}
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    def query_worklist(self, **match: Any) -> list[Dataset]:
-        return self._call("query_worklist", match={k: None if v is None else str(v)
-                                                   for k, v in match.items()})
-
-    def mpps_start(self, item: Dataset) -> Exam:
-        return self._track(self._call("mpps_start", item=item))
-
-    def mpps_start_unscheduled(self, context: StudyContext) -> Exam:
-        return self._track(self._call("mpps_start_unscheduled", context=context))
-
-    def store_study(self, exam: Exam, *, series: int | None = None,
-                    per_series: int | None = None) -> list[int]:
-        reply = self._call("store_study", exam=self._handle(exam), series=series,
-                           per_series=per_series)
-        self._track(reply.exam, exam)
-        return list(reply.statuses)
-
-    def request_commitment(self, exam: Exam, *, timeout: float | None = None
-                           ) -> CommitmentResult:
-        reply = self._call("request_commitment", exam=self._handle(exam), timeout=timeout)
-        self._track(reply.exam, exam)
-        return reply.result
-
-    def mpps_complete(self, exam: Exam) -> int:
-        reply = self._call("mpps_complete", exam=self._handle(exam))
-        self._track(reply.exam, exam)
-        return reply.status
-
-    def mpps_discontinue(self, exam: Exam, *, reason: str = "110514") -> int:
-        reply = self._call("mpps_discontinue", exam=self._handle(exam), reason=reason)
-        self._track(reply.exam, exam)
-        return reply.status
-
-    def perform(self, item: Dataset, *, series: int | None = None,
-                per_series: int | None = None, outcome: str = "COMPLETED",
-                reason: str = "110514") -> PerformResult:
-        return self._call("perform", item=item, series=series, per_series=per_series,
-                          outcome=outcome, reason=reason)
-
-    def set_faults(self, profile: list[Any] | None) -> list[str]:
-        """Faults the container's modality injects from now on (None: as configured)."""
-        return self._call("set_faults", profile=None if profile is None else list(profile))
 
     # ------------------------------------------------------------------ exams
     def _handle(self, exam: Exam) -> str:
@@ -417,5 +336,75 @@ def _image_reference(sop_class: str, sop_instance: str, series_uid: str) -> Data
     return ds
 
 
+# ---------------------------------------------------------------------- the proxies
+class RemoteEhr(RemoteActor, EhrOperations):
+    """An EHR in another process: ADT and orders to the RIS, from there.
+
+    ``address`` is where this machine reaches its ORU listener (the published HL7
+    port), so a reporting system here can send it results."""
+
+    kind = "ehr"
+    config_class = EhrConfig
+
+    def __init__(self, name: str, client: ControlClient, *,
+                 address: tuple[str, int] | None = None,
+                 events: EventBus | None = None) -> None:
+        super().__init__(name, client, events=events)
+        self._address = address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._address is None:
+            raise ConfigError(f"{self.name}: its ORU listener is not published here",
+                              peer=self.client.peer)
+        return self._address
+
+
+class RemoteRis(RemoteActor, RisOperations):
+    """A RIS in another process; its addresses are where this machine reaches it."""
+
+    kind = "ris"
+    config_class = RisConfig
+
+    def __init__(self, name: str, client: ControlClient, *, dicom_address: tuple[str, int],
+                 hl7_address: tuple[str, int], events: EventBus | None = None) -> None:
+        super().__init__(name, client, events=events)
+        self.dicom_address = dicom_address
+        self.hl7_address = hl7_address
+
+
+class RemoteArchive(RemoteActor, ArchiveOperations):
+    """An archive (legacy PACS, viewer, built-in target) in another process."""
+
+    kind = "archive"
+    config_class = ArchiveConfig
+
+    def __init__(self, name: str, client: ControlClient, *, address: tuple[str, int],
+                 events: EventBus | None = None) -> None:
+        super().__init__(name, client, events=events)
+        self.address = address
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+
+class RemoteModality(RemoteActor, ModalityOperations):
+    """A modality in another process; exams stay there, steps hold local ``Exam`` views."""
+
+    kind = "modality"
+    config_class = ModalityConfig
+
+    def __init__(self, name: str, client: ControlClient, *, world: World,
+                 address: tuple[str, int], events: EventBus | None = None) -> None:
+        super().__init__(name, client, events=events)
+        self.world = world
+        self.address = address
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+
 __all__ = ["ControlClient", "Reply", "RemoteActor", "RemoteEhr", "RemoteRis",
-           "RemoteArchive", "RemoteModality", "RemoteFaultLog"]
+           "RemoteArchive", "RemoteModality", "RemoteFaultLog", "twin_of"]

@@ -2,20 +2,22 @@
 
 Kept apart from :mod:`simulators.runtime.remote` because it is the one proxy that
 rewrites its arguments: addresses as this machine sees them become addresses as the
-container network sees them.
+container network sees them. Its methods (``search_studies``, ``load_study`` and the
+archive's) are generated from the viewer's declaration like every proxy's; only the
+rewriting is written here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from simulators.actors.operations import ViewerOperations
 from simulators.actors.viewer import ViewerConfig, ViewerSource
-from simulators.dicomweb.client import LoadTiming
 from simulators.events import EventBus
 from simulators.runtime.remote import ControlClient, RemoteArchive
 
 
-class RemoteViewer(RemoteArchive):
+class RemoteViewer(RemoteArchive, ViewerOperations):
     """A viewer in a container: searches and loads run there, timings come back.
 
     Steps name where to read with a :class:`ViewerSource` as this machine sees it
@@ -40,24 +42,10 @@ class RemoteViewer(RemoteArchive):
             return None
         return self.network_sources.get(source.name, source)
 
-    def search_studies(self, source: ViewerSource | None = None, *, via: str = "qido",
-                       **match: Any) -> list[dict[str, Any]]:
-        return self._call("search_studies", source=self.network_source(source), via=via,
-                          match={k: _match_text(v) for k, v in match.items()})
-
-    def load_study(self, study_uid: str, via: str = "wado",
-                   source: ViewerSource | None = None) -> LoadTiming:
-        return self._call("load_study", study_uid=study_uid, via=via,
-                          source=self.network_source(source))
-
-
-def _match_text(value: Any) -> str | list[str] | None:
-    """A matching value as the control API carries it (the viewer reads text)."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return [str(item) for item in value]
-    return str(value)
+    def _outgoing(self, value: Any) -> Any:
+        if isinstance(value, ViewerSource):
+            return self.network_source(value)
+        return super()._outgoing(value)
 
 
 __all__ = ["RemoteViewer"]

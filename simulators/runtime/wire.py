@@ -1,4 +1,4 @@
-"""JSON for the control API: datasets, world dataclasses, errors and events, both ways.
+"""JSON for the control API: datasets, world dataclasses and events, both ways.
 
 Why a typed decoder instead of pickle or tagged objects: the control API is a network
 service, so the receiver must never let the sender pick which class to build. Every
@@ -8,9 +8,10 @@ JSON and refuses anything else with a ConfigError. DICOM datasets travel as DICO
 (PS3.18 F.2, pydicom's ``to_json_dict``/``from_json``), so a worklist item keeps its
 VRs and sequences exactly.
 
-Errors travel as ``{"type", "message", "context"}`` and come back as the same
-:class:`~simulators.errors.PacsimError` subclass with the same context, so a step sees
-``ProtocolError(status="0xC310")`` whether the modality ran in-process or in a container.
+Which types travel is declared once, with the actors' operations
+(:mod:`simulators.actors.operations`, turned into wire types by
+:mod:`simulators.runtime.operations`). Errors travel as pacsim's one HTTP error body
+(:mod:`simulators.http.problem`) and come back as the same PacsimError subclass.
 """
 
 from __future__ import annotations
@@ -25,13 +26,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from simulators import errors
-from simulators.errors import ConfigError, PacsimError, ScenarioError
+from simulators.errors import ConfigError
 from simulators.events import Exchange
-
-#: Error classes a reply may name; anything else comes back as the root PacsimError.
-ERROR_TYPES: dict[str, type[PacsimError]] = {
-    name: getattr(errors, name) for name in errors.__all__}
 
 
 # ---------------------------------------------------------------------- encode
@@ -154,34 +150,40 @@ def _decode_concrete(hint: Any, origin: Any, args: tuple[Any, ...], value: Any,
     raise ConfigError(f"{where}: the control API cannot carry {hint!r}")
 
 
-# ---------------------------------------------------------------------- errors and events
-def encode_error(exc: BaseException) -> dict[str, Any]:
-    """A PacsimError (or any exception, as the root type) as JSON."""
-    if isinstance(exc, PacsimError):
-        payload: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message,
-                                   "context": encode(exc.context)}
-        if isinstance(exc, ScenarioError):
-            payload["scenario"] = {"file": exc.file, "line": exc.line, "field": exc.field}
-        return payload
-    return {"type": "PacsimError", "message": f"{type(exc).__name__}: {exc}", "context": {}}
+def check_carryable(hint: Any, where: str = "value") -> None:
+    """ConfigError unless :func:`decode` can build ``hint``: checked when an actor's
+    declared operations become the control API's table, so a declaration with a type
+    the wire cannot carry fails at once instead of on the first remote call."""
+    _check(hint, where, set())
 
 
-def decode_error(payload: Any) -> PacsimError:
-    """The exception an error reply describes (unknown types become PacsimError)."""
-    if not isinstance(payload, dict):
-        return PacsimError(f"malformed error reply: {str(payload)[:200]}")
-    cls = ERROR_TYPES.get(str(payload.get("type")), PacsimError)
-    message = str(payload.get("message", "remote error"))
-    context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
-    if cls is ScenarioError:
-        where = payload.get("scenario") or {}
-        return ScenarioError(message, file=where.get("file"), line=where.get("line"),
-                             field=where.get("field"), **context)
-    return cls(message, **context)
+def _check(hint: Any, where: str, seen: set[Any]) -> None:
+    if hint is Any or hint is type(None) or hint in _SCALARS:
+        return
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset, dict):
+        for arg in args:
+            if arg is not Ellipsis:
+                _check(arg, where, seen)
+        return
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if hint in seen:
+            return
+        seen.add(hint)
+        for name, field_hint in _hints(hint).items():
+            if name in {f.name for f in dataclasses.fields(hint) if f.init}:
+                _check(field_hint, f"{where}.{name}", seen)
+        return
+    raise ConfigError(f"{where}: the control API cannot carry {hint!r}")
 
 
+#: Types :func:`decode` builds directly.
+_SCALARS = (bool, int, float, str, Dataset, dt.datetime, dt.date, Path, PurePath)
+
+
+# ---------------------------------------------------------------------- events
 def decode_event(payload: dict[str, Any]) -> Exchange:
     return decode(Exchange, payload, "event")
 
 
-__all__ = ["encode", "decode", "encode_error", "decode_error", "decode_event", "ERROR_TYPES"]
+__all__ = ["encode", "decode", "decode_event", "check_carryable"]

@@ -29,6 +29,7 @@ import yaml
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
+from simulators.http.client import JsonClient
 from simulators.runtime.engine import ACTOR_LABEL, KIND_LABEL, RUN_LABEL, orthanc_image, pacsim_image
 from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config
 from simulators.runtime.probes import dicom_alive, http_ok, mllp_alive
@@ -278,10 +279,7 @@ class OrthancContainer(DockerContainer):
 
     def rest(self, path: str) -> Any:
         """GET a JSON resource of Orthanc's REST API (``/studies?expand``...)."""
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.get_rest_url()}{path}", timeout=10) as reply:
-            return json.loads(reply.read())
+        return JsonClient(self.get_rest_url(), timeout=10, name="Orthanc").get(path)
 
 
 __all__ = ["PacsimContainer", "LegacyPacsContainer", "RisContainer", "EhrContainer",

@@ -161,7 +161,8 @@ def test_a_sandbox_in_containers_runs_resets_and_leaves_nothing_behind(docker, t
         code, fault = _api(state, "/faults", {"modality": "CT1", "fault": "mpps.orphan"})
         assert (code, fault["faults"], fault["ae_title"]) == (200, ["mpps.orphan"], "DK_CT1")
         code, refused = _api(state, "/faults", {"modality": "ct1", "fault": "no.such-fault"})
-        assert code == 400 and "no.such-fault" in refused["error"]
+        assert code == 400 and refused["error"]["type"] == "ConfigError"
+        assert "no.such-fault" in refused["error"]["message"]
 
         before = status["epoch"]
         reset = _cli(state, "reset")
