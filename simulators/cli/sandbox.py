@@ -26,6 +26,8 @@ from simulators.scenario.validate import load_environment as load_site
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.sandbox import Sandbox
 from simulators.common.fields import parse_duration
+from simulators.errors import PacsimError
+from simulators.http.client import JsonClient
 
 DEFAULT_STATE = Path(".pacsim-sandbox.json")
 API_TIMEOUT = 60.0
@@ -68,8 +70,6 @@ def read_state(path: Path) -> dict[str, Any]:
 def call_api(state: dict[str, Any], method: str, route: str,
              body: dict[str, Any] | None = None) -> dict[str, Any]:
     """One JSON request to the running sandbox; ConfigError with the API's own message."""
-    from simulators.errors import PacsimError
-    from simulators.http.client import JsonClient
 
     client = JsonClient(state["api"], timeout=API_TIMEOUT, name="the sandbox API")
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Protocol
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_role, evt
@@ -66,8 +67,6 @@ SERIES_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumbe
 
 
 def _identifier(level: str, match: dict[str, Any], keys: Iterable[str]) -> Dataset:
-    from pydicom.datadict import dictionary_VR, tag_for_keyword
-
     ds = Dataset()
     ds.QueryRetrieveLevel = level
     for name in dict.fromkeys([*keys, *match]):

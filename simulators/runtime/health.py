@@ -70,7 +70,7 @@ def control_ping(port: int, timeout: float) -> str:
     """The control API answers its health resource (healthy means steps can drive it).
     pacsim's one HTTP client, not the proxies' ControlClient: the probe runs every
     2 s, and the proxies would import every actor."""
-    from simulators.http.client import JsonClient
+    from simulators.http.client import JsonClient  # only this kind needs HTTP; the check runs every 2 s
 
     client = JsonClient(f"http://{LOOPBACK}:{port}", timeout=timeout,
                         name=f"control API on {port}")
