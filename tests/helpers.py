@@ -1,8 +1,15 @@
 """Shared test helpers: free ports and external tools that must exist in CI.
 
-A test that needs DCMTK, dicom3tools or Orthanc skips with a clear reason on a
-developer machine without them, but *fails* when ``CI=true``: CI installs them, so a
-skip there would hide a broken install step.
+A test that needs DCMTK, dicom3tools, Orthanc, Prometheus or Docker skips with a clear
+reason on a developer machine without them, but *fails* when ``CI=true``: CI installs
+them, so a skip there would hide a broken install step.
+
+Each tool belongs to a lane, a pytest marker of the same name (``TOOL_LANES``), so
+``pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker)"`` runs exactly
+the tests that need none of them. A test that calls :func:`require_tool` carries the
+marker itself (``@pytest.mark.dcmtk``); a fixture that calls it is declared with
+:func:`needs`, and tests/conftest.py marks every test using that fixture.
+tests/unit/test_lanes.py fails when either is forgotten.
 """
 
 from __future__ import annotations
@@ -10,26 +17,81 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import Callable, TypeVar
 
 import pytest
+
+#: The lanes (pytest markers) of tests that need an external tool, see pyproject.toml.
+LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
+
+#: Every command-line tool a test may require, and its lane.
+TOOL_LANES = {
+    **dict.fromkeys(("echoscu", "storescu", "storescp", "findscu", "movescu", "getscu",
+                     "wlmscpfs", "dump2dcm"), "dcmtk"),
+    "dciodvfy": "dciodvfy",
+    "Orthanc": "orthanc",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "docker-compose": "docker",
+}
+
+#: What to install for each lane (the skip reason names it).
+_INSTALL = {
+    "dcmtk": "apt-get install dcmtk",
+    "dciodvfy": "apt-get install dicom3tools",
+    "orthanc": "apt-get install orthanc orthanc-dicomweb",
+    "prometheus": "apt-get install prometheus",
+    "docker": "apt-get install docker.io docker-compose",
+}
+
+#: Attribute :func:`needs` sets on a fixture function; tests/conftest.py reads it.
+LANES_ATTRIBUTE = "pacsim_lanes"
+
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def lane_of(tool: str) -> str:
+    """The lane (marker) of a tool; a tool without one is a mistake in the test suite."""
+    try:
+        return TOOL_LANES[tool]
+    except KeyError:
+        raise ValueError(f"{tool!r} has no lane: add it to TOOL_LANES in tests/helpers.py "
+                         f"so the tests that need it can be deselected") from None
+
+
 def require_tool(*names: str) -> dict[str, str]:
     """Return the paths of command-line tools, skipping (or failing in CI) if absent."""
     found: dict[str, str] = {}
     for name in names:
+        lane = lane_of(name)
         path = shutil.which(name)
         if path is None:
-            message = f"{name} is not installed (apt-get install dcmtk dicom3tools orthanc)"
+            message = f"{name} is not installed ({_INSTALL[lane]})"
             if in_ci():
                 pytest.fail(f"CI=true but {message}")
             pytest.skip(message)
         found[name] = path
     return found
+
+
+def needs(*tools: str) -> Callable[[F], F]:
+    """Declare the tools a fixture runs (``"docker"`` for a Docker engine).
+
+    Put it under ``@pytest.fixture``: tests/conftest.py then marks every test that uses
+    the fixture, directly or through another fixture, with the tools' lanes. The
+    fixture still calls :func:`require_tool` (or :func:`require_docker`) for the skip.
+    """
+    lanes = frozenset("docker" if tool == "docker" else lane_of(tool) for tool in tools)
+
+    def declare(function: F) -> F:
+        setattr(function, LANES_ATTRIBUTE, lanes | getattr(function, LANES_ATTRIBUTE, frozenset()))
+        return function
+
+    return declare
 
 
 def free_port() -> int:

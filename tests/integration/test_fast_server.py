@@ -114,6 +114,7 @@ def _pynetdicom_ae(title: str = "PYSCU") -> AE:
 
 
 # --------------------------------------------------------------------- negotiation
+@pytest.mark.dcmtk
 def test_echoscu_is_accepted_and_one_event_is_emitted(
         server: FastServer, recorded: tuple[EventBus, list[Exchange]]) -> None:
     require_tool("echoscu")
@@ -125,6 +126,7 @@ def test_echoscu_is_accepted_and_one_event_is_emitted(
     assert [(e.status, e.detail["calling_ae"]) for e in echoes] == [("0x0000", "ECHOSCU")]
 
 
+@pytest.mark.dcmtk
 def test_echoscu_with_a_wrong_called_ae_is_rejected_permanently(server: FastServer) -> None:
     require_tool("echoscu")
     code, output = _echoscu(server.port, "SOMEONE_ELSE")

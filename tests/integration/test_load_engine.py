@@ -159,6 +159,8 @@ def store_profile(modalities: int, images: dict[str, int]) -> LoadProfile:
         "report": {"live": False}})
 
 
+@pytest.mark.dciodvfy
+@pytest.mark.dcmtk
 def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
     """Images sent from templates are the world's images: every received file equals
     its reference build (identity included) and passes dciodvfy."""
@@ -206,6 +208,7 @@ def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
             if line.startswith("Error")] == []
 
 
+@pytest.mark.dcmtk
 def test_worklist_polls_count_matches_against_wlmscpfs(tmp_path: Path) -> None:
     require_tool("wlmscpfs")
     folder = tmp_path / "WLM"

@@ -173,6 +173,7 @@ def test_wrong_called_ae_fails_naming_the_rejection(builtin: ProbeSession) -> No
         assert "rejected: permanent, called AE title not recognised" in result.error, result.error
 
 
+@pytest.mark.orthanc
 def test_orthanc_target_deletes_its_canary(tmp_path) -> None:
     require_tool("Orthanc")
     with ProbeSession(SessionOptions(target="orthanc", timeout=10.0)) as session:

@@ -257,6 +257,7 @@ def test_memory_stays_flat_as_pathways_complete() -> None:
 
 
 # ---------------------------------------------------------------------- a whole hour on Orthanc
+@pytest.mark.orthanc
 @pytest.mark.slow
 def test_a_whole_simulated_hour_at_60x_into_orthanc(tmp_path: Path) -> None:
     """The CI hour: one simulated hour at 60x runs to its end by itself (about a minute of
