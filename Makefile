@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-fast bench venv clean
 
 $(BIN)/pacsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ venv: $(BIN)/pacsim
 demo: venv
 	$(BIN)/pacsim run scenarios/golden-path-*.yaml --report-dir reports/demo
 
-## test: the whole suite (tests needing DCMTK, dicom3tools or Orthanc skip without them, fail in CI)
+## test: the whole suite, the CI command (tests needing DCMTK, dicom3tools, Orthanc,
+## Prometheus or Docker skip without them, fail in CI)
 test: venv
 	$(BIN)/pytest
+
+## test-fast: only the tests that need no external tool and are not slow (markers in
+## pyproject.toml; tests/unit/test_lanes.py keeps them exact)
+test-fast: venv
+	$(BIN)/pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker or slow)"
 
 ## bench: throughput against DCMTK and Orthanc, printed as ratios (see benchmarks/)
 bench: venv
