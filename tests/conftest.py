@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import LANES_ATTRIBUTE, free_port
+from tests.helpers import LANES_ATTRIBUTE, RecordedEvents, free_port
 
 
 def fixture_lanes(item: pytest.Item) -> set[str]:
@@ -39,3 +39,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def port() -> int:
     """A free TCP port on 127.0.0.1."""
     return free_port()
+
+
+@pytest.fixture
+def event_bus() -> RecordedEvents:
+    """A fresh event bus for this test alone, with the list of every event it carried
+    (``event_bus.bus``, ``event_bus.events``): pass the bus to the actors and servers the
+    test starts instead of reading the process-wide ``simulators.events.bus``."""
+    return RecordedEvents()

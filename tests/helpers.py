@@ -17,9 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 import pytest
+
+from simulators.events import EventBus, Exchange
 
 #: The lanes (pytest markers) of tests that need an external tool, see pyproject.toml.
 LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
@@ -127,3 +131,38 @@ def require_docker(*images: str) -> None:
         client.close()
     if missing:
         unavailable(f"image(s) {', '.join(missing)} not built (pacsim images build --local-base)")
+
+
+@dataclass
+class RecordedEvents:
+    """A test's own event bus and every event emitted on it, in emission order.
+
+    Why a bus per test: the process-wide ``simulators.events.bus`` also carries the
+    events of servers other tests left running or still answering, so a test reading
+    it would have to guess which are its own (by wall-clock time, which a busy
+    machine defeats). Pass ``bus`` to every actor and server the test starts.
+    """
+
+    bus: EventBus = field(default_factory=EventBus)
+    events: list[Exchange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bus.subscribe(self.events.append)
+
+    def kinds(self) -> list[str]:
+        return [event.kind for event in list(self.events)]
+
+    def wait_for(self, condition: Callable[[list[Exchange]], bool],
+                 timeout: float = 10.0) -> list[Exchange]:
+        """The events once ``condition(events)`` holds; servers emit an exchange after
+        answering, so the caller may see the answer before the event. ``timeout`` only
+        bounds a hang: the test fails then, naming what it saw."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = list(self.events)
+            if condition(seen):
+                return seen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"events never met the condition; got "
+                                     f"{[(e.kind, e.status) for e in seen]}")
+            time.sleep(0.01)

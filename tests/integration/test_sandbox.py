@@ -21,13 +21,14 @@ from typing import Any, Callable
 
 import pytest
 
-from simulators.events import EventBus, Exchange
+from simulators.events import EventBus
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.clock import SimClock
 from simulators.sandbox.commands import load_environment
 from simulators.sandbox.sandbox import Sandbox
 from simulators.scenario.environment import QUERY_AE
 from simulators.scenario.steps._qr import QrClient
+from tests.helpers import RecordedEvents
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_SITE = ROOT / "scenarios" / "sites" / "training-hospital.yaml"
@@ -86,10 +87,11 @@ def _http(api: TrainerApi, method: str, route: str, body: Any = None,
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Any:
+def sandbox(tmp_path: Path, event_bus: RecordedEvents) -> Any:
+    """A small sandbox at 600x on the test's own bus, with its trainer API."""
     site = tmp_path / "site.yaml"
     site.write_text(SMALL_SITE, encoding="utf-8")
-    box = Sandbox(load_environment(site), pace=600, seed=3)
+    box = Sandbox(load_environment(site), pace=600, seed=3, events=event_bus.bus)
     box.start()
     api = TrainerApi(box).start()
     try:
@@ -131,18 +133,19 @@ def test_trainer_starts_a_pathway_for_a_named_patient(sandbox: Any) -> None:
     assert status["pathways"]["by_pathway"]["routine"]["completed"] >= 1
 
 
-def test_an_injected_fault_shows_in_the_modalitys_traffic(sandbox: Any) -> None:
+def test_an_injected_fault_shows_in_the_modalitys_traffic(sandbox: Any,
+                                                         event_bus: RecordedEvents) -> None:
     box, api = sandbox
     _http(api, "POST", "/rate", {"factor": 0})
-    creates: list[Exchange] = []
-    box.events.subscribe(lambda e: creates.append(e) if e.kind == "dicom.n-create"
-                         and e.actor == "ct1" else None)
+    mark = len(event_bus.events)  # what the test's own pathway does comes after this
     code, answer = _http(api, "POST", "/faults", {"modality": "CT1",
                                                   "fault": "mpps.create-not-in-progress"})
     assert (code, answer["faults"]) == (200, ["mpps.create-not-in-progress"])
     _, started = _http(api, "POST", "/pathways", {"pathway": "routine", "modality": "CT"})
     done = _until(lambda: _recent(api, started["id"]), 60, "the faulted pathway to end")
     assert done["state"] == "failed" and "MPPS" in done["error"]
+    creates = [e for e in event_bus.events[mark:]
+               if e.kind == "dicom.n-create" and e.actor == "ct1"]
     assert creates and creates[-1].status not in ("", "0x0000"), creates[-1]
     assert box.modality_actor("ct1").faults.fired[-1][1] == "mpps.create-not-in-progress"
     # Clearing the fault brings the room back.
