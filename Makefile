@@ -18,13 +18,19 @@ venv: $(BIN)/pacsim
 demo: venv
 	$(BIN)/pacsim run scenarios/golden-path-*.yaml --report-dir reports/demo
 
-## test: the whole suite (tests needing DCMTK, dicom3tools or Orthanc skip without them, fail in CI)
+## test: the whole suite, the CI command (tests needing DCMTK, dicom3tools, Orthanc,
+## Prometheus or Docker skip without them, fail in CI)
 test: venv
 	$(BIN)/pytest
 
 ## lint: the layer contract in pyproject.toml (docs/architecture.md); CI fails on a violation
 lint: venv
 	$(BIN)/lint-imports
+
+## test-fast: only the tests that need no external tool and are not slow (markers in
+## pyproject.toml; tests/unit/test_lanes.py keeps them exact)
+test-fast: venv
+	$(BIN)/pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker or slow)"
 
 ## bench: throughput against DCMTK and Orthanc, printed as ratios (see benchmarks/)
 bench: venv

@@ -1,17 +1,25 @@
 """Shared test helpers: free ports and external tools that must exist in CI.
 
-A test that needs DCMTK, dicom3tools or Orthanc skips with a clear reason on a
-developer machine without them, but *fails* when ``CI=true``: CI installs them, so a
-skip there would hide a broken install step.
+A test that needs DCMTK, dicom3tools, Orthanc, Prometheus or Docker skips with a clear
+reason on a developer machine without them, but *fails* when ``CI=true``: CI installs
+them, so a skip there would hide a broken install step.
+
+Each tool belongs to a lane, a pytest marker of the same name (``TOOL_LANES``), so
+``pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker)"`` runs exactly
+the tests that need none of them. A test that calls :func:`require_tool` carries the
+marker itself (``@pytest.mark.dcmtk``); a fixture that calls it is declared with
+:func:`needs`, and tests/conftest.py marks every test using that fixture.
+tests/unit/test_lanes.py fails when either is forgotten.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import os
 import shutil
 import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
 
 import pytest
 from pynetdicom import AE
@@ -20,23 +28,79 @@ from pynetdicom.transport import ThreadedAssociationServer
 from simulators.dicom.ae import LISTEN_BACKLOG, NODELAY_HANDLERS
 from simulators.errors import ConfigError
 
+from simulators.events import EventBus, Exchange
+
+#: The lanes (pytest markers) of tests that need an external tool, see pyproject.toml.
+LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
+
+#: Every command-line tool a test may require, and its lane.
+TOOL_LANES = {
+    **dict.fromkeys(("echoscu", "storescu", "storescp", "findscu", "movescu", "getscu",
+                     "wlmscpfs", "dump2dcm"), "dcmtk"),
+    "dciodvfy": "dciodvfy",
+    "Orthanc": "orthanc",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "docker-compose": "docker",
+}
+
+#: What to install for each lane (the skip reason names it).
+_INSTALL = {
+    "dcmtk": "apt-get install dcmtk",
+    "dciodvfy": "apt-get install dicom3tools",
+    "orthanc": "apt-get install orthanc orthanc-dicomweb",
+    "prometheus": "apt-get install prometheus",
+    "docker": "apt-get install docker.io docker-compose",
+}
+
+#: Attribute :func:`needs` sets on a fixture function; tests/conftest.py reads it.
+LANES_ATTRIBUTE = "pacsim_lanes"
+
+F = TypeVar("F", bound=Callable[..., object])
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def lane_of(tool: str) -> str:
+    """The lane (marker) of a tool; a tool without one is a mistake in the test suite."""
+    try:
+        return TOOL_LANES[tool]
+    except KeyError:
+        raise ValueError(f"{tool!r} has no lane: add it to TOOL_LANES in tests/helpers.py "
+                         f"so the tests that need it can be deselected") from None
 
 
 def require_tool(*names: str) -> dict[str, str]:
     """Return the paths of command-line tools, skipping (or failing in CI) if absent."""
     found: dict[str, str] = {}
     for name in names:
+        lane = lane_of(name)
         path = shutil.which(name)
         if path is None:
-            message = f"{name} is not installed (apt-get install dcmtk dicom3tools orthanc)"
+            message = f"{name} is not installed ({_INSTALL[lane]})"
             if in_ci():
                 pytest.fail(f"CI=true but {message}")
             pytest.skip(message)
         found[name] = path
     return found
+
+
+def needs(*tools: str) -> Callable[[F], F]:
+    """Declare the tools a fixture runs (``"docker"`` for a Docker engine).
+
+    Put it under ``@pytest.fixture``: tests/conftest.py then marks every test that uses
+    the fixture, directly or through another fixture, with the tools' lanes. The
+    fixture still calls :func:`require_tool` (or :func:`require_docker`) for the skip.
+    """
+    lanes = frozenset("docker" if tool == "docker" else lane_of(tool) for tool in tools)
+
+    def declare(function: F) -> F:
+        setattr(function, LANES_ATTRIBUTE, lanes | getattr(function, LANES_ATTRIBUTE, frozenset()))
+        return function
+
+    return declare
 
 
 def free_port() -> int:
@@ -94,3 +158,38 @@ def start_server(ae: AE, host: str, port: int,
     # listening socket raise its backlog by calling listen() again.
     server.socket.listen(LISTEN_BACKLOG)
     return server
+
+
+@dataclass
+class RecordedEvents:
+    """A test's own event bus and every event emitted on it, in emission order.
+
+    Why a bus per test: the process-wide ``simulators.events.bus`` also carries the
+    events of servers other tests left running or still answering, so a test reading
+    it would have to guess which are its own (by wall-clock time, which a busy
+    machine defeats). Pass ``bus`` to every actor and server the test starts.
+    """
+
+    bus: EventBus = field(default_factory=EventBus)
+    events: list[Exchange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bus.subscribe(self.events.append)
+
+    def kinds(self) -> list[str]:
+        return [event.kind for event in list(self.events)]
+
+    def wait_for(self, condition: Callable[[list[Exchange]], bool],
+                 timeout: float = 10.0) -> list[Exchange]:
+        """The events once ``condition(events)`` holds; servers emit an exchange after
+        answering, so the caller may see the answer before the event. ``timeout`` only
+        bounds a hang: the test fails then, naming what it saw."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = list(self.events)
+            if condition(seen):
+                return seen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"events never met the condition; got "
+                                     f"{[(e.kind, e.status) for e in seen]}")
+            time.sleep(0.01)

@@ -11,12 +11,13 @@ from typing import Iterator
 import pytest
 
 from simulators.runtime.engine import DEFAULT_ORTHANC_IMAGE, DEFAULT_PACSIM_IMAGE
-from tests.helpers import require_docker
+from tests.helpers import needs, require_docker
 
 IMAGES = (DEFAULT_PACSIM_IMAGE, DEFAULT_ORTHANC_IMAGE)
 
 
 @pytest.fixture(scope="session")
+@needs("docker")
 def docker() -> Iterator[object]:
     """A docker SDK client; the test skips (fails in CI) without engine or images."""
     require_docker(*IMAGES)

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from simulators.actors.ehr import Ehr, EhrConfig
@@ -56,6 +57,7 @@ def _compose(directory: Path, *args: str, timeout: float = 180) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.docker
 def test_compose_up_all_healthy_one_study_through_then_down(docker, tmp_path):
     require_tool("docker-compose")
     directory = tmp_path / "site"

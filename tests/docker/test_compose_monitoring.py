@@ -12,6 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from simulators.cli import build_parser
@@ -89,6 +90,7 @@ def test_dashboard_queries_only_metrics_the_prober_exports() -> None:
         assert topic in titles
 
 
+@pytest.mark.prometheus
 def test_promtool_accepts_the_prometheus_config() -> None:
     tools = require_tool("promtool")
     check = subprocess.run([tools["promtool"], "check", "config",
@@ -97,6 +99,7 @@ def test_promtool_accepts_the_prometheus_config() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+@pytest.mark.docker
 def test_docker_compose_config_accepts_both_profiles(tmp_path: Path) -> None:
     require_tool("docker-compose")
     write(plan(load_scenario(SCENARIO).environment), tmp_path / "docker-compose.yml",

@@ -34,6 +34,7 @@ def echo_server() -> Iterator[tuple[int, list[int]]]:
         server.shutdown()
 
 
+@pytest.mark.dcmtk
 def test_dcmtk_echo_succeeds_and_acceptor_socket_has_nodelay(echo_server) -> None:
     tools = require_tool("echoscu")
     port, nodelay = echo_server
@@ -43,6 +44,7 @@ def test_dcmtk_echo_succeeds_and_acceptor_socket_has_nodelay(echo_server) -> Non
     assert nodelay and nodelay[0] != 0
 
 
+@pytest.mark.dcmtk
 def test_dcmtk_sees_calling_ae_rejection(echo_server) -> None:
     tools = require_tool("echoscu")
     port, _ = echo_server

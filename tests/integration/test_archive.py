@@ -36,7 +36,7 @@ from simulators.dicom.commitment import (
     CommitmentWaiter, request_commitment,
 )
 from simulators.events import EventBus, Exchange
-from tests.helpers import free_port, require_tool, start_server
+from tests.helpers import free_port, needs, require_tool, start_server
 from tests.unit.test_store import make_image
 
 AET = "PACSIM_ARC"
@@ -99,6 +99,7 @@ def _storescu(port: int, files: list[Path]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
+@needs("storescu")
 def loaded(archive: Archive, images: list[Path]) -> Archive:
     require_tool("storescu")
     result = _storescu(archive.port, images)
@@ -107,6 +108,7 @@ def loaded(archive: Archive, images: list[Path]) -> Archive:
 
 
 # ------------------------------------------------------------------------ C-ECHO, C-STORE
+@pytest.mark.dcmtk
 def test_echoscu(archive: Archive, recorded: tuple[EventBus, list[Exchange]]) -> None:
     require_tool("echoscu")
     result = _run("echoscu", "-aec", AET, "127.0.0.1", str(archive.port))
@@ -149,6 +151,7 @@ def test_store_statuses_for_conflict_and_missing_uid(archive: Archive) -> None:
 
 
 # ------------------------------------------------------------------------------- C-FIND
+@pytest.mark.dcmtk
 @pytest.mark.parametrize("model, keys, expected", [
     ("-P", ["QueryRetrieveLevel=PATIENT", "PatientID=P100", "PatientName",
             "NumberOfPatientRelatedStudies"], [("NumberOfPatientRelatedStudies", "2")]),
@@ -185,6 +188,7 @@ def test_findscu_levels(loaded: Archive, tmp_path: Path, model: str, keys: list[
         assert responses[0].NumberOfStudyRelatedInstances == 4
 
 
+@pytest.mark.dcmtk
 def test_find_with_bad_level_answers_a900(loaded: Archive) -> None:
     require_tool("findscu")
     result = _run("findscu", "-v", "-S", "-aec", AET, "-k", "QueryRetrieveLevel=PATIENT", "-k",
@@ -195,6 +199,7 @@ def test_find_with_bad_level_answers_a900(loaded: Archive) -> None:
 
 # ------------------------------------------------------------------------ C-MOVE, C-GET
 @pytest.fixture
+@needs("storescp", "echoscu")
 def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     require_tool("storescp", "echoscu")
     port, folder = free_port(), tmp_path / "dest"
@@ -210,6 +215,7 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         process.wait(timeout=10)
 
 
+@pytest.mark.dcmtk
 def test_movescu_to_storescp(tmp_path: Path, images: list[Path], storescp: tuple[int, Path]) -> None:
     require_tool("movescu", "storescu")
     port, folder = storescp
@@ -242,6 +248,7 @@ def test_move_unknown_destination_answers_a801(loaded: Archive) -> None:
     assert [s.Status for s in statuses] == [0xA801]
 
 
+@pytest.mark.dcmtk
 def test_move_with_failed_suboperation_answers_b000(tmp_path: Path, images: list[Path]) -> None:
     """A destination refusing one object: pending counts, then 0xB000 naming it."""
     refused = dcmread(images[1]).SOPInstanceUID
@@ -264,6 +271,7 @@ def test_move_with_failed_suboperation_answers_b000(tmp_path: Path, images: list
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (3, 1)
 
 
+@pytest.mark.dcmtk
 def test_getscu(loaded: Archive, tmp_path: Path) -> None:
     require_tool("getscu")
     out = tmp_path / "got"
@@ -282,6 +290,7 @@ def _references(images: list[Path]) -> list[tuple[str, str]]:
     return [(str(d.SOPClassUID), str(d.SOPInstanceUID)) for d in map(dcmread, images)]
 
 
+@pytest.mark.dcmtk
 def test_commitment_on_the_same_association(tmp_path: Path, images: list[Path]) -> None:
     require_tool("storescu")
     with _archive(tmp_path, commitment_reply="same") as archive:
@@ -299,6 +308,7 @@ def test_commitment_on_the_same_association(tmp_path: Path, images: list[Path]) 
         (MRImageStorage, refs[0][1], REASON_CLASS_INSTANCE_CONFLICT)])
 
 
+@pytest.mark.dcmtk
 def test_commitment_on_a_new_association(tmp_path: Path, images: list[Path]) -> None:
     require_tool("storescu")
     waiter = CommitmentWaiter()
@@ -324,6 +334,7 @@ def _send_raw(port: int, payload: bytes) -> None:
             pass
 
 
+@pytest.mark.dcmtk
 @pytest.mark.parametrize("payload", [
     b"\x00GARBAGE\xff" * 64,                                   # not a PDU at all
     struct.pack(">BBI", 0x01, 0, 4000) + b"\x00\x01\x00\x00",  # A-ASSOCIATE-RQ cut short
@@ -336,6 +347,7 @@ def test_malformed_bytes_leave_the_archive_serving(archive: Archive, payload: by
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.dcmtk
 @pytest.mark.parametrize("how", ["abort", "disconnect"])
 def test_interrupted_c_store_stores_no_partial_object(archive: Archive, images: list[Path],
                                                       how: str) -> None:
@@ -373,6 +385,7 @@ def test_interrupted_c_store_stores_no_partial_object(archive: Archive, images: 
     assert archive.store.stats()["instances"] == 3
 
 
+@pytest.mark.dcmtk
 def test_verification_after_peer_vanishes(archive: Archive) -> None:
     """An association left half-open by a peer that disappears does not block others."""
     require_tool("echoscu")

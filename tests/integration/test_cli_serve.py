@@ -42,6 +42,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, out
 
 
+@pytest.mark.dcmtk
 def test_serve_archive_answers_dcmtk_echo_and_stops_on_sigterm() -> None:
     tools = require_tool("echoscu")
     port = free_port()

@@ -30,7 +30,7 @@ from simulators.events import EventBus, Exchange
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from simulators.world.context import StudyContext
 from simulators.world.world import World
-from tests.helpers import require_tool
+from tests.helpers import needs, require_tool
 
 STATION = "CT_LISTEN"
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
@@ -84,6 +84,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
+@needs("Orthanc")
 def site() -> Iterator[Site]:
     require_tool("Orthanc")
     orthanc = OrthancProcess(OrthancSettings(ae_title="ORTHANC"))  # ports chosen, not started

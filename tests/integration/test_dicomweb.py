@@ -9,7 +9,6 @@ over HTTP, or what a DIMSE C-FIND on the same archive answers.
 from __future__ import annotations
 
 import socket
-import time
 from io import BytesIO
 from typing import Iterator
 
@@ -24,7 +23,8 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.dicom.fast import FastClient
-from simulators.events import EventBus, Exchange
+from simulators.events import Exchange
+from tests.helpers import RecordedEvents
 from tests.unit.test_store import make_image
 
 STUDY_A, STUDY_B = generate_uid(), generate_uid()
@@ -61,8 +61,9 @@ def _multipart(parts: list[bytes], boundary: str = "pacsim-test") -> tuple[bytes
 
 
 @pytest.fixture
-def events() -> Iterator[list[Exchange]]:
-    yield []
+def events(event_bus: RecordedEvents) -> list[Exchange]:
+    """What the test's archive emitted (on the test's own bus)."""
+    return event_bus.events
 
 
 @pytest.fixture
@@ -71,12 +72,15 @@ def images() -> list[Dataset]:
 
 
 @pytest.fixture
-def archive(events: list[Exchange], images: list[Dataset]) -> Iterator[Archive]:
-    bus = EventBus()
-    bus.subscribe(events.append)
-    with Archive(ArchiveConfig(dicomweb_port=0), events=bus) as arc:
+def archive(event_bus: RecordedEvents, images: list[Dataset]) -> Iterator[Archive]:
+    """An archive on the test's own bus, holding ``images``; its only event so far is the
+    setup STOW's (waited for: the server emits once the response is written, so without
+    the wait it could land among the test's own events)."""
+    with Archive(ArchiveConfig(dicomweb_port=0), events=event_bus.bus) as arc:
         statuses = DICOMwebClient(arc.dicomweb_url).store_instances(images)
         assert len(statuses.ReferencedSOPSequence) == len(images)
+        setup = event_bus.wait_for(lambda seen: len(seen) >= 1)
+        assert [(e.kind, e.status) for e in setup] == [("dicomweb.stow", "200")]
         yield arc
 
 
@@ -299,24 +303,28 @@ def test_broken_bodies_get_4xx_and_the_server_keeps_serving(archive: Archive,
 
 
 def test_every_request_is_one_exchange_event(client: DICOMwebClient,
-                                             events: list[Exchange]) -> None:
-    # The server emits an exchange once its response is written, so an earlier test's
-    # last request may still land here: count only requests that started from now on.
-    started = time.time()
+                                             event_bus: RecordedEvents) -> None:
+    """The bus is this test's own and the archive fixture waited for its setup STOW, so
+    every event after that one is a request made here: no need to tell them apart by
+    time. A last, sentinel request (a series search) comes back on the same kept-alive
+    connection, whose handler emits each request's event before reading the next: once
+    the sentinel's event is in, a duplicate of the three would be in too."""
+    (setup,) = event_bus.events
     client.search_for_studies()
     client.retrieve_study(STUDY_B)
     client.retrieve_study_metadata(STUDY_B)
+    client.search_for_series(STUDY_A)
+    sentinel = f"/dicom-web/studies/{STUDY_A}/series"
 
-    def ours() -> list[Exchange]:
-        return [e for e in list(events) if e.start >= started]
+    def done(seen: list[Exchange]) -> bool:
+        return len(seen) >= 5 and any(e.detail["path"] == sentinel for e in seen)
 
-    deadline = time.monotonic() + 5
-    while len(ours()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # a fourth (wrong) event would show up now
-    kinds = sorted((e.kind, e.status) for e in ours())
+    seen = event_bus.wait_for(done)
+    assert seen[0] is setup
+    ours = [e for e in seen[1:] if e.detail["path"] != sentinel]
+    kinds = sorted((e.kind, e.status) for e in ours)
     assert kinds == [("dicomweb.qido", "200"), ("dicomweb.wado", "200"),
                      ("dicomweb.wado", "200")]
-    wado = next(e for e in ours()
+    wado = next(e for e in ours
                 if e.kind == "dicomweb.wado" and "metadata" not in e.detail["path"])
     assert wado.actor == "archive" and wado.bytes > 2048 and wado.detail["path"].endswith(STUDY_B)

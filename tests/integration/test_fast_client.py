@@ -36,6 +36,7 @@ def ct_files(directory: Path, count: int) -> list[Path]:
     return write_study(build_study(context, series=1, per_series=count, rows=128, cols=128), directory)
 
 
+@pytest.mark.dcmtk
 def test_store_to_storescp_is_byte_identical(tmp_path: Path) -> None:
     require_tool("storescp")
     files = ct_files(tmp_path / "in", 3)
@@ -60,6 +61,7 @@ def test_store_to_storescp_is_byte_identical(tmp_path: Path) -> None:
     assert [e.kind for e in seen].count("dicom.c-echo") == 1
 
 
+@pytest.mark.dcmtk
 def test_store_a_dataset_object_with_the_accepted_syntax(tmp_path: Path) -> None:
     require_tool("storescp")
     path = ct_files(tmp_path / "in", 1)[0]
@@ -111,6 +113,7 @@ def mwl_identifier(station_ae: str) -> Dataset:
     return identifier
 
 
+@pytest.mark.dcmtk
 def test_find_against_wlmscpfs(tmp_path: Path) -> None:
     require_tool("wlmscpfs")
     items = write_worklist(tmp_path, "WLM", World(seed=5), 3)
@@ -128,6 +131,7 @@ def test_find_against_wlmscpfs(tmp_path: Path) -> None:
     assert len(find_events) == 1 and find_events[0].detail["matches"] == 3
 
 
+@pytest.mark.dcmtk
 def test_leaving_a_find_early_cancels_and_keeps_the_association(tmp_path: Path) -> None:
     require_tool("wlmscpfs")
     write_worklist(tmp_path, "WLM", World(seed=6), 4)
@@ -218,6 +222,7 @@ def test_silent_peer_times_out() -> None:
     assert peer.received[:1] == b"\x07"
 
 
+@pytest.mark.dcmtk
 def test_count_matches_counts_what_find_all_decodes(tmp_path: Path) -> None:
     """The lean C-FIND: same status and count as decoding everything, first items decoded."""
     require_tool("wlmscpfs")
@@ -249,6 +254,7 @@ def test_count_matches_counts_what_find_all_decodes(tmp_path: Path) -> None:
     assert [e.status for e in finds] == ["0x0000", "0x0000"]
 
 
+@pytest.mark.dcmtk
 def test_store_in_pieces_is_byte_identical(tmp_path: Path) -> None:
     """A dataset given as header + pixel pieces arrives as the joined bytes."""
     require_tool("storescp")

@@ -84,6 +84,7 @@ def test_the_group_scenario_judges_the_bad_scanner_while_others_work() -> None:
     assert unchanged.do == "worklist.unchanged" and unchanged.status == "passed"
 
 
+@pytest.mark.orthanc
 def test_orthanc_runs_the_store_and_association_faults_with_mpps_not_supported() -> None:
     require_tool("Orthanc")
     result = run_in_environment(load_scenario(ORTHANC_APPLICABLE).with_environment(

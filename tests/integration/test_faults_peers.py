@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -25,6 +26,7 @@ def _verdicts(outcomes) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {o.fault.id: o.verdict for o in outcomes}
 
 
+@pytest.mark.orthanc
 def test_orthanc_matrix_reports_mpps_as_not_supported() -> None:
     require_tool("Orthanc")
     outcomes = run_against("orthanc")
@@ -57,6 +59,7 @@ def write_worklist(root: Path, count: int = 12) -> Path:
     return root
 
 
+@pytest.mark.dcmtk
 def test_wlmscpfs_worklist_and_association_matrix(tmp_path: Path) -> None:
     tools = require_tool("wlmscpfs")
     port = free_port()

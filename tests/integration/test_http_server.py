@@ -29,7 +29,7 @@ from simulators.http.problem import Refused
 from simulators.http.server import JsonHttpServer, Request, Route
 from simulators.runtime.control import ControlServer
 from simulators.sandbox.api import TrainerApi
-from simulators.sandbox.commands import load_environment
+from simulators.cli.sandbox import load_environment
 from simulators.sandbox.sandbox import Sandbox
 
 SITE = """

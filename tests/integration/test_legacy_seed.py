@@ -24,7 +24,7 @@ from simulators.legacy.history import patient_histories
 from simulators.legacy.seed import seed_archive
 from simulators.peers.dcmtk import dcmtk_server, run_dcmtk
 from simulators.world import World
-from tests.helpers import free_port, require_tool
+from tests.helpers import free_port, needs, require_tool
 
 UNTIL = dt.date(2026, 1, 1)
 SEED, STUDIES, YEARS = 9, 120, 6
@@ -51,6 +51,7 @@ def manifest(archive_dir: Path) -> dict:
 
 
 @pytest.fixture
+@needs("storescp")
 def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     require_tool("storescp")
     port, folder = free_port(), tmp_path / "received"
@@ -134,6 +135,7 @@ def test_refuses_a_non_empty_directory(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- validity
+@pytest.mark.dciodvfy
 def test_clean_objects_pass_dciodvfy(archive_dir: Path, manifest: dict) -> None:
     require_tool("dciodvfy")
     dirty = {d["study_uid"] for d in manifest["defects"]}
@@ -153,6 +155,7 @@ def test_clean_objects_pass_dciodvfy(archive_dir: Path, manifest: dict) -> None:
 
 
 # ------------------------------------------------------------------ served over DICOM
+@pytest.mark.dcmtk
 def test_findscu_by_patient_id(served: Archive, plan: list, tmp_path: Path) -> None:
     world = World(SEED)
     history = max(plan, key=lambda h: len(h.studies))
@@ -169,6 +172,7 @@ def test_findscu_by_patient_id(served: Archive, plan: list, tmp_path: Path) -> N
         assert int(response.NumberOfStudyRelatedInstances) == study.instances
 
 
+@pytest.mark.dcmtk
 def test_findscu_by_date_range_and_series(served: Archive, plan: list, tmp_path: Path) -> None:
     studies = [s for h in plan for s in h.studies]
     low, high = dt.date(2024, 1, 1), dt.date(2024, 12, 31)
@@ -187,6 +191,7 @@ def test_findscu_by_date_range_and_series(served: Archive, plan: list, tmp_path:
     assert all(int(r.NumberOfSeriesRelatedInstances) == study.per_series for r in series)
 
 
+@pytest.mark.dcmtk
 def test_movescu_delivers_the_study(served: Archive, plan: list,
                                     storescp: tuple[int, Path]) -> None:
     require_tool("movescu")
@@ -201,6 +206,7 @@ def test_movescu_delivers_the_study(served: Archive, plan: list,
     assert {str(ds.StudyInstanceUID) for ds in received} == {study_uid}
 
 
+@pytest.mark.dcmtk
 def test_a_duplicated_sop_uid_is_retrieved_with_each_own_study(
         tmp_path: Path, storescp: tuple[int, Path]) -> None:
     require_tool("movescu")
@@ -257,6 +263,7 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ CLI and scenario
+@pytest.mark.dcmtk
 def test_cli_seed_then_serve(tmp_path: Path) -> None:
     require_tool("findscu")
     out = tmp_path / "cli"

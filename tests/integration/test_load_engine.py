@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy
 import pydicom
 
 import pytest
@@ -32,7 +33,7 @@ from simulators.load.profile import Images
 from simulators.peers.dcmtk import dcmtk_server
 from simulators.world.context import StudyContext
 from simulators.world.world import World
-from tests.helpers import free_port, require_tool, start_server
+from tests.helpers import RecordedEvents, free_port, require_tool, start_server
 
 #: 60% of requests answered after 20 ms, 30% after 60 ms, 10% after 200 ms (cycled).
 DELAYS = [0.02] * 6 + [0.06] * 3 + [0.2]
@@ -78,10 +79,16 @@ def echo_profile(operations: int, modalities: int = 10, **extra: object) -> Load
         "report": {"live": True}, **extra})
 
 
-def test_counts_exact_and_percentiles_match_injected_delays(delayed: DelayedEchoServer) -> None:
+def test_counts_exact_and_percentiles_match_injected_delays(delayed: DelayedEchoServer,
+                                                           event_bus: RecordedEvents) -> None:
+    """No upper bound on any latency: a busy machine only adds to them. What is exact:
+    the figures are the order statistics of exactly the C-ECHO durations that crossed
+    the test's own bus (numpy's interpolation as the reference), and every answer took
+    at least its injected delay, so the k-th fastest sample is at least the k-th
+    smallest delay; no sample outlasts the run that measured it."""
     console = io.StringIO()
     run = run_load(echo_profile(200), LoadTarget(store=delayed.peer), world=World(1),
-                   live=console)
+                   live=console, events=event_bus.bus)
     ops = run.stats.operations(run.duration)
     assert delayed.answered == 200
     assert run.operations_started == 200 and run.interrupted == 0
@@ -90,16 +97,20 @@ def test_counts_exact_and_percentiles_match_injected_delays(delayed: DelayedEcho
         assert ops[name]["count"] == 200, name
         assert ops[name]["errors"] == 0, name
     wire = ops["dicom.c-echo"]
-    # Sorted: 120 x 20 ms, 60 x 60 ms, 20 x 200 ms; p50 -> 20 ms, p95/p99/max -> 200 ms.
-    assert 20 <= wire["p50_ms"] < 20 + 40, wire
-    assert 200 <= wire["p95_ms"] < 200 + 60, wire
-    # p99 and max are the two slowest samples, the most exposed to a busy 2-core CI
-    # machine (315 ms and 352 ms were seen there; a likely cause, not measured, is the
-    # write-back of the files the legacy and migration tests just before it wrote):
-    # p50 and p95 bound the distribution, these only check the slow tail is the
-    # injected 200 ms.
-    assert 200 <= wire["p99_ms"] < 200 + 250, wire
-    assert 200 <= wire["max_ms"] < 200 + 400, wire
+    samples = sorted(e.duration for e in event_bus.events if e.kind == "dicom.c-echo")
+    assert len(samples) == 200
+    assert sorted(run.stats.series("dicom.c-echo").latencies) == samples
+    for p in (50, 95, 99):
+        assert wire[f"p{p}_ms"] == pytest.approx(numpy.percentile(samples, p) * 1000, abs=1e-3)
+    assert wire["max_ms"] == pytest.approx(samples[-1] * 1000, abs=1e-3)
+    injected = sorted(DELAYS[k % len(DELAYS)] for k in range(200))
+    assert all(sample >= delay for sample, delay in zip(samples, injected)), \
+        [(round(s, 4), d) for s, d in zip(samples, injected) if s < d]
+    assert samples[-1] <= run.duration
+    # Sorted delays: 120 x 20 ms, 60 x 60 ms, 20 x 200 ms, so p50 >= 20 ms and p95, p99
+    # and max >= 200 ms: the slow tail is the injected 200 ms.
+    assert wire["p50_ms"] >= 20 and wire["p95_ms"] >= 200, wire
+    assert wire["p99_ms"] >= 200 and wire["max_ms"] >= 200, wire
     assert ops["echo"]["p50_ms"] >= wire["p50_ms"]  # the operation spans the association
     assert "load: done" in console.getvalue()
 
@@ -123,7 +134,10 @@ def test_association_limit_rejects_are_counted_by_reason() -> None:
 
 
 def test_thresholds_decide_the_verdict(delayed: DelayedEchoServer) -> None:
-    profile = echo_profile(40, thresholds={"dicom.c-echo": {"p50": "1s", "p95": "50ms"},
+    """Both verdicts are forced, neither by this machine's speed: p95 is at least the
+    200 ms injected into every tenth answer, over its 50ms limit; p50 cannot exceed
+    the profile's 10 s operation timeout, under its 30s limit."""
+    profile = echo_profile(40, thresholds={"dicom.c-echo": {"p50": "30s", "p95": "50ms"},
                                            "echo": {"errors": "0%", "min_count": 40}})
     run = run_load(profile, LoadTarget(store=delayed.peer), world=World(1))
     verdicts = {t["name"]: t["passed"] for t in load_dict(run)["thresholds"]}
@@ -132,11 +146,19 @@ def test_thresholds_decide_the_verdict(delayed: DelayedEchoServer) -> None:
 
 
 def test_workers_merge_every_event(delayed: DelayedEchoServer) -> None:
+    """The merged samples keep each worker's durations: each answer's at least its
+    injected delay, none longer than the run that collected them, and the max is the
+    largest of them (no upper bound in seconds: a busy machine only adds)."""
     run = run_load(echo_profile(60, workers=2), LoadTarget(store=delayed.peer), world=World(1))
     assert run.workers == 2
     ops = run.stats.operations(run.duration)
     assert ops["echo"]["count"] == 60 == ops["dicom.c-echo"]["count"] == delayed.answered
-    assert 200 <= ops["dicom.c-echo"]["max_ms"] < 400
+    samples = sorted(run.stats.series("dicom.c-echo").latencies)
+    injected = sorted(DELAYS[k % len(DELAYS)] for k in range(60))
+    assert len(samples) == 60 and all(s >= d for s, d in zip(samples, injected)), samples
+    assert samples[-1] <= run.duration
+    assert ops["dicom.c-echo"]["max_ms"] == pytest.approx(samples[-1] * 1000, abs=1e-3)
+    assert ops["dicom.c-echo"]["max_ms"] >= 200
 
 
 def test_non_loopback_target_is_refused_before_any_traffic() -> None:
@@ -159,6 +181,8 @@ def store_profile(modalities: int, images: dict[str, int]) -> LoadProfile:
         "report": {"live": False}})
 
 
+@pytest.mark.dciodvfy
+@pytest.mark.dcmtk
 def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
     """Images sent from templates are the world's images: every received file equals
     its reference build (identity included) and passes dciodvfy."""
@@ -206,6 +230,7 @@ def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
             if line.startswith("Error")] == []
 
 
+@pytest.mark.dcmtk
 def test_worklist_polls_count_matches_against_wlmscpfs(tmp_path: Path) -> None:
     require_tool("wlmscpfs")
     folder = tmp_path / "WLM"

@@ -88,6 +88,7 @@ def test_a_failed_threshold_fails_the_run() -> None:
     assert [e.name for e in failed] == ["mwl.query p50"]
 
 
+@pytest.mark.orthanc
 def test_morning_peak_on_orthanc() -> None:
     require_tool("Orthanc")
     scenario = load_scenario("scenarios/load/morning-peak.yaml",

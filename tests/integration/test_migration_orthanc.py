@@ -15,6 +15,8 @@ from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from tests.helpers import require_tool
 from tests.integration.test_migration import build_legacy, write_morph_rules
 
+pytestmark = pytest.mark.orthanc
+
 
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:

@@ -23,7 +23,7 @@ from simulators.dicom.worklist import build_worklist_item
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.world.world import World
-from tests.helpers import free_port, require_tool, start_server
+from tests.helpers import free_port, needs, require_tool, start_server
 from tests.integration.test_fast_client import write_worklist
 
 STATION = "CT_ROOM1"
@@ -84,6 +84,7 @@ class Site:
 
 
 @pytest.fixture
+@needs("wlmscpfs", "storescp")
 def site(tmp_path: Path) -> Iterator[Site]:
     require_tool("wlmscpfs", "storescp")
     world = World(seed=77)

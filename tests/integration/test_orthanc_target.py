@@ -18,6 +18,8 @@ from simulators.scenario.environment import run_in_environment
 from tests.helpers import require_tool
 from tests.integration.test_scenarios import ROOT, explain
 
+pytestmark = pytest.mark.orthanc
+
 #: The golden path plus the scenarios exercising query/retrieve and unscheduled exams.
 ON_ORTHANC = ["golden-path-ct", "uat-ct-chest-with-priors", "unscheduled-emergency-exam",
               "uat-mammography-technologist"]

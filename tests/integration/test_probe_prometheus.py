@@ -53,6 +53,7 @@ def _query(prometheus: str, expression: str) -> list[dict]:
         else []
 
 
+@pytest.mark.prometheus
 def test_prometheus_scrapes_probe_runs(tmp_path: Path) -> None:
     tools = require_tool("prometheus")
     probe = subprocess.Popen(

@@ -122,6 +122,7 @@ QUERY_DUMP = """\
 """
 
 
+@pytest.mark.dcmtk
 def test_findscu_worklist_returns_station_items_with_utf8_names(ris: Ris, tmp_path: Path,
                                                                  events: EventBus) -> None:
     tools = require_tool("findscu", "dump2dcm")
@@ -152,6 +153,7 @@ def test_findscu_worklist_returns_station_items_with_utf8_names(ris: Ris, tmp_pa
     assert finds and finds[-1].status == "0x0000" and finds[-1].detail["matches"] == 2
 
 
+@pytest.mark.dcmtk
 def test_findscu_wildcard_name_is_case_insensitive(ris: Ris, tmp_path: Path) -> None:
     tools = require_tool("findscu")
     ris.schedule(make_order(1, family="SMITH"))

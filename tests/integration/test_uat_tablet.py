@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from simulators.scenario import load_scenario
 from simulators.scenario.environment import run_in_environment
 from tests.helpers import require_tool
@@ -30,6 +32,7 @@ def test_tablet_case_passes_on_builtin() -> None:
     assert {"dicomweb.qido", "dicomweb.wado"} <= _open_study_events(result)
 
 
+@pytest.mark.orthanc
 def test_tablet_case_passes_on_orthanc_dicomweb() -> None:
     require_tool("Orthanc")
     scenario = load_scenario(SCENARIO).with_environment(target="orthanc")

@@ -100,6 +100,7 @@ def test_viewer_on_the_builtin_archive(viewer: Viewer, events: list[Exchange]) -
         assert missing.status == "http 404" and missing.instances == 0
 
 
+@pytest.mark.orthanc
 def test_viewer_on_orthanc_dicomweb(viewer: Viewer, events: list[Exchange]) -> None:
     require_tool("Orthanc")
     study = _study(3, series=1, per_series=4)

@@ -182,6 +182,7 @@ def test_layout_patches_only_the_varying_elements() -> None:
     assert uid[8:].rstrip(b"\x00").decode() == ctx.instance_uid(1, 2)
 
 
+@pytest.mark.dciodvfy
 def test_sent_bytes_pass_dciodvfy(tmp_path: Path) -> None:
     require_tool("dciodvfy")
     world = World(seed=27, non_ascii=1.0)

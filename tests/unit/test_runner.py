@@ -19,6 +19,10 @@ from simulators.scenario.models import BaseExpect
 from pydantic import Field
 
 REGISTRY = default_registry.copy()
+#: ``hold: NAME`` keeps a ping's executor waiting on ``HOLDS[NAME]`` (set by the test);
+#: ``PAST_HOLD`` gets NAME once that executor went on.
+HOLDS: dict[str, threading.Event] = {}
+PAST_HOLD: set[str] = set()
 
 
 class FakeActor:
@@ -63,14 +67,15 @@ class PingStep(StepBase):
     expect: Expect = Field(default_factory=Expect)
     succeed_after: int = 1
     fail_with: str | None = None
-    block: float = 0.0
+    hold: str | None = None
     requires_mpps: bool = False
 
     def run(self, ctx):  # noqa: ANN001, ANN201
         if self.fail_with:
             raise ProtocolError(self.fail_with, status="0xA700")
-        if self.block:
-            time.sleep(self.block)  # deliberately ignores cancellation: a stuck executor
+        if self.hold:
+            HOLDS[self.hold].wait(30)  # deliberately ignores cancellation: a stuck executor
+            PAST_HOLD.add(self.hold)
         actor = ctx.actor(self.by)
         status = "0x0000" if actor.calls + 1 >= self.succeed_after else "0xC000"
         actor.ping(status)
@@ -155,17 +160,21 @@ def test_a_pacsim_error_fails_only_its_step(tmp_path: Path) -> None:
 
 
 def test_parallel_steps_run_concurrently(tmp_path: Path) -> None:
-    began = time.monotonic()
+    """Concurrency is read from the children's own records, not a stopwatch: every wait
+    began before any of them ended (run one after the other, each would begin only
+    after the previous one's 300 ms), however slow the machine."""
     result = run_scenario(scenario(tmp_path, (
         "  - do: parallel\n    steps:\n"
         "      - {do: wait, duration: 300ms}\n      - {do: wait, duration: 300ms}\n"
         "      - {do: test.ping, by: ct1}\n      - {do: wait, duration: 300ms}\n")),
         actors_factory=Factory())
-    elapsed = time.monotonic() - began
     parallel = result.steps[0]
     assert parallel.status == "passed" and len(parallel.children) == 4
-    assert all(child.duration >= 0.29 for child in parallel.children if child.do == "wait")
-    assert elapsed < 0.8, f"three 300ms waits took {elapsed:.2f}s: not concurrent"
+    waits = [child for child in parallel.children if child.do == "wait"]
+    assert len(waits) == 3 and all(child.duration >= 0.29 for child in waits)
+    last_start = max(child.started for child in waits)
+    first_end = min(child.started + child.duration for child in waits)
+    assert last_start < first_end, [(c.started, c.duration) for c in waits]
     # the client exchange ran in the child's thread; the server side cannot tell which
     # concurrent child it served, so it is filed under the top-level parallel step
     assert [e.kind for e in parallel.children[2].events] == ["dicom.c-echo"]
@@ -195,24 +204,41 @@ def test_within_polls_until_the_expectation_holds(tmp_path: Path) -> None:
 
 
 def test_within_gives_up_in_time(tmp_path: Path) -> None:
+    """In time is counted in attempts, not read off a stopwatch: a 400ms window polled
+    every 50 ms (a tenth of it) leaves room for at most 400/50 + 1 attempts, since
+    each retry first sleeps its 50 ms; a window overrun (say 4 s) would make ~80. The
+    elapsed time keeps a lower bound: it waited (almost) its window."""
+    factory = Factory()
     began = time.monotonic()
     result = run_scenario(scenario(tmp_path, (
         "  - {do: test.ping, by: ct1, succeed_after: 1000, within: 400ms,"
-        " expect: {status: '0x0000'}}\n")), actors_factory=Factory())
+        " expect: {status: '0x0000'}}\n")), actors_factory=factory)
     elapsed = time.monotonic() - began
     step = result.steps[0]
     assert step.status == "failed" and step.attempts >= 2
-    assert step.message.startswith("not met within 400ms")
-    assert 0.3 <= elapsed < 1.5
+    assert step.message.startswith(f"not met within 400ms ({step.attempts} attempts)")
+    assert step.attempts <= 400 // 50 + 1, step.attempts
+    assert factory.actors["ct1"].calls == step.attempts
+    assert elapsed >= 0.3
 
 
 def test_timeout_abandons_a_stuck_step(tmp_path: Path) -> None:
-    began = time.monotonic()
-    result = run_scenario(scenario(tmp_path, "  - {do: test.ping, by: ct1, block: 3, timeout: 200ms}\n",
-                                   "  - {do: note, message: after}\n"), actors_factory=Factory())
-    assert time.monotonic() - began < 1.5
+    """The step's executor is held until the test lets it go (and ignores cancellation,
+    like a stuck one), so the run can only have ended before that by abandoning it at
+    its 200ms timeout; a runner waiting for it would end only after the hold's 30 s,
+    with the executor past it. The step's duration keeps a lower bound."""
+    HOLDS["stuck"] = threading.Event()
+    try:
+        result = run_scenario(scenario(tmp_path, (
+            "  - {do: test.ping, by: ct1, hold: stuck, timeout: 200ms}\n"),
+            "  - {do: note, message: after}\n"), actors_factory=Factory())
+        assert "stuck" not in PAST_HOLD  # the run ended with its executor still held
+    finally:
+        HOLDS["stuck"].set()
     assert result.steps[0].status == "error"
     assert result.steps[0].message == "did not finish within 200ms"
+    assert result.steps[0].duration >= 0.2
+    assert [(s.phase, s.status) for s in result.steps[1:]] == [("finally", "passed")]
     assert result.steps[1].status == "passed"
 
 
