@@ -275,8 +275,8 @@ async def serve_mwl_find(request: "DimseRequest", items: Callable[[], Iterable[D
     between two of them ends the query with FE00. ``request.event.detail["matches"]``
     counts the pending responses sent.
     """
-    from simulators.dicom.fast.channel import AssociationClosed
     from simulators.dicom.fast.service import Reply
+    from simulators.errors import AssociationClosed
 
     event = request.event
 

@@ -29,10 +29,10 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Callable, Self
 
-from simulators.errors import ConfigError, MllpError
+from simulators.errors import ConfigError, Hl7Error, MllpError
 from simulators.events import EventBus, bus as default_bus
 from simulators.hl7.ack import ack
-from simulators.hl7.er7 import Hl7Error, message_label
+from simulators.hl7.er7 import message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from simulators.errors import PacsimError
+from simulators.errors import NotMeasured, ProbeTimeout
 
 OK, FAIL, TIMEOUT, SKIPPED = "ok", "fail", "timeout", "skipped"
 #: Every outcome a probe can have: the only values of the ``outcome`` metric label.
@@ -47,14 +47,6 @@ class ProbeResult:
         return {"probe": self.probe, "target": self.target, "outcome": self.outcome,
                 "seconds": round(self.seconds, 6), "started": self.started,
                 "figures": dict(self.figures), "error": self.error}
-
-
-class ProbeTimeout(PacsimError):
-    """A probe's deadline passed before the target answered (or the item appeared)."""
-
-
-class NotMeasured(PacsimError):
-    """The probe has no peer to measure against (e.g. no reporting peer configured)."""
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -93,5 +85,4 @@ def measure(probe: str, target: str, action: Callable[[], Measured | dict[str, f
     return ProbeResult(probe, target, OK, seconds, started_wall, figures=figures)
 
 
-__all__ = ["ProbeResult", "ProbeTimeout", "NotMeasured", "measure", "is_timeout",
-           "OUTCOMES", "OK", "FAIL", "TIMEOUT", "SKIPPED"]
+__all__ = ["ProbeResult", "measure", "is_timeout", "OUTCOMES", "OK", "FAIL", "TIMEOUT", "SKIPPED"]

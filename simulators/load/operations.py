@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from simulators.dicom.fast import FIND_MODELS, FastAssociation, encode_dataset
 from simulators.dicom.fast.requests import mpps_create, mpps_final, worklist_identifier
-from simulators.errors import PacsimError
+from simulators.errors import NoWorklistItem, PacsimError
 from simulators.events import EventBus, Exchange
 from simulators.hl7 import messages
 from simulators.hl7.er7 import ack_code
@@ -41,10 +41,6 @@ MPPS_CLASS = "1.2.840.10008.3.1.2.3.3"
 MWL_CLASS = FIND_MODELS["worklist"]
 #: Patients load orders are spread over (the world makes them on demand, seeded).
 PATIENT_POOL = 5000
-
-
-class NoWorklistItem(PacsimError):
-    """The worklist had nothing for this modality to perform."""
 
 
 class OrderNumbers:
@@ -317,5 +313,4 @@ class VirtualModality:
             self._status(event, await association.echo())
 
 
-__all__ = ["VirtualModality", "OrderNumbers", "WorklistQueries", "NoWorklistItem",
-           "PATIENT_POOL"]
+__all__ = ["VirtualModality", "OrderNumbers", "WorklistQueries", "PATIENT_POOL"]

@@ -8,9 +8,10 @@ JSON and refuses anything else with a ConfigError. DICOM datasets travel as DICO
 (PS3.18 F.2, pydicom's ``to_json_dict``/``from_json``), so a worklist item keeps its
 VRs and sequences exactly.
 
-Errors travel as ``{"type", "message", "context"}`` and come back as the same
-:class:`~simulators.errors.PacsimError` subclass with the same context, so a step sees
-``ProtocolError(status="0xC310")`` whether the modality ran in-process or in a container.
+Errors travel as ``{"type", "message", "context", "attributes"}`` and come back as the
+same :class:`~simulators.errors.PacsimError` subclass with the same context and typed
+attributes, so a step sees ``StatusError(status=0xC310)`` whether the modality ran
+in-process or in a container.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from simulators import errors
-from simulators.errors import ConfigError, PacsimError, ScenarioError
+from simulators.errors import ConfigError, PacsimError
 from simulators.events import Exchange
 
 #: Error classes a reply may name; anything else comes back as the root PacsimError.
@@ -160,8 +161,8 @@ def encode_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, PacsimError):
         payload: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message,
                                    "context": encode(exc.context)}
-        if isinstance(exc, ScenarioError):
-            payload["scenario"] = {"file": exc.file, "line": exc.line, "field": exc.field}
+        if exc.attributes:  # StatusError.status as the int, ScenarioError's file and line...
+            payload["attributes"] = encode({name: getattr(exc, name) for name in exc.attributes})
         return payload
     return {"type": "PacsimError", "message": f"{type(exc).__name__}: {exc}", "context": {}}
 
@@ -173,11 +174,13 @@ def decode_error(payload: Any) -> PacsimError:
     cls = ERROR_TYPES.get(str(payload.get("type")), PacsimError)
     message = str(payload.get("message", "remote error"))
     context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
-    if cls is ScenarioError:
-        where = payload.get("scenario") or {}
-        return ScenarioError(message, file=where.get("file"), line=where.get("line"),
-                             field=where.get("field"), **context)
-    return cls(message, **context)
+    given = payload.get("attributes") if isinstance(payload.get("attributes"), dict) else {}
+    attributes = {k: v for k, v in given.items() if k in cls.attributes}
+    try:
+        return cls(message, **{k: v for k, v in context.items() if k not in attributes},
+                   **attributes)
+    except TypeError:  # a reply naming a class but not the attributes it requires
+        return PacsimError(message, **context)
 
 
 def decode_event(payload: dict[str, Any]) -> Exchange:

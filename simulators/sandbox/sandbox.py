@@ -35,9 +35,7 @@ from simulators.actors.modality import Modality
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus, Exchange
 from simulators.load.stats import LoadStatistics
-from simulators.sandbox.actions import (
-    ACTION_FUNCTIONS, PathwayInterrupted, Reporter, Services,
-)
+from simulators.sandbox.actions import ACTION_FUNCTIONS, Reporter, Services
 from simulators.sandbox.arrivals import Arrival, ArrivalSchedule, build_streams
 from simulators.sandbox.clock import SimClock, format_pace, parse_pace
 from simulators.sandbox.identity import Epoch

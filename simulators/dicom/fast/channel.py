@@ -36,7 +36,7 @@ from simulators.dicom.fast.negotiation import AcceptedContext
 from simulators.dicom.fast.service import (
     COMMANDS, STATUS_PROCESSING_FAILURE, STATUS_UNRECOGNIZED_OPERATION, DimseRequest, Reply,
 )
-from simulators.errors import AssociationError
+from simulators.errors import AssociationClosed, AssociationError
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.server import FastServer
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 _RELEASE = object()  # queued after the requests that precede an A-RELEASE-RQ
 #: Requests a peer may queue before we stop reading (async-ops window is 1 by default).
 _QUEUE_LIMIT = 16
-
-
-class AssociationClosed(AssociationError):
-    """The association ended (abort, release, dropped socket) while we waited on it."""
 
 
 class ServerAssociation:
@@ -373,4 +369,4 @@ class ServerAssociation:
             pass
 
 
-__all__ = ["ServerAssociation", "AssociationClosed"]
+__all__ = ["ServerAssociation"]
