@@ -36,7 +36,7 @@ from simulators.dicom.fast.negotiation import AcceptedContext
 from simulators.dicom.fast.service import (
     COMMANDS, STATUS_PROCESSING_FAILURE, STATUS_UNRECOGNIZED_OPERATION, DimseRequest, Reply,
 )
-from simulators.errors import AssociationClosed, AssociationError
+from simulators.errors import AssociationClosed, DicomTimeout
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.server import FastServer
@@ -290,7 +290,7 @@ class ServerAssociation:
         ``message`` carries its own Message ID (from :meth:`next_message_id`); a
         C-STORE's data set is passed as ``dataset`` and sent without copying.
         Raises :class:`AssociationClosed` if the association ends first and
-        ``AssociationError`` on timeout.
+        :class:`DicomTimeout` when the peer does not answer in time.
         """
         if self._closed:
             raise AssociationClosed("association is closed", peer=self.peer)
@@ -308,8 +308,8 @@ class ServerAssociation:
             try:
                 return await asyncio.wait_for(waiter, timeout or self.settings.dimse_timeout)
             except TimeoutError:
-                raise AssociationError("no response from the peer in time", peer=self.peer,
-                                       message_id=message_id) from None
+                raise DicomTimeout("no response from the peer in time", peer=self.peer,
+                                   message_id=message_id) from None
         finally:
             self._waiting.pop(message_id, None)
 
