@@ -37,7 +37,7 @@ from pynetdicom.sop_class import (
 
 from simulators.dicom.matching import RANGE_VRS, WILDCARD_VRS, is_universal_key, values_of
 from simulators.dicom.store import DicomStore, StoredInstance
-from simulators.errors import ProtocolError
+from simulators.errors import ProtocolError, StatusError
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 STATUS_IDENTIFIER_MISMATCH = 0xA900
@@ -121,13 +121,16 @@ _ORDER = {"PATIENT": "p.rowid", "STUDY": "st.rowid", "SERIES": "se.rowid",
           "IMAGE": "CAST(i.instance_number AS INTEGER), i.rowid"}
 
 
-def _fail(message: str, status: int = STATUS_IDENTIFIER_MISMATCH, **context: Any) -> ProtocolError:
-    return ProtocolError(message, status=f"0x{status:04X}", **context)
+def _fail(message: str, status: int = STATUS_IDENTIFIER_MISMATCH, **context: Any) -> StatusError:
+    return StatusError(message, status=status, **context)
 
 
 def status_of(error: ProtocolError) -> int:
-    """The DIMSE status carried by an error raised in this module."""
-    return int(str(error.context.get("status", "0xC000")), 16)
+    """The DIMSE status to answer for ``error``: its own for a :class:`StatusError`
+    (as this module raises), else C000 (unable to process)."""
+    if isinstance(error, StatusError) and isinstance(error.status, int):
+        return error.status
+    return STATUS_UNABLE_TO_PROCESS
 
 
 def _values(identifier: Dataset, keyword: str) -> list[str]:
@@ -144,7 +147,7 @@ def _is_single(values: list[str]) -> bool:
 def check_identifier(identifier: Dataset, sop_class_uid: str, *, retrieve: bool = False) -> str:
     """Validate level and unique keys for the SOP class; returns the level.
 
-    Raises :class:`ProtocolError` with ``status`` 0xA900 when the identifier does not
+    Raises :class:`StatusError` with ``status`` 0xA900 when the identifier does not
     fit the information model (PS3.4 C.4.1.2.2 / C.4.2.2.1 hierarchical rules).
     """
     root = MODEL_OF_SOP_CLASS.get(str(sop_class_uid))

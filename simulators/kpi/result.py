@@ -9,7 +9,6 @@ way, or the weekly comparison would compare different things.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -50,11 +49,13 @@ class ProbeResult:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    """True when ``exc`` says the peer was too slow rather than wrong or absent."""
-    if isinstance(exc, (ProbeTimeout, TimeoutError, socket.timeout)):
-        return True
-    text = str(exc).lower()
-    return "timed out" in text or "timeout" in text
+    """True when ``exc`` says the peer was too slow rather than wrong or absent.
+
+    Decided by type: pacsim's protocol timeouts (:class:`~simulators.errors.Timeout`,
+    e.g. DicomTimeout, MllpTimeout) are builtin ``TimeoutError``s, as is
+    ``socket.timeout``; a refused or unreachable peer is a failure, not a timeout.
+    """
+    return isinstance(exc, (ProbeTimeout, TimeoutError))
 
 
 Measured = tuple[float, dict[str, float]]

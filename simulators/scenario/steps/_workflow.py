@@ -15,7 +15,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from simulators.actors.modality import Exam, Modality
-from simulators.errors import ProtocolError, ScenarioError
+from simulators.errors import ProtocolError, ScenarioError, StatusError
 from simulators.scenario.context import StepContext
 from simulators.scenario.environment import Site
 from simulators.scenario.steps._support import status_word
@@ -100,9 +100,11 @@ def finish(scanner: Modality, exam: Exam, outcome: str, reason: str) -> str:
 
 
 def refused_status(exc: ProtocolError) -> str:
-    """The DIMSE status a ProtocolError carries, as steps report it."""
-    status = str(exc.context.get("status", "refused"))
-    return "success" if status == "0x0000" else status
+    """The status a refusal carries, as steps report it (``0xA700``, ``AE``), or
+    ``refused`` when the peer answered no status (unreachable, aborted...)."""
+    if not isinstance(exc, StatusError):
+        return "refused"
+    return status_word(exc.status) if isinstance(exc.status, int) else exc.status
 
 
 def find_exam(ctx: StepContext, site: Site, scanner: Modality, reference: str) -> Exam | None:
