@@ -32,7 +32,7 @@ from typing import Any
 
 from simulators.actors.ehr import Ehr
 from simulators.actors.modality import Modality
-from simulators.errors import ConfigError, PacsimError
+from simulators.errors import ConfigError, PacsimError, PathwayInterrupted
 from simulators.events import EventBus, Exchange
 from simulators.load.stats import LoadStatistics
 from simulators.sandbox.actions import ACTION_FUNCTIONS, Reporter, Services
