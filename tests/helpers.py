@@ -35,7 +35,7 @@ LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
 
 #: Every command-line tool a test may require, and its lane.
 TOOL_LANES = {
-    **dict.fromkeys(("echoscu", "storescu", "storescp", "findscu", "movescu", "getscu",
+    **dict.fromkeys(("echoscu", "storescu", "storescp", "findscu", "movescu", "getscu", "dcmqrscp",
                      "wlmscpfs", "dump2dcm"), "dcmtk"),
     "dciodvfy": "dciodvfy",
     "Orthanc": "orthanc",

@@ -47,11 +47,12 @@ from simulators.dicom.fast import suboperations
 from simulators.dicom.fast.server import DimseRequest, FastServer, Reply, ServerSettings, SupportedContext
 from simulators.dicom.mpps import MppsManager
 from simulators.dicom.qr import (
-    MODEL_OF_SOP_CLASS, STATUS_UNABLE_TO_PROCESS, check_identifier, match_instances, run_find, status_of, vr_of,
+    MODEL_OF_SOP_CLASS, STATUS_IDENTIFIER_MISMATCH, STATUS_UNABLE_TO_PROCESS, check_identifier,
+    match_instances, run_find, status_of, vr_of,
 )
 from simulators.dicom.store import DicomStore, StoreOutcome, StudySummary
 from simulators.dicomweb.server import DicomWebServer
-from simulators.errors import ConfigError, ProtocolError, StoreError
+from simulators.errors import ConfigError, ProtocolError, StatusError, StoreError
 from simulators.events import EventBus
 
 STATUS_OUT_OF_RESOURCES = 0xA700
@@ -272,7 +273,7 @@ class Archive(Actor):
         try:
             identifier = request.dataset()
             if identifier is None:
-                raise ProtocolError("C-FIND without an identifier", status="0xA900")
+                raise StatusError("C-FIND without an identifier", status=STATUS_IDENTIFIER_MISMATCH)
             level = check_identifier(identifier, sop_class)
             matches = await request.run_blocking(
                 lambda: list(run_find(self.store, level, identifier, root=MODEL_OF_SOP_CLASS[sop_class])))
@@ -297,9 +298,10 @@ class Archive(Actor):
         try:
             identifier = request.dataset()
         except Exception as exc:  # noqa: BLE001
-            raise ProtocolError("identifier cannot be decoded", status="0xA900") from exc
+            raise StatusError("identifier cannot be decoded",
+                              status=STATUS_IDENTIFIER_MISMATCH) from exc
         if identifier is None:
-            raise ProtocolError("retrieve without an identifier", status="0xA900")
+            raise StatusError("retrieve without an identifier", status=STATUS_IDENTIFIER_MISMATCH)
         level = check_identifier(identifier, str(request.get("AffectedSOPClassUID", "")),
                                  retrieve=True)
         found = await request.run_blocking(match_instances, self.store, level, identifier)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulators.actors.base import Actor
-from simulators.errors import ConfigError
+from simulators.errors import ConfigError, Hl7Error
 from simulators.events import EventBus
 from simulators.injection import mutations
 from simulators.hl7 import raw_mllp
 from simulators.injection.profile import EHR_FAULTS, FaultInjector, parse_faults
 from simulators.hl7.ack import ack
-from simulators.hl7.er7 import Hl7Error, ack_code, err_code, msa_field, msa_text, read_header
+from simulators.hl7.er7 import ack_code, err_code, msa_field, msa_text, read_header
 from simulators.hl7.messages import Endpoints, adt, omg_o19, orm_o01
 from simulators.hl7.mllp import MllpClient, MllpServer
 from simulators.hl7.parsing import field, parse, report_text

@@ -38,7 +38,7 @@ from simulators.dicom.fast.requests import (
     DISCONTINUED_REASONS, commitment_request, mpps_create, mpps_final, parse_commitment,
     worklist_identifier,
 )
-from simulators.errors import ConfigError, PacsimError, ProtocolError
+from simulators.errors import ConfigError, PacsimError, ProtocolError, StatusError
 from simulators.events import EventBus
 from simulators.injection import mutations
 from simulators.injection.profile import MODALITY_FAULTS, FaultInjector, parse_faults
@@ -262,8 +262,8 @@ class Modality(Actor):
         with self._client("worklist", [(FIND_MODELS["worklist"], UNCOMPRESSED)]) as client:
             status, matches = client.find(identifier, "worklist")
         if status != 0x0000:
-            raise ProtocolError("worklist query failed", status=f"0x{status:04X}",
-                                called_ae=self._peer("worklist")[2])
+            raise StatusError("worklist query failed", status=status,
+                              called_ae=self._peer("worklist")[2])
         return matches
 
     # -- the whole procedure ---------------------------------------------------------------
@@ -311,8 +311,8 @@ class Modality(Actor):
                 again = client.n_create(MPPS_CLASS, result.instance_uid or mpps_uid, attributes)
                 duplicates.append(("mpps.create-duplicate", again.status))
         if not result.ok:
-            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}",
-                                comment=result.comment or None, sop_instance=mpps_uid)
+            raise StatusError("MPPS N-CREATE refused", status=result.status,
+                              comment=result.comment or None, sop_instance=mpps_uid)
         return Exam(context, result.instance_uid or mpps_uid, item, started,
                     create_status=result.status, fault_statuses=duplicates)
 
@@ -329,8 +329,8 @@ class Modality(Actor):
         with self._client("mpps", [(MPPS_CLASS, UNCOMPRESSED)]) as client:
             result = client.n_create(MPPS_CLASS, mpps_uid, attributes)
         if not result.ok:
-            raise ProtocolError("MPPS N-CREATE refused", status=f"0x{result.status:04X}",
-                                comment=result.comment or None, sop_instance=mpps_uid)
+            raise StatusError("MPPS N-CREATE refused", status=result.status,
+                              comment=result.comment or None, sop_instance=mpps_uid)
         return Exam(context, result.instance_uid or mpps_uid, item, started,
                     create_status=result.status)
 

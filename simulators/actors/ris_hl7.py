@@ -29,9 +29,9 @@ from hl7apy.core import Message
 from pydicom.uid import generate_uid
 
 from simulators.actors.ris_orders import OrderBook
-from simulators.errors import WorldError
+from simulators.errors import Hl7Error, WorldError
 from simulators.hl7.ack import ack
-from simulators.hl7.er7 import Header, Hl7Error, read_header
+from simulators.hl7.er7 import Header, read_header
 from simulators.hl7.parsing import (
     merged_patient_id, order_fields, order_from_message, parse, patient_from_message,
 )

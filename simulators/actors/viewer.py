@@ -37,7 +37,7 @@ from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FastClient
 from simulators.dicom.qr import vr_of
 from simulators.dicomweb.client import LoadTiming, qido_studies, wado_load
-from simulators.errors import ConfigError, ProtocolError
+from simulators.errors import AssociationAborted, ConfigError, StatusError
 from simulators.events import EventBus, Exchange
 
 Via = Literal["wado", "move", "get"]
@@ -128,7 +128,7 @@ class Viewer(Archive):
         finally:
             client.close()
         if status != 0:
-            raise ProtocolError("C-FIND failed", status=f"0x{status:04X}", peer=where.name)
+            raise StatusError("C-FIND failed", status=status, peer=where.name)
         return found
 
     # ------------------------------------------------------------------ load
@@ -223,8 +223,10 @@ class Viewer(Archive):
             try:
                 for status, _ in send(assoc, identifier):
                     if status is None or "Status" not in status:
-                        raise ProtocolError("retrieve ended without a final status",
-                                            peer=where.name, study_uid=study_uid)
+                        # pynetdicom's empty status: the association ended (aborted,
+                        # or it aborted it on a DIMSE timeout) before the final answer
+                        raise AssociationAborted("retrieve ended without a final status",
+                                                 peer=where.name, study_uid=study_uid)
                     if int(status.Status) in (0xFF00, 0xFF01):
                         continue
                     final = int(status.Status)

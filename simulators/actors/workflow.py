@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from simulators.actors.modality import Exam, Modality
 from simulators.dicom.qrscu import status_word
-from simulators.errors import ProtocolError, ScenarioError
+from simulators.errors import ProtocolError, ScenarioError, StatusError
 from simulators.world.context import StudyContext
 
 
@@ -90,9 +90,11 @@ def finish(scanner: Modality, exam: Exam, outcome: str, reason: str) -> str:
 
 
 def refused_status(exc: ProtocolError) -> str:
-    """The DIMSE status a ProtocolError carries, as steps report it."""
-    status = str(exc.context.get("status", "refused"))
-    return "success" if status == "0x0000" else status
+    """The status a refusal carries, as steps report it (``0xA700``, ``AE``), or
+    ``refused`` when the peer answered no status (unreachable, aborted...)."""
+    if not isinstance(exc, StatusError):
+        return "refused"
+    return status_word(exc.status) if isinstance(exc.status, int) else exc.status
 
 
 __all__ = ["status_word", "worklist_item", "begin_exam", "begin_unscheduled", "store",

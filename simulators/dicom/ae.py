@@ -15,9 +15,12 @@ from typing import Any, Iterable
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.pdu import A_ASSOCIATE_RJ
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
-from simulators.errors import AssociationError, ConfigError
+from simulators.errors import (
+    AssociationAborted, AssociationError, AssociationRejected, ConfigError, DicomTimeout,
+    DicomUnreachable,
+)
 
 #: 128 KiB: big enough that a 512x512x16-bit slice needs 4 P-DATA PDUs, small enough
 #: to keep per-association memory bounded.
@@ -82,36 +85,60 @@ def make_ae(settings: AeSettings) -> AE:
 def associate(ae: AE, host: str, port: int, called_ae: str,
               handlers: Iterable[tuple[Any, ...]] = (),
               **kwargs: Any) -> Association:
-    """Open an association with TCP_NODELAY or raise :class:`AssociationError` saying why."""
+    """Open an association with TCP_NODELAY, or raise the :class:`AssociationError`
+    subclass that says why: :class:`DicomUnreachable`, :class:`AssociationRejected`
+    (with the RJ's result, source and reason), :class:`DicomTimeout` (no answer within
+    the ACSE timeout) or :class:`AssociationAborted`.
+
+    pynetdicom reports all of these as "not established", mostly as an abort, so the
+    PDUs that crossed the wire decide which one happened.
+    """
     opened: list[bool] = []  # pynetdicom reports a refused connection as an abort
     on_open = (evt.EVT_CONN_OPEN, lambda _event: opened.append(True))
     # pynetdicom races a fast A-ASSOCIATE-RJ: when the peer's RJ arrives and the
     # transport closes before its requestor thread checks the connection, it reports
     # an abort (~4% of rejections on loopback). The RJ PDU itself was received, so
     # keep it and report the rejection the peer actually sent.
-    rejects: list[A_ASSOCIATE_RJ] = []
-    on_pdu = (evt.EVT_PDU_RECV,
-              lambda event: rejects.append(event.pdu) if isinstance(event.pdu, A_ASSOCIATE_RJ)
-              else None)
+    received: list[object] = []
+    on_pdu = (evt.EVT_PDU_RECV, lambda event: received.append(event.pdu))
+    # On an ACSE timeout pynetdicom aborts the association itself: an A-ABORT we
+    # sent with nothing received is the only trace that the peer stayed silent.
+    sent_abort: list[bool] = []
+    on_sent = (evt.EVT_PDU_SENT,
+               lambda event: sent_abort.append(True) if isinstance(event.pdu, A_ABORT_RQ) else None)
     assoc = ae.associate(host, port, ae_title=called_ae,
-                         evt_handlers=[*NODELAY_HANDLERS, on_open, on_pdu, *handlers], **kwargs)
+                         evt_handlers=[*NODELAY_HANDLERS, on_open, on_pdu, on_sent, *handlers],
+                         **kwargs)
     if assoc.is_established:
         return assoc
     peer = f"{host}:{port}"
     context = {"peer": peer, "calling_ae": ae.ae_title, "called_ae": called_ae}
     if not opened:
-        raise AssociationError("peer unreachable: TCP connection failed", **context)
-    if assoc.is_rejected:
-        rej = assoc.acceptor.primitive
-        reason = describe_rejection(rej.result, rej.result_source, rej.diagnostic) if rej else "rejected"
-        raise AssociationError(f"association rejected: {reason}", **context)
-    if rejects:
-        rj = rejects[0]
-        reason = describe_rejection(rj.result, rj.source, rj.reason_diagnostic)
-        raise AssociationError(f"association rejected: {reason}", **context)
+        raise DicomUnreachable("peer unreachable: TCP connection failed", **context)
+    rejection = _rejection_fields(assoc, received)
+    if rejection is not None:
+        result, source, reason = rejection
+        raise AssociationRejected(f"association rejected: {describe_rejection(*rejection)}",
+                                  result=result, source=source, reason=reason, **context)
+    if assoc.is_aborted and sent_abort and not received:
+        raise DicomTimeout("peer did not answer the association request in time",
+                           timeout=ae.acse_timeout, **context)
     if assoc.is_aborted:
-        raise AssociationError("association aborted by peer during negotiation", **context)
+        raise AssociationAborted("association aborted by peer during negotiation", **context)
     raise AssociationError("peer unreachable or did not answer the association request", **context)
+
+
+def _rejection_fields(assoc: Association, received: list[object]
+                      ) -> tuple[int, int, int] | None:
+    """(result, source, reason) of the A-ASSOCIATE-RJ the peer sent, if it sent one:
+    from the PDU itself, which also covers the rejection pynetdicom calls an abort."""
+    for pdu in received:
+        if isinstance(pdu, A_ASSOCIATE_RJ):
+            return int(pdu.result), int(pdu.source), int(pdu.reason_diagnostic)
+    primitive = assoc.acceptor.primitive if assoc.is_rejected else None
+    if primitive is not None:
+        return int(primitive.result), int(primitive.result_source), int(primitive.diagnostic)
+    return None
 
 
 _REJECT_REASONS = {

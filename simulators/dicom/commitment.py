@@ -36,7 +36,7 @@ from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.server import FastServer, ServerSettings
 from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.store import DicomStore
-from simulators.errors import AssociationError, ProtocolError
+from simulators.errors import AssociationError, ProtocolError, StatusError
 from simulators.events import EventBus
 
 if TYPE_CHECKING:
@@ -329,9 +329,12 @@ def request_commitment(ae: AE, host: str, port: int, called_ae: str,
         status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
                                         COMMITMENT_INSTANCE_UID)
         code = int(status.get("Status", -1)) if status else -1
-        if code != 0:
+        if code > 0:
+            raise StatusError("storage commitment request refused", status=code,
+                              peer=f"{host}:{port}", called_ae=called_ae)
+        if code < 0:  # no response at all: pynetdicom ended the association
             raise ProtocolError("storage commitment request refused", peer=f"{host}:{port}",
-                                called_ae=called_ae, status=f"0x{code:04X}" if code >= 0 else "none")
+                                called_ae=called_ae, status="none")
         if keep_open:
             return waiter.wait(transaction_uid, timeout)
     finally:

@@ -39,7 +39,7 @@ from simulators.dicom.matching import RANGE_VRS, WILDCARD_VRS, is_universal_key,
 from simulators.dicom.store import (
     SEARCH_KEYS, DicomStore, KeyMatch, MatchRow, SearchKey, StoredInstance,
 )
-from simulators.errors import ProtocolError
+from simulators.errors import ProtocolError, StatusError
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 STATUS_IDENTIFIER_MISMATCH = 0xA900
@@ -69,13 +69,16 @@ FIELDS: dict[str, Field] = SEARCH_KEYS
 _NOT_KEYS = ("", "QueryRetrieveLevel", "SpecificCharacterSet", "TimezoneOffsetFromUTC")
 
 
-def _fail(message: str, status: int = STATUS_IDENTIFIER_MISMATCH, **context: Any) -> ProtocolError:
-    return ProtocolError(message, status=f"0x{status:04X}", **context)
+def _fail(message: str, status: int = STATUS_IDENTIFIER_MISMATCH, **context: Any) -> StatusError:
+    return StatusError(message, status=status, **context)
 
 
 def status_of(error: ProtocolError) -> int:
-    """The DIMSE status carried by an error raised in this module."""
-    return int(str(error.context.get("status", "0xC000")), 16)
+    """The DIMSE status to answer for ``error``: its own for a :class:`StatusError`
+    (as this module raises), else C000 (unable to process)."""
+    if isinstance(error, StatusError) and isinstance(error.status, int):
+        return error.status
+    return STATUS_UNABLE_TO_PROCESS
 
 
 def _values(identifier: Dataset, keyword: str) -> list[str]:
@@ -92,7 +95,7 @@ def _is_single(values: list[str]) -> bool:
 def check_identifier(identifier: Dataset, sop_class_uid: str, *, retrieve: bool = False) -> str:
     """Validate level and unique keys for the SOP class; returns the level.
 
-    Raises :class:`ProtocolError` with ``status`` 0xA900 when the identifier does not
+    Raises :class:`StatusError` with ``status`` 0xA900 when the identifier does not
     fit the information model (PS3.4 C.4.1.2.2 / C.4.2.2.1 hierarchical rules).
     """
     root = MODEL_OF_SOP_CLASS.get(str(sop_class_uid))

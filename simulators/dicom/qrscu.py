@@ -22,7 +22,7 @@ from pynetdicom.sop_class import (
 
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FIND_MODELS, FastClient
-from simulators.errors import ProtocolError
+from simulators.errors import AssociationAborted, ProtocolError
 from simulators.events import EventBus
 
 
@@ -193,8 +193,8 @@ class QrClient:
         final = 0xC000
         for status, _ in send(assoc, identifier):
             if status is None or "Status" not in status:
-                raise ProtocolError("retrieve ended without a final status (association lost)",
-                                    study_uid=uid)
+                raise AssociationAborted("retrieve ended without a final status "
+                                         "(association lost)", study_uid=uid)
             code = int(status.Status)
             if code in (0xFF00, 0xFF01):
                 continue

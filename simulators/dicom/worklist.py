@@ -30,9 +30,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from simulators.dicom.matching import NON_KEY_TAGS, is_universal_key, match_dataset
+from simulators.errors import AssociationClosed
 from simulators.world.iod_common import code_item
 from simulators.world.models import Order
-from simulators.dicom.fast.channel import AssociationClosed
 from simulators.dicom.fast.service import Reply
 
 if TYPE_CHECKING:

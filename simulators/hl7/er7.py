@@ -15,7 +15,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from simulators.errors import ProtocolError
+from simulators.errors import Hl7Error  # defined with the other errors; imported from here too
 from simulators.hl7.framing import normalize_segments
 
 DEFAULT_ENCODING_CHARS = "^~\\&"
@@ -39,26 +39,7 @@ ERROR_CODES: dict[int, str] = {
 
 #: Conditions about the message as a whole (not its content) are rejected with AR;
 #: content errors get AE (HL7 v2.5.1 section 2.9.2, original acknowledgment mode).
-REJECT_CODES = frozenset({200, 201, 202, 203})
-
-
-class Hl7Error(ProtocolError):
-    """An incoming HL7 message cannot be accepted; carries what the ACK must say.
-
-    ``hl7_code`` is the table 0357 code for ERR-3, ``location`` the ERL
-    (``PID^1^3``) for ERR-2, and ``ack_code`` AR for message-level problems, AE for
-    content problems. The MLLP server turns this exception into that ACK.
-    """
-
-    def __init__(self, message: str, *, hl7_code: int = 207, location: str = "",
-                 **context: object) -> None:
-        super().__init__(message, hl7_code=hl7_code, location=location or None, **context)
-        self.hl7_code = hl7_code
-        self.location = location
-
-    @property
-    def ack_code(self) -> str:
-        return "AR" if self.hl7_code in REJECT_CODES else "AE"
+REJECT_CODES = Hl7Error.REJECT_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +203,7 @@ def hl7_timestamp(moment: dt.date | None = None) -> str:
 
 
 __all__ = [
-    "DEFAULT_ENCODING_CHARS", "ERROR_CODES", "REJECT_CODES", "Hl7Error", "Header",
+    "DEFAULT_ENCODING_CHARS", "ERROR_CODES", "REJECT_CODES", "Header",
     "segments", "read_header", "message_label", "msa_field", "ack_code", "err_code", "msa_text", "escape", "unescape",
     "new_control_id", "hl7_timestamp", "version_tuple",
 ]

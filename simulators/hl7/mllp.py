@@ -21,6 +21,7 @@ split over two TCP segments comes back truncated. Here:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import threading
@@ -29,10 +30,10 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Callable, Self
 
-from simulators.errors import ConfigError, MllpError
+from simulators.errors import ConfigError, Hl7Error, MllpError, PortInUse
 from simulators.events import EventBus, bus as default_bus
 from simulators.hl7.ack import ack
-from simulators.hl7.er7 import Hl7Error, message_label
+from simulators.hl7.er7 import message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
 
@@ -81,7 +82,11 @@ class MllpServer:
         return len(self._connections)
 
     def start(self) -> None:
-        """Bind and listen; returns once the socket accepts connections. Idempotent."""
+        """Bind and listen; returns once the socket accepts connections. Idempotent.
+
+        :class:`PortInUse` when another socket holds the port (as every pacsim
+        listener says it), :class:`MllpError` for any other bind failure.
+        """
         with self._lock:
             if self._thread is not None:
                 return
@@ -98,8 +103,11 @@ class MllpServer:
                 self._thread.join()
                 self._thread = None
                 self._executor.shutdown(wait=False)
-                raise MllpError(f"cannot listen on {self.host}:{self.port}",
-                                name=self.name, error=str(failure[0])) from failure[0]
+                message = f"cannot listen on {self.host}:{self.port}"
+                if getattr(failure[0], "errno", None) == errno.EADDRINUSE:
+                    raise PortInUse(message, host=self.host, port=self.port, name=self.name,
+                                    error=str(failure[0])) from failure[0]
+                raise MllpError(message, name=self.name, error=str(failure[0])) from failure[0]
         log.info("MLLP server %s listening on %s:%d", self.name, *self.address)
 
     def stop(self) -> None:

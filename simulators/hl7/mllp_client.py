@@ -4,9 +4,12 @@ Both keep one connection for many messages and read until a *whole* reply frame 
 arrived (python-hl7's client reads once, so an ACK split over two TCP segments came
 back truncated). Both reconnect once when a kept connection turns out to be closed
 by the peer (interface engines close idle connections), and raise
-:class:`~simulators.errors.MllpError` on timeout or a close without a reply. After a
-timeout the connection is dropped: a late reply would otherwise be taken as the
-answer to the next message. Each send is one ``hl7.send`` event with MSA-1 as status.
+:class:`~simulators.errors.MllpError` on a close without a reply, its subclasses
+:class:`~simulators.errors.MllpUnreachable` when the connection is refused and
+:class:`~simulators.errors.MllpTimeout` when the connection or the reply does not come
+in time. After a timeout the connection is dropped: a late reply would otherwise be
+taken as the answer to the next message. Each send is one ``hl7.send`` event with
+MSA-1 as status.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Self
 
-from simulators.errors import MllpError
+from simulators.errors import MllpError, MllpTimeout, MllpUnreachable
 from simulators.events import EventBus, Exchange, bus as default_bus
 from simulators.hl7.er7 import ack_code, message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
@@ -70,7 +73,8 @@ class MllpClient(_ClientSettings):
 
         Reconnects once when a kept connection turns out to be closed by the peer
         (idle timeouts on interface engines are common); raises :class:`MllpError`
-        on timeout, refusal, or a close without a reply.
+        on timeout (:class:`MllpTimeout`), refusal (:class:`MllpUnreachable`), or a
+        close without a reply.
         """
         frame = encode_frame(message, self.encoding)
         with self.events.exchange("hl7.send", self.name, self.peer,
@@ -97,8 +101,10 @@ class MllpClient(_ClientSettings):
     def _connect(self) -> socket.socket:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except TimeoutError as exc:  # before OSError, its parent: nobody answered the SYN
+            raise MllpTimeout(f"cannot connect: {exc}", peer=self.peer) from exc
         except OSError as exc:
-            raise MllpError(f"cannot connect: {exc}", peer=self.peer) from exc
+            raise MllpUnreachable(f"cannot connect: {exc}", peer=self.peer) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = FrameDecoder(self.max_frame)
         self._sock = sock
@@ -116,8 +122,8 @@ class MllpClient(_ClientSettings):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.close()  # a late reply would be paired with the next message
-                raise MllpError(f"no complete reply within {self.timeout}s",
-                                peer=self.peer, received=received)
+                raise MllpTimeout(f"no complete reply within {self.timeout}s",
+                                  peer=self.peer, received=received)
             sock.settimeout(remaining)
             try:
                 data = sock.recv(_READ_SIZE)
@@ -185,8 +191,8 @@ class AsyncMllpClient(_ClientSettings):
                     reply = await asyncio.wait_for(self._roundtrip(frame), self.timeout)
             except TimeoutError:
                 await self.close()
-                raise MllpError(f"no complete reply within {self.timeout}s",
-                                peer=self.peer) from None
+                raise MllpTimeout(f"no complete reply within {self.timeout}s",
+                                  peer=self.peer) from None
             if reply is None:
                 await self.close()
                 raise MllpError("peer closed the connection without replying", peer=self.peer)
@@ -198,8 +204,8 @@ class AsyncMllpClient(_ClientSettings):
         if self._writer is None:
             try:
                 self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            except OSError as exc:
-                raise MllpError(f"cannot connect: {exc}", peer=self.peer) from exc
+            except OSError as exc:  # a slow connect ends in send()'s own timeout instead
+                raise MllpUnreachable(f"cannot connect: {exc}", peer=self.peer) from exc
             sock = self._writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

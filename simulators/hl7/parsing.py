@@ -22,7 +22,8 @@ from hl7apy.core import Message, Segment
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
 
-from simulators.hl7.er7 import Hl7Error, read_header, unescape
+from simulators.errors import Hl7Error
+from simulators.hl7.er7 import read_header, unescape
 from simulators.hl7.framing import normalize_segments
 from simulators.hl7.layout import DICOM_PRIORITY, ORDER_CONTROLS, ZPS_FIELDS
 from simulators.world.models import Order, Patient, Procedure, ScheduledStep

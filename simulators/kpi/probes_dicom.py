@@ -3,7 +3,7 @@
 Why the fast client (:class:`~simulators.dicom.fast.client.FastClient`): it is the
 requestor the load engine measures with, so a probe's latency and a load test's
 latency mean the same thing, and it names rejections and timeouts in its errors
-(which :func:`~simulators.kpi.result.measure` turns into ``fail`` / ``timeout``).
+(which :func:`~simulators.kpi.result.measure` turns into ``fail`` / ``timeout`` by type).
 Each probe opens its own association and releases it: an association set-up is part
 of what a modality or viewer waits for, so it is inside the measured time.
 """
@@ -19,10 +19,9 @@ from pydicom.dataset import Dataset
 from simulators.dicom.fast.client import FastClient
 from simulators.dicom.fast.dimse import FIND_MODELS
 from simulators.dicom.fast.requests import worklist_identifier
-from simulators.errors import ProtocolError
+from simulators.errors import NotMeasured, ProbeTimeout, StatusError
 from simulators.events import EventBus
 from simulators.kpi.canary import CANARY_STATION_AE, CanaryCycle
-from simulators.kpi.result import NotMeasured, ProbeTimeout
 from simulators.kpi.target import Peer, ProbeTarget
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -60,8 +59,8 @@ def poll_until(check: Callable[[], T | None], *, timeout: float, interval: float
 
 def _checked(status: int, what: str, peer: Peer) -> None:
     if status != 0x0000:
-        raise ProtocolError(f"{what} answered status 0x{status:04X}", peer=str(peer),
-                            status=f"0x{status:04X}")
+        raise StatusError(f"{what} answered status 0x{status:04X}", status=status,
+                          peer=str(peer))
 
 
 # -- C-ECHO -----------------------------------------------------------------------------

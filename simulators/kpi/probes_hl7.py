@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Callable
 
-from simulators.errors import ConfigError, ProtocolError
+from simulators.errors import ConfigError, NotMeasured, ProbeTimeout, ProtocolError, StatusError
 from simulators.events import EventBus
 from simulators.hl7 import messages
 from simulators.hl7.ack import ack
@@ -27,7 +27,6 @@ from simulators.hl7.mllp_client import MllpClient
 from simulators.hl7.parsing import field, parse
 from simulators.kpi.canary import CanaryCycle
 from simulators.kpi.probes_dicom import wait_for_worklist_item
-from simulators.kpi.result import NotMeasured, ProbeTimeout
 from simulators.kpi.target import ProbeTarget
 from simulators.world.models import Order
 
@@ -40,7 +39,8 @@ MAX_REMEMBERED = 256
 
 def send_order(target: ProbeTarget, order: Order, control: str = "NW", *, kind: str = "orm",
                events: EventBus | None = None) -> None:
-    """Send one canary order message; ProtocolError unless the ACK is AA/CA."""
+    """Send one canary order message; StatusError (ProtocolError without an MSA)
+    unless the ACK is AA/CA."""
     if target.hl7 is None:
         raise NotMeasured("not measured: no order filler configured (--hl7 HOST:PORT)")
     if kind not in ORDER_MESSAGES:
@@ -53,8 +53,10 @@ def send_order(target: ProbeTarget, order: Order, control: str = "NW", *, kind: 
         reply = client.send(text)
     code = ack_code(reply)
     if code not in ("AA", "CA"):
-        raise ProtocolError(f"order {control} answered {code or 'no MSA'}: {msa_text(reply)}",
-                            peer=f"{host}:{port}", accession=order.accession)
+        message = f"order {control} answered {code or 'no MSA'}: {msa_text(reply)}"
+        if not code:
+            raise ProtocolError(message, peer=f"{host}:{port}", accession=order.accession)
+        raise StatusError(message, status=code, peer=f"{host}:{port}", accession=order.accession)
 
 
 def order_to_worklist(target: ProbeTarget, cycle: CanaryCycle, *, kind: str = "orm",

@@ -25,12 +25,14 @@ from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, bu
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
 )
+from urllib3.exceptions import ReadTimeoutError
 
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings, SupportedContext
-from simulators.errors import ProtocolError
+from simulators.errors import (
+    AssociationAborted, NotMeasured, ProbeTimeout, ProtocolError, StatusError,
+)
 from simulators.events import EventBus
-from simulators.kpi.result import NotMeasured, ProbeTimeout
 from simulators.kpi.target import PROBE_AE, ProbeTarget
 
 MEGABYTE = 1_000_000
@@ -88,7 +90,7 @@ def _final_status(responses: Any, started: float, timeout: float, what: str) -> 
         if "Status" not in status:  # pynetdicom: DIMSE timeout or abort
             if time.perf_counter() - started >= timeout * 0.95:
                 raise ProbeTimeout(f"{what}: no response within {timeout:g}s")
-            raise ProtocolError(f"{what}: association aborted or invalid response")
+            raise AssociationAborted(f"{what}: association aborted or invalid response")
         if not 0xFF00 <= status.Status <= 0xFF01:
             final = int(status.Status)
     if final is None:
@@ -151,7 +153,7 @@ def load_by_move(target: ProbeTarget, receiver: ImageReceiver | None, study_uid:
     finally:
         assoc.release() if assoc.is_established else None
     if status != 0x0000:
-        raise ProtocolError(f"C-MOVE answered status 0x{status:04X}", status=f"0x{status:04X}")
+        raise StatusError(f"C-MOVE answered status 0x{status:04X}", status=status)
     return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
 
 
@@ -180,7 +182,7 @@ def load_by_get(target: ProbeTarget, study_uid: str, sop_classes: list[str]
     finally:
         assoc.release() if assoc.is_established else None
     if status != 0x0000:
-        raise ProtocolError(f"C-GET answered status 0x{status:04X}", status=f"0x{status:04X}")
+        raise StatusError(f"C-GET answered status 0x{status:04X}", status=status)
     return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
 
 
@@ -206,6 +208,12 @@ def load_by_wado(target: ProbeTarget, study_uid: str) -> tuple[float, dict[str, 
                     raise ProbeTimeout(f"WADO-RS study not complete within {target.timeout:g}s")
     except requests.Timeout as exc:
         raise ProbeTimeout(f"WADO-RS timed out: {exc}") from exc
+    except requests.ConnectionError as exc:
+        # requests reports a body that stalls mid-stream (iter_content) as a
+        # ConnectionError around urllib3's ReadTimeoutError: still a timeout
+        if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+            raise ProbeTimeout(f"WADO-RS timed out: {exc}") from exc
+        raise ProtocolError(f"WADO-RS request failed: {exc}", url=url) from exc
     except requests.RequestException as exc:
         raise ProtocolError(f"WADO-RS request failed: {exc}", url=url) from exc
     return load_figures(started, first, time.perf_counter(), size, 0)

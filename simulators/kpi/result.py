@@ -9,12 +9,11 @@ way, or the weekly comparison would compare different things.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from simulators.errors import PacsimError
+from simulators.errors import NotMeasured, ProbeTimeout
 
 OK, FAIL, TIMEOUT, SKIPPED = "ok", "fail", "timeout", "skipped"
 #: Every outcome a probe can have: the only values of the ``outcome`` metric label.
@@ -49,20 +48,14 @@ class ProbeResult:
                 "figures": dict(self.figures), "error": self.error}
 
 
-class ProbeTimeout(PacsimError):
-    """A probe's deadline passed before the target answered (or the item appeared)."""
-
-
-class NotMeasured(PacsimError):
-    """The probe has no peer to measure against (e.g. no reporting peer configured)."""
-
-
 def is_timeout(exc: BaseException) -> bool:
-    """True when ``exc`` says the peer was too slow rather than wrong or absent."""
-    if isinstance(exc, (ProbeTimeout, TimeoutError, socket.timeout)):
-        return True
-    text = str(exc).lower()
-    return "timed out" in text or "timeout" in text
+    """True when ``exc`` says the peer was too slow rather than wrong or absent.
+
+    Decided by type: pacsim's protocol timeouts (:class:`~simulators.errors.Timeout`,
+    e.g. DicomTimeout, MllpTimeout) are builtin ``TimeoutError``s, as is
+    ``socket.timeout``; a refused or unreachable peer is a failure, not a timeout.
+    """
+    return isinstance(exc, (ProbeTimeout, TimeoutError))
 
 
 Measured = tuple[float, dict[str, float]]
@@ -93,5 +86,4 @@ def measure(probe: str, target: str, action: Callable[[], Measured | dict[str, f
     return ProbeResult(probe, target, OK, seconds, started_wall, figures=figures)
 
 
-__all__ = ["ProbeResult", "ProbeTimeout", "NotMeasured", "measure", "is_timeout",
-           "OUTCOMES", "OK", "FAIL", "TIMEOUT", "SKIPPED"]
+__all__ = ["ProbeResult", "measure", "is_timeout", "OUTCOMES", "OK", "FAIL", "TIMEOUT", "SKIPPED"]

@@ -19,9 +19,10 @@ from typing import Any, Awaitable, Callable
 
 from pydicom.dataset import Dataset
 
+from simulators.dicom.ae import describe_rejection
 from simulators.dicom.fast import FIND_MODELS, FastAssociation, encode_dataset
 from simulators.dicom.fast.requests import mpps_create, mpps_final, worklist_identifier
-from simulators.errors import PacsimError
+from simulators.errors import AssociationRejected, NoWorklistItem, PacsimError, StatusError
 from simulators.events import EventBus, Exchange
 from simulators.hl7 import messages
 from simulators.hl7.er7 import ack_code
@@ -41,10 +42,6 @@ MPPS_CLASS = "1.2.840.10008.3.1.2.3.3"
 MWL_CLASS = FIND_MODELS["worklist"]
 #: Patients load orders are spread over (the world makes them on demand, seeded).
 PATIENT_POOL = 5000
-
-
-class NoWorklistItem(PacsimError):
-    """The worklist had nothing for this modality to perform."""
 
 
 class OrderNumbers:
@@ -132,6 +129,8 @@ class VirtualModality:
         except (PacsimError, OSError, TimeoutError) as exc:
             event.outcome = "error"
             event.detail["error"] = str(exc)
+            if isinstance(exc, AssociationRejected):  # statistics group errors by it
+                event.detail["rejection"] = describe_rejection(exc.result, exc.source, exc.reason)
         finally:
             event.duration = time.perf_counter() - began
             self.events.emit(event)
@@ -174,7 +173,7 @@ class VirtualModality:
         event.detail["matches"] = result.matches
         if result.status != 0:
             self._status(event, result.status)
-            raise PacsimError("worklist query failed", status=f"0x{result.status:04X}")
+            raise StatusError("worklist query failed", status=result.status)
         return list(result.items)
 
     async def _mwl_query(self, operation: Operation, event: Exchange) -> None:
@@ -239,7 +238,7 @@ class VirtualModality:
                                                 mpps_create(ctx, item, self.ae_title, started))
         if result.status != 0:
             self._status(event, result.status)
-            raise PacsimError("MPPS N-CREATE refused", status=f"0x{result.status:04X}")
+            raise StatusError("MPPS N-CREATE refused", status=result.status)
         return result.instance_uid or str(ctx.mpps_uid)
 
     async def _mpps_close(self, ctx: StudyContext, mpps_uid: str, images: list[EncodedImage],
@@ -253,7 +252,7 @@ class VirtualModality:
             result = await association.n_set(MPPS_CLASS, mpps_uid, final)
         if result.status != 0:
             self._status(event, result.status)
-            raise PacsimError("MPPS N-SET refused", status=f"0x{result.status:04X}")
+            raise StatusError("MPPS N-SET refused", status=result.status)
 
     async def store_study(self, ctx: StudyContext, operation: Operation,
                           event: Exchange) -> list[EncodedImage]:
@@ -317,5 +316,4 @@ class VirtualModality:
             self._status(event, await association.echo())
 
 
-__all__ = ["VirtualModality", "OrderNumbers", "WorklistQueries", "NoWorklistItem",
-           "PATIENT_POOL"]
+__all__ = ["VirtualModality", "OrderNumbers", "WorklistQueries", "PATIENT_POOL"]

@@ -47,12 +47,17 @@ def percentile(ordered: Sequence[float], p: float) -> float:
 
 
 def error_reason(event: Exchange) -> str:
-    """Why an exchange failed, in words that group: a status code, a reject reason..."""
+    """Why an exchange failed, in words that group: a status code, a reject reason...
+
+    A rejection is read from ``detail["rejection"]``, which whoever saw the
+    AssociationRejected records (the association's own event, a load operation's),
+    never parsed out of the error text.
+    """
     status = event.status or ""
     text = str(event.detail.get("error", "") or "")
-    if "rejected:" in text:
-        reason = text.split("rejected:", 1)[1].split(" (", 1)[0].strip()
-        return "rejected: " + reason[:_REASON_LIMIT]
+    rejection = event.detail.get("rejection")
+    if rejection:
+        return "rejected: " + str(rejection)[:_REASON_LIMIT]
     if status and status not in ("accepted", "rejected"):
         return status[:_REASON_LIMIT]
     if text:

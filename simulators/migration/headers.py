@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 
 from simulators.dicom.fast.files import decode_dataset
 from simulators.dicom.store import DicomStore
-from simulators.errors import ProtocolError
+from simulators.errors import ProtocolError, StatusError
 from simulators.migration.qr import QrSession
 
 
@@ -67,8 +67,8 @@ def headers_by_get(session: QrSession, study_uid: str, sop_classes: list[str]
     """Headers of a study fetched from a remote legacy by C-GET (bytes as received)."""
     result, received = session.get("STUDY", {"StudyInstanceUID": study_uid}, sop_classes)
     if result.status not in (0x0000, 0xB000):
-        raise ProtocolError(f"C-GET of the study's headers failed: 0x{result.status:04X}",
-                            study_uid=study_uid)
+        raise StatusError(f"C-GET of the study's headers failed: 0x{result.status:04X}",
+                          status=result.status, study_uid=study_uid)
     for item in received:
         yield Header(decode_dataset(BytesIO(item.data), item.transfer_syntax),
                      item.transfer_syntax, f"C-GET {item.sop_instance}")

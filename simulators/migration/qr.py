@@ -26,7 +26,7 @@ from pynetdicom.sop_class import (
 
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FIND_MODELS, EncodedInstance, FastClient
-from simulators.errors import AssociationError, ProtocolError
+from simulators.errors import AssociationAborted, AssociationError, ProtocolError, StatusError
 from simulators.events import EventBus
 from simulators.migration.endpoints import DicomPeer
 
@@ -76,7 +76,7 @@ class QrSession:
 
     # ------------------------------------------------------------------ C-FIND
     def find(self, level: str, keys: Iterable[str], match: dict[str, str]) -> list[Dataset]:
-        """All matches of a Study Root C-FIND; ProtocolError on a failure status."""
+        """All matches of a Study Root C-FIND; StatusError on a failure status."""
         query = identifier(level, keys, match)
         for attempt in (1, 2):  # one reconnect: the peer may have closed an idle association
             client = self._find_client()
@@ -88,8 +88,8 @@ class QrSession:
                 if attempt == 2:
                     raise
         if status != 0x0000:
-            raise ProtocolError(f"C-FIND {level} failed with status 0x{status:04X}",
-                                peer=str(self.peer), match=str(match))
+            raise StatusError(f"C-FIND {level} failed with status 0x{status:04X}", status=status,
+                              peer=str(self.peer), match=str(match))
         return matches
 
     def _find_client(self) -> FastClient:
@@ -199,8 +199,8 @@ def _collect(responses: Iterable[tuple[Dataset | None, Dataset | None]], what: s
     result = RetrieveResult()
     for status, data in responses:
         if status is None or "Status" not in status:
-            raise ProtocolError("retrieve ended without a final status (association lost)",
-                                what=what)
+            raise AssociationAborted("retrieve ended without a final status (association lost)",
+                                     what=what)
         code = int(status.Status)
         if code in PENDING:
             continue

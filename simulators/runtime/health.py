@@ -16,7 +16,7 @@ from typing import Sequence
 
 from simulators.actors.registry import actor_kind
 from simulators.config import build_config
-from simulators.errors import PacsimError
+from simulators.errors import PacsimError, StatusError
 from simulators.runtime.probes import dicom_echo, mllp_ping
 
 LOOPBACK = "127.0.0.1"
@@ -59,7 +59,7 @@ def check(args: argparse.Namespace, timeout: float = 4.0) -> list[str]:
     dicom_port = config.dicom_port if args.kind == "ris" else config.port
     status = dicom_echo(LOOPBACK, dicom_port, config.ae_title, timeout=timeout)
     if status != 0:
-        raise PacsimError("C-ECHO answered with a failure", status=f"0x{status:04X}")
+        raise StatusError("C-ECHO answered with a failure", status=status)
     done.append(f"C-ECHO {config.ae_title}@{dicom_port}: 0x0000")
     if args.kind == "ris" and config.hl7:
         done.append(f"MLLP {config.hl7_port}: {mllp_ping(LOOPBACK, config.hl7_port, timeout=timeout)}")

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 
 from simulators.actors.ehr import AckResult, Ehr
 from simulators.actors.modality import Exam, Modality
-from simulators.errors import PacsimError
+from simulators.errors import PathwayFailed, PathwayInterrupted
 from simulators.events import EventBus
 from simulators.hl7.messages import oru_r01
 from simulators.hl7.mllp import MllpClient
@@ -41,14 +41,6 @@ from simulators.world.images import build_study
 WORKLIST_WAIT = 10.0
 REPORT_TEXT = ("SANDBOX TRAINING REPORT - NOT A REAL PATIENT\n"
                "Findings: no acute abnormality (synthetic).\nImpression: normal study.")
-
-
-class PathwayFailed(PacsimError):
-    """The simulated hospital answered a pathway action wrongly."""
-
-
-class PathwayInterrupted(PacsimError):
-    """The sandbox stopped or reset while the pathway was running."""
 
 
 class Reporter:
@@ -264,5 +256,4 @@ ACTION_FUNCTIONS: dict[str, Callable[[PathwayRun, Action, Services], None]] = {
 }
 
 
-__all__ = ["Services", "Reporter", "PathwayFailed", "PathwayInterrupted", "ACTION_FUNCTIONS",
-           "REPORT_TEXT"]
+__all__ = ["Services", "Reporter", "ACTION_FUNCTIONS", "REPORT_TEXT"]

@@ -32,12 +32,10 @@ from typing import Any
 
 from simulators.actors.ehr import Ehr
 from simulators.actors.modality import Modality
-from simulators.errors import ConfigError, PacsimError
+from simulators.errors import ConfigError, PacsimError, PathwayInterrupted
 from simulators.events import EventBus, Exchange
 from simulators.load.stats import LoadStatistics
-from simulators.sandbox.actions import (
-    ACTION_FUNCTIONS, PathwayInterrupted, Reporter, Services,
-)
+from simulators.sandbox.actions import ACTION_FUNCTIONS, Reporter, Services
 from simulators.sandbox.arrivals import Arrival, ArrivalSchedule, build_streams
 from simulators.sandbox.clock import SimClock, format_pace, parse_pace
 from simulators.sandbox.identity import Epoch

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from simulators.errors import PacsimError
+from simulators.errors import PacsimError, StepTimeout
 from simulators.events import EventBus, Exchange
 from simulators.scenario.context import FallbackResolver, StepContext, StepOutcome, Variables, \
     lookup_path
@@ -36,10 +36,6 @@ ActorsFactory = Callable[[Environment, EventBus], Mapping[str, Any]]
 DEFAULT_STEP_TIMEOUT = 120.0
 #: How often a ``within:`` step is retried, at most (shorter windows poll faster).
 MAX_POLL_INTERVAL = 1.0
-
-
-class _StepTimeout(PacsimError):
-    """A step's executor did not return in time (reported, never raised to the caller)."""
 
 
 class _EventCollector:
@@ -160,7 +156,7 @@ class _StepRunner:
             raise
         if worker.is_alive():
             ctx.cancel()
-            return None, _StepTimeout(f"did not finish within {format_duration(limit)}")
+            return None, StepTimeout(f"did not finish within {format_duration(limit)}")
         if "error" in box:
             return None, box["error"]
         outcome = box.get("outcome")

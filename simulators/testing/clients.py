@@ -22,7 +22,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from simulators.actors.ehr import AckResult, Ehr, EhrConfig
 from simulators.dicom.ae import associate
-from simulators.errors import ConfigError, ProtocolError
+from simulators.errors import ConfigError, ProtocolError, StatusError
 from simulators.world import World
 from simulators.world.models import Order
 
@@ -72,7 +72,7 @@ class OrderDesk:
 
     def place(self, patient: int = 0, *, modality_actor: str | None = None) -> Order:
         """ADT^A01 then ORM^O01 for world patient ``patient``, scheduled now on the
-        modality's station; raises ProtocolError unless both are acknowledged AA."""
+        modality's station; raises StatusError unless both are acknowledged AA."""
         station_ae, station_name, modality = self.environment.station(modality_actor)
         person = self.world.patient(patient)
         order = self.world.order(person, modality, station_ae=station_ae,
@@ -81,8 +81,8 @@ class OrderDesk:
         for ack in (self._ehr.admit(person), self._ehr.place_order(order)):
             self.acks.append(ack)
             if not ack.accepted:
-                raise ProtocolError("the RIS refused the message", status=ack.code,
-                                    detail=ack.text or None)
+                raise StatusError("the RIS refused the message", status=ack.code,
+                                  detail=ack.text or None)
         return order
 
     def close(self) -> None:
@@ -113,9 +113,10 @@ class TargetProbe:
                 code = int(getattr(status, "Status", -1))
                 if code in (0xFF00, 0xFF01) and identifier is not None:
                     found.append(identifier)
-                elif code != 0x0000:
-                    raise ProtocolError("C-FIND failed", status=f"0x{code:04X}" if code >= 0 else "none",
-                                        called_ae=called)
+                elif code > 0x0000:
+                    raise StatusError("C-FIND failed", status=code, called_ae=called)
+                elif code < 0:  # no response: the association ended
+                    raise ProtocolError("C-FIND failed", status="none", called_ae=called)
         finally:
             assoc.release()
             ae.shutdown()

@@ -20,9 +20,14 @@ T0 = 1_700_000_000.0
 
 
 def event(kind: str, start: float, duration: float, outcome: str = "ok", status: str = "",
-          error: str = "") -> Exchange:
+          error: str = "", rejection: str = "") -> Exchange:
+    """An exchange as the load engine records it: an AssociationRejected also leaves
+    its reason in words in ``detail["rejection"]`` (operations.py, association.py)."""
+    detail = {"error": error} if error else {}
+    if rejection:
+        detail["rejection"] = rejection
     return Exchange(kind=kind, actor="LDCT001", start=T0 + start, duration=duration,
-                    outcome=outcome, status=status, detail={"error": error} if error else {})
+                    outcome=outcome, status=status, detail=detail)
 
 
 def test_percentile_matches_linear_interpolation() -> None:
@@ -45,7 +50,8 @@ def test_counts_errors_reasons_and_stages() -> None:
         stats.record(event("load.mwl.query", 0.01 * i, 0.010 + 0.001 * (i % 10)))
     for i in range(10):
         stats.record(event("load.mwl.query", 2.5, 0.5, "error", error=(
-            "association rejected: transient, local limit exceeded (peer=127.0.0.1:1)")))
+            "association rejected: transient, local limit exceeded (peer=127.0.0.1:1)"),
+            rejection="transient, local limit exceeded"))
     stats.record(event("dicom.c-find", 3.0, 0.2, "failed", "0xC000"))
     stats.record(event("load.mwl.query", 3.9, 5.0, "cancelled"))  # run ended: not counted
     ops = stats.operations(4.0)
@@ -67,7 +73,8 @@ def test_counts_errors_reasons_and_stages() -> None:
 
 def test_error_reason_prefers_reject_reason_then_status() -> None:
     assert error_reason(event("x", 0, 0, "error", error="association rejected: permanent, "
-                              "called AE title not recognised (peer=a)")) == \
+                              "called AE title not recognised (peer=a)",
+                              rejection="permanent, called AE title not recognised")) == \
         "rejected: permanent, called AE title not recognised"
     assert error_reason(event("x", 0, 0, "failed", "0xA700")) == "0xA700"
     assert error_reason(event("x", 0, 0, "error", error="timed out waiting (peer=x)")) == \

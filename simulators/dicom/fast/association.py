@@ -36,7 +36,10 @@ from simulators.dicom.fast.queries import MAX_MATCHES, FindServices, status_of
 from simulators.dicom.fast.negotiation import (
     AcceptedContext, ContextRequest, accepted_contexts, associate_rq_bytes, build_contexts,
 )
-from simulators.errors import AssociationError, ConfigError, ProtocolError
+from simulators.errors import (
+    AssociationAborted, AssociationError, AssociationRejected, ConfigError, DicomTimeout,
+    DicomUnreachable, ProtocolError,
+)
 from simulators.events import EventBus, Exchange, bus as default_bus
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
@@ -79,8 +82,10 @@ class FastAssociation(FindServices):
                       timeout: float = 30.0) -> list[AcceptedContext]:
         """Open the association; returns every proposed context with its result.
 
-        Raises ``AssociationError`` naming the reject reason, an abort, a timeout or
-        an unreachable peer, and when the peer accepted none of the contexts.
+        Raises :class:`DicomUnreachable` (connect refused, no route, unknown host),
+        :class:`DicomTimeout` (no TCP connection or no answer within ``timeout``),
+        :class:`AssociationRejected` (with the RJ's fields), :class:`AssociationAborted`,
+        and ``AssociationError`` when the peer accepted none of the contexts.
         """
         if self._writer is not None:
             raise ConfigError("association already established", peer=self.peer)
@@ -94,18 +99,24 @@ class FastAssociation(FindServices):
             try:
                 async with asyncio.timeout(timeout):
                     reader, writer = await asyncio.open_connection(host, port)
-            except (OSError, TimeoutError) as exc:
-                raise self._error(f"peer unreachable: {exc or 'connect timed out'}") from exc
+            except TimeoutError as exc:  # no SYN-ACK in time: a timeout (httpx's ConnectTimeout)
+                raise self._error(f"peer unreachable: {exc or 'connect timed out'}",
+                                  kind=DicomTimeout) from exc
+            except OSError as exc:
+                raise self._error(f"peer unreachable: {exc}", kind=DicomUnreachable) from exc
             _tune_socket(writer)
             self._reader, self._writer = reader, writer
             writer.write(associate_rq_bytes(calling_ae, called_ae, proposed, self.max_pdu))
             pdu_type, answer = await self._read_pdu(timeout, during="association negotiation")
             if pdu_type == codec.A_ASSOCIATE_RJ_TYPE:
-                rj = codec.decode_pdu(pdu_type, answer)
+                rj: Any = codec.decode_pdu(pdu_type, answer)
                 await self._close()
-                reason = describe_rejection(rj.result, rj.source, rj.reason_diagnostic)  # type: ignore[attr-defined]
+                fields = int(rj.result), int(rj.source), int(rj.reason_diagnostic)
+                reason = describe_rejection(*fields)
                 event.status = "rejected"
-                raise self._error(f"association rejected: {reason}")
+                event.detail["rejection"] = reason  # load statistics group errors by it
+                raise self._error(f"association rejected: {reason}", kind=AssociationRejected,
+                                  result=fields[0], source=fields[1], reason=fields[2])
             if pdu_type != codec.A_ASSOCIATE_AC_TYPE:
                 await self._fail(codec.ABORT_UNEXPECTED_PDU)
                 raise self._error(f"unexpected PDU 0x{pdu_type:02X} during association negotiation")
@@ -228,12 +239,12 @@ class FastAssociation(FindServices):
     async def wait_event_report(self, timeout: float | None = None) -> dimse.EventReport:
         """The next N-EVENT-REPORT from the peer (already answered with Success).
 
-        Raises ``AssociationError`` if none arrives in time; the association stays open.
+        Raises :class:`DicomTimeout` if none arrives in time; the association stays open.
         """
         limit = timeout if timeout is not None else self.dimse_timeout
         report = await self.poll_event_report(limit)
         if report is None:
-            raise self._error("no N-EVENT-REPORT arrived in time", timeout=limit)
+            raise self._error("no N-EVENT-REPORT arrived in time", kind=DicomTimeout, timeout=limit)
         return report
 
     async def poll_event_report(self, timeout: float) -> dimse.EventReport | None:
@@ -365,7 +376,8 @@ class FastAssociation(FindServices):
             elif pdu_type == codec.A_RELEASE_RQ_TYPE:
                 self._writer.write(codec.release_rp_bytes())  # type: ignore[union-attr]
                 await self._close()
-                raise self._error("peer released the association during an operation")
+                raise self._error("peer released the association during an operation",
+                                  kind=AssociationAborted)
             else:
                 await self._fail(codec.ABORT_UNEXPECTED_PDU)
                 raise self._error(f"unexpected PDU 0x{pdu_type:02X} during an operation")
@@ -381,21 +393,22 @@ class FastAssociation(FindServices):
             if idle_ok:
                 raise
             await self.abort()
-            raise self._error(f"timed out {during}", timeout=timeout) from None
+            raise self._error(f"timed out {during}", kind=DicomTimeout, timeout=timeout) from None
         except codec.PduTooLarge as exc:
             await self._fail(codec.ABORT_INVALID_PARAMETER)
             exc.context.update(peer=self.peer, called_ae=self.called_ae)
             raise
         except TimeoutError as exc:
             await self.abort()
-            raise self._error(f"timed out {during}", timeout=timeout) from exc
+            raise self._error(f"timed out {during}", kind=DicomTimeout, timeout=timeout) from exc
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             await self._close()
-            raise self._error(f"connection closed by peer {during}") from exc
+            raise self._error(f"connection closed by peer {during}",
+                              kind=AssociationAborted) from exc
         if pdu_type == codec.A_ABORT_TYPE:
             pdu = codec.decode_pdu(pdu_type, data)
             await self._close()
-            raise self._error(f"association aborted by peer {during}",
+            raise self._error(f"association aborted by peer {during}", kind=AssociationAborted,
                               source=getattr(pdu, "source", None),
                               reason=getattr(pdu, "reason_diagnostic", None))
         return pdu_type, data
@@ -426,9 +439,11 @@ class FastAssociation(FindServices):
     def _decode(data: bytes | None, context: AcceptedContext) -> Dataset | None:
         return decode_dataset(BytesIO(data), context.transfer_syntax) if data else None
 
-    def _error(self, message: str, **context: Any) -> AssociationError:
-        return AssociationError(message, peer=self.peer, calling_ae=self.calling_ae,
-                                called_ae=self.called_ae, **context)
+    def _error(self, message: str, kind: type[AssociationError] = AssociationError,
+               **context: Any) -> AssociationError:
+        """``kind`` (the condition: rejected, aborted, timeout...) naming this association."""
+        return kind(message, peer=self.peer, calling_ae=self.calling_ae,
+                    called_ae=self.called_ae, **context)
 
 
 def _tune_socket(writer: asyncio.StreamWriter) -> None:

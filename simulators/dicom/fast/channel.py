@@ -36,7 +36,7 @@ from simulators.dicom.fast.negotiation import AcceptedContext
 from simulators.dicom.fast.service import (
     COMMANDS, STATUS_PROCESSING_FAILURE, STATUS_UNRECOGNIZED_OPERATION, DimseRequest, Reply,
 )
-from simulators.errors import AssociationError
+from simulators.errors import AssociationClosed, DicomTimeout
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.server import FastServer
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 _RELEASE = object()  # queued after the requests that precede an A-RELEASE-RQ
 #: Requests a peer may queue before we stop reading (async-ops window is 1 by default).
 _QUEUE_LIMIT = 16
-
-
-class AssociationClosed(AssociationError):
-    """The association ended (abort, release, dropped socket) while we waited on it."""
 
 
 class ServerAssociation:
@@ -294,7 +290,7 @@ class ServerAssociation:
         ``message`` carries its own Message ID (from :meth:`next_message_id`); a
         C-STORE's data set is passed as ``dataset`` and sent without copying.
         Raises :class:`AssociationClosed` if the association ends first and
-        ``AssociationError`` on timeout.
+        :class:`DicomTimeout` when the peer does not answer in time.
         """
         if self._closed:
             raise AssociationClosed("association is closed", peer=self.peer)
@@ -312,8 +308,8 @@ class ServerAssociation:
             try:
                 return await asyncio.wait_for(waiter, timeout or self.settings.dimse_timeout)
             except TimeoutError:
-                raise AssociationError("no response from the peer in time", peer=self.peer,
-                                       message_id=message_id) from None
+                raise DicomTimeout("no response from the peer in time", peer=self.peer,
+                                   message_id=message_id) from None
         finally:
             self._waiting.pop(message_id, None)
 
@@ -373,4 +369,4 @@ class ServerAssociation:
             pass
 
 
-__all__ = ["ServerAssociation", "AssociationClosed"]
+__all__ = ["ServerAssociation"]

@@ -27,7 +27,7 @@ from pynetdicom.pdu import (
 )
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 
-from simulators.errors import AssociationError
+from simulators.errors import AssociationError, PduTooLarge  # PduTooLarge: imported from here too
 
 #: PDU type bytes (PS3.8 9.3.1).
 A_ASSOCIATE_RQ_TYPE, A_ASSOCIATE_AC_TYPE, A_ASSOCIATE_RJ_TYPE = 0x01, 0x02, 0x03
@@ -49,10 +49,6 @@ ABORT_UNRECOGNISED_PDU, ABORT_UNEXPECTED_PDU, ABORT_INVALID_PARAMETER = 1, 2, 6
 
 _HEADER = struct.Struct(">BxI")
 _PDATA_HEADER = struct.Struct(">BxIIBB")  # PDU type, length, PDV length, context, control
-
-
-class PduTooLarge(AssociationError):
-    """The peer claimed a PDU longer than we accept; the caller must A-ABORT."""
 
 
 def pdu_limit(pdu_type: int, max_pdu: int) -> int:
@@ -259,7 +255,7 @@ def dataset_stream(message: DIMSEMessage) -> BytesIO | None:
 
 
 __all__ = [
-    "PduTooLarge", "PduIdle", "read_pdu", "decode_pdu", "pdu_limit", "release_rq_bytes",
+    "PduIdle", "read_pdu", "decode_pdu", "pdu_limit", "release_rq_bytes",
     "release_rp_bytes", "abort_bytes", "message_pdus", "command_pdus", "dataset_pdus",
     "encoded_command_pdus",
     "MessageAssembler", "dataset_stream", "P_DATA_TYPE", "A_ABORT_TYPE",

@@ -26,8 +26,7 @@ from io import BytesIO
 from pynetdicom import dimse_messages as msgs
 from pynetdicom.dsutils import decode
 
-from simulators.dicom.fast.codec import PduTooLarge
-from simulators.errors import ProtocolError
+from simulators.errors import PduTooLarge, ProtocolError
 
 _ELEMENT = struct.Struct("<HHI")
 _PDV = struct.Struct(">IBB")

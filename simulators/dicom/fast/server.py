@@ -24,6 +24,7 @@ oversized PDUs and dropped sockets end only their own association.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from simulators.dicom.fast.acceptance import AcceptorPolicy, SupportedContext, b
 from simulators.dicom.fast.association import _tune_socket
 from simulators.dicom.fast.channel import ServerAssociation
 from simulators.dicom.fast.service import COMMANDS, DimseRequest, Handler, Reply
-from simulators.errors import ConfigError
+from simulators.errors import ConfigError, PortInUse
 from simulators.events import EventBus, bus as default_bus
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,11 @@ class FastServer:
         return self._active
 
     def start(self) -> "FastServer":
-        """Bind, start the loop thread and return once listening (idempotent)."""
+        """Bind, start the loop thread and return once listening (idempotent).
+
+        :class:`PortInUse` when another socket holds the port, :class:`ConfigError`
+        for any other failure to listen.
+        """
         if self._thread is not None:
             return self
         self.executor = ThreadPoolExecutor(self.settings.workers,
@@ -174,9 +179,12 @@ class FastServer:
             loop.close()
             self.executor.shutdown(wait=False)
             error = failure[0] if failure else TimeoutError("loop did not start")
-            raise ConfigError(f"cannot listen on {self.settings.host}:{self.settings.port}: "
-                              f"{getattr(error, 'strerror', None) or error}",
-                              ae_title=self.settings.ae_title) from error
+            message = (f"cannot listen on {self.settings.host}:{self.settings.port}: "
+                       f"{getattr(error, 'strerror', None) or error}")
+            if getattr(error, "errno", None) == errno.EADDRINUSE:
+                raise PortInUse(message, host=self.settings.host, port=self.settings.port,
+                                ae_title=self.settings.ae_title) from error
+            raise ConfigError(message, ae_title=self.settings.ae_title) from error
         return self
 
     async def _listen(self) -> None:
