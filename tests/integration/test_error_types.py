@@ -55,7 +55,8 @@ class SilentPeer:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self._connections: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -78,9 +79,17 @@ class SilentPeer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown does.
+        # No thread may outlive the test: the legacy seeder forks workers only when its
+        # process runs no other thread.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for conn in self._connections:
             conn.close()
+        self._acceptor.join(5)
 
 
 def wire_rejection(port: int, calling: str, called: str) -> tuple[int, int, int]:
