@@ -33,6 +33,7 @@ from pynetdicom.sop_class import (
 )
 
 from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FastClient
 from simulators.dicom.qr import vr_of
@@ -49,19 +50,17 @@ STUDY_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID"
               "NumberOfStudyRelatedInstances")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ViewerSource:
-    """A system a viewer reads from: DICOM (host, port, AE title) and/or DICOMweb."""
+    """A system a viewer reads from: its DICOM peer and/or its DICOMweb root."""
 
     name: str = "target"
-    host: str = "127.0.0.1"
-    port: int = 0
-    ae_title: str = ""
+    dicom: AeAddress | None = None
     dicomweb_url: str | None = None
 
     @property
     def has_dicom(self) -> bool:
-        return bool(self.port and self.ae_title)
+        return self.dicom is not None
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class Viewer(Archive):
 
     def _find(self, where: ViewerSource, level: str, match: dict[str, Any],
               keys: tuple[str, ...]) -> list[Dataset]:
-        if not where.has_dicom:
+        if where.dicom is None:
             raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
         identifier = Dataset()
         identifier.QueryRetrieveLevel = level
@@ -121,7 +120,8 @@ class Viewer(Archive):
         client = FastClient(actor=self.name, events=self.events,
                             dimse_timeout=self.config.timeout)
         try:
-            client.connect(where.host, where.port, self.config.ae_title, where.ae_title,
+            client.connect(where.dicom.host, where.dicom.port, self.config.ae_title,
+                           where.dicom.ae_title,
                            [(StudyRootQueryRetrieveInformationModelFind, UNCOMPRESSED)],
                            timeout=self.config.timeout)
             status, found = client.find(identifier, "study")
@@ -149,7 +149,7 @@ class Viewer(Archive):
 
     def _move(self, where: ViewerSource, study_uid: str) -> LoadTiming:
         """C-MOVE to this viewer's own storage SCP; arrivals are its C-STORE events."""
-        if not where.has_dicom:
+        if where.dicom is None:
             raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
         arrivals: list[Exchange] = []
 
@@ -215,9 +215,12 @@ class Viewer(Archive):
         identifier.StudyInstanceUID = study_uid
         counts = {"completed": 0, "failed": 0, "warning": 0}
         final = 0xC000
-        with self.events.exchange(kind, self.name, f"{where.host}:{where.port}",
-                                  called_ae=where.ae_title, study_uid=study_uid) as event:
-            assoc = associate(ae, where.host, where.port, where.ae_title,
+        peer = where.dicom
+        if peer is None:
+            raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
+        with self.events.exchange(kind, self.name, peer.address,
+                                  called_ae=peer.ae_title, study_uid=study_uid) as event:
+            assoc = associate(ae, peer.host, peer.port, peer.ae_title,
                               assoc_args.get("handlers") or (),
                               ext_neg=assoc_args.get("ext_neg") or None)
             try:

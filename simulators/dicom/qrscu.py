@@ -10,7 +10,7 @@ image-level query by accession like any other.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -19,24 +19,11 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
 )
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FIND_MODELS, FastClient
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
-
-
-class Peer(Protocol):
-    """Any DICOM peer description with an AE title, host and port (a target endpoint,
-    an :class:`~simulators.dicom.address.AeAddress`...)."""
-
-    @property
-    def ae_title(self) -> str: ...
-
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
 
 
 def status_word(code: int | None) -> str:
@@ -84,7 +71,7 @@ def _identifier(level: str, match: dict[str, Any], keys: Iterable[str]) -> Datas
 class QrClient:
     """One association at a time to the target, calling as ``calling_ae``."""
 
-    def __init__(self, target: Peer, calling_ae: str, events: EventBus,
+    def __init__(self, target: AeAddress, calling_ae: str, events: EventBus,
                  actor: str, timeout: float = 30.0) -> None:
         self.target, self.calling_ae, self.events, self.actor = target, calling_ae, events, actor
         self.timeout = timeout
@@ -169,7 +156,7 @@ class QrClient:
                   **detail: Any) -> dict[str, Any]:
         totals = {"completed": 0, "failed": 0, "warning": 0}
         final = 0xC000
-        peer = f"{self.target.host}:{self.target.port}"
+        peer = self.target.address
         with self.events.exchange(kind, self.actor, peer, called_ae=self.target.ae_title,
                                   **detail) as exchange:
             assoc = associate(ae, self.target.host, self.target.port, self.target.ae_title,

@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 
 from pydicom.dataset import Dataset
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast.client import FastClient
 from simulators.dicom.fast.dimse import FIND_MODELS
 from simulators.dicom.fast.requests import worklist_identifier
@@ -23,14 +24,14 @@ from simulators.errors import ProtocolError
 from simulators.events import EventBus
 from simulators.kpi.canary import CANARY_STATION_AE, CanaryCycle
 from simulators.kpi.result import NotMeasured, ProbeTimeout
-from simulators.kpi.target import Peer, ProbeTarget
+from simulators.kpi.target import ProbeTarget
 
 VERIFICATION = "1.2.840.10008.1.1"
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 T = TypeVar("T")
 
 
-def open_client(target: ProbeTarget, peer: Peer, sop_classes: list[str],
+def open_client(target: ProbeTarget, peer: AeAddress, sop_classes: list[str],
                 events: EventBus | None = None) -> FastClient:
     """An established association from the probe's AE to ``peer`` (AssociationError if not)."""
     client = FastClient(actor="probe", events=events, dimse_timeout=target.timeout)
@@ -58,7 +59,7 @@ def poll_until(check: Callable[[], T | None], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-def _checked(status: int, what: str, peer: Peer) -> None:
+def _checked(status: int, what: str, peer: AeAddress) -> None:
     if status != 0x0000:
         raise ProtocolError(f"{what} answered status 0x{status:04X}", peer=str(peer),
                             status=f"0x{status:04X}")
@@ -88,7 +89,7 @@ def worklist_query(target: ProbeTarget, events: EventBus | None = None) -> dict[
     return {"matches": float(len(matches))}
 
 
-def _worklist_peer(target: ProbeTarget) -> Peer:
+def _worklist_peer(target: ProbeTarget) -> AeAddress:
     if target.worklist is None:
         raise NotMeasured("not measured: no worklist peer configured (--worklist AE@HOST:PORT)")
     return target.worklist

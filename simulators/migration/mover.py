@@ -18,11 +18,12 @@ import threading
 from dataclasses import dataclass, field
 from io import BytesIO
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import EncodedInstance, FastClient
 from simulators.dicom.fast.files import decode_dataset, encode_dataset
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
-from simulators.migration.endpoints import MIGRATOR_AE, DicomPeer
+from simulators.migration.endpoints import MIGRATOR_AE
 from simulators.migration.inventory import StudyInventory
 from simulators.migration.morph import Morph, apply_all
 from simulators.migration.qr import QrSession
@@ -58,7 +59,7 @@ class Sessions:
 class Mover:
     """Transfers studies; thread-safe as long as each thread uses its own sessions."""
 
-    def __init__(self, source: DicomPeer, target: DicomPeer, *, via: str = "move",
+    def __init__(self, source: AeAddress, target: AeAddress, *, via: str = "move",
                  morphs: tuple[Morph, ...] = (), events: EventBus | None = None,
                  calling_ae: str = MIGRATOR_AE, timeout: float = 120.0) -> None:
         self.source, self.target, self.via, self.morphs = source, target, via, morphs

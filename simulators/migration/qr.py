@@ -24,11 +24,11 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
 )
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast import FIND_MODELS, EncodedInstance, FastClient
 from simulators.errors import AssociationError, ProtocolError
 from simulators.events import EventBus
-from simulators.migration.endpoints import DicomPeer
 
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 #: A C-GET association has room for 127 storage contexts besides the Q/R one.
@@ -66,7 +66,7 @@ def identifier(level: str, keys: Iterable[str], match: dict[str, str]) -> Datase
 class QrSession:
     """Q/R against one peer from one worker thread (not thread-safe by design)."""
 
-    def __init__(self, peer: DicomPeer, calling_ae: str, events: EventBus, actor: str,
+    def __init__(self, peer: AeAddress, calling_ae: str, events: EventBus, actor: str,
                  timeout: float = 60.0) -> None:
         self.peer, self.calling_ae, self.events, self.actor = peer, calling_ae, events, actor
         self.timeout = timeout

@@ -102,7 +102,7 @@ def render_monitoring(topology: Topology, *, title: str = "") -> tuple[str, dict
     command = monitoring.probe_command(topology.target_kind, topology.target, ris,
                                        DICOM_PORT, HL7_PORT)
     names = {s.name for s in topology.services}
-    depends = [name for name in (topology.target[0], ris[0] if ris else "") if name in names]
+    depends = [name for name in (topology.target.host, ris[0] if ris else "") if name in names]
     services = monitoring.services(pacsim_image=f"${{PACSIM_IMAGE:-{DEFAULT_PACSIM_IMAGE}}}",
                                    probe_command_args=command, depends_on=depends,
                                    labels={RUN_LABEL: COMPOSE_RUN_LABEL}, network=NETWORK)

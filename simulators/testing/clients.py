@@ -21,13 +21,13 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from simulators.actors.ehr import AckResult, Ehr, EhrConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import associate
 from simulators.errors import ConfigError, ProtocolError
 from simulators.world import World
 from simulators.world.models import Order
 
 QUERY_AE = "PACSIM_QR"
-Peer = tuple[str, int, str]
 
 
 @dataclass
@@ -36,9 +36,9 @@ class PacsimEnvironment:
 
     runtime: str
     seed: int
-    ris_dicom: Peer
+    ris_dicom: AeAddress
     ris_mllp: tuple[str, int]
-    target_dicom: Peer
+    target_dicom: AeAddress
     target_rest_url: str | None
     #: modality actor name -> (station AE title, station name, modality code)
     stations: dict[str, tuple[str, str, str]]
@@ -96,7 +96,7 @@ class TargetProbe:
         self.peer = environment.target_dicom
 
     def find_studies(self, **keys: Any) -> list[Dataset]:
-        host, port, called = self.peer
+        host, port, called = self.peer.host, self.peer.port, self.peer.ae_title
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         for keyword in ("StudyInstanceUID", "AccessionNumber", "PatientID", "PatientName",

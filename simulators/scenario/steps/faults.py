@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from simulators.errors import ScenarioError
 from simulators.faults import invariants
 from simulators.injection.model import CONFORMANT
-from simulators.faults.scu import Endpoint
+from simulators.dicom.address import AeAddress
 from simulators.faults.target import Target
 from simulators.faults.verdicts import (
     MppsAnswers, StepVerdict, judge_hl7, judge_mpps, judged_all_unsupported, probe_verdict,
@@ -212,7 +212,8 @@ def worklist_target(here: Site) -> Target:
     if ris is None or not ris.config.mwl:
         raise ScenarioError("worklist invariants need the scenario's RIS with its worklist on")
     host, port = ris.dicom_address
-    return Target("scenario-ris", dicom=Endpoint(host, port, ris.config.ae_title),
+    return Target("scenario-ris", dicom=AeAddress(ae_title=ris.config.ae_title, host=host,
+                                                  port=port),
                   calling_ae=QUERY_AE, ris=ris)
 
 

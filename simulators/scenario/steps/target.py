@@ -44,7 +44,7 @@ def qr_client(ctx: StepContext, here: Site, by: str | None) -> QrClient:
     if by is not None:
         performer = here.actor(by)
         calling = getattr(getattr(performer, "config", None), "ae_title", None) or QUERY_AE
-    return QrClient(here.require_target(), calling, ctx.events, actor or "pacsim-qr")
+    return QrClient(here.require_target().dicom, calling, ctx.events, actor or "pacsim-qr")
 
 
 def _int(value: Any) -> int:
