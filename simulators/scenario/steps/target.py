@@ -143,7 +143,8 @@ class TargetRetrieveStep(StepBase):
                       for ds in client.find("IMAGE", {"StudyInstanceUID": uid})[1]]
             classes = list(dict.fromkeys(str(ds.SOPClassUID) for ds in images
                                          if "SOPClassUID" in ds))
-            observed = client.get(uids, classes)
+            fetched = client.get_studies(uids, classes)
+            observed = {**fetched.summary(), "received": fetched.received}
         observed["studies"] = len(uids)
         return StepOutcome(observed=observed,
                            message=f"{self.method}: {observed['received']} instance(s) received "
@@ -154,7 +155,7 @@ class TargetRetrieveStep(StepBase):
             raise ScenarioError("a C-MOVE needs 'to:' (the viewer or archive actor that "
                                 "receives)", field="to")
         receiver: Archive = here.actor(self.to, Archive)
-        observed = client.move(uids, receiver.config.ae_title)
+        observed = client.move_studies(uids, receiver.config.ae_title).summary()
         observed["received"] = sum(_int(found.get("NumberOfStudyRelatedInstances"))
                                    for uid in uids
                                    for found in receiver.find_studies(StudyInstanceUID=uid))
