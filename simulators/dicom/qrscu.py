@@ -404,11 +404,11 @@ class QrClient:
             if status is None or "Status" not in status:
                 # pynetdicom reports a DIMSE timeout or an abort as an empty status
                 waited = time.perf_counter() - sent
-                why = (f"no response within {self.timeout:g}s (timed out)"
-                       if waited >= self.timeout * _TIMEOUT_SHARE else "association lost")
-                raise ProtocolError(f"retrieve ended without a final status ({why})",
-                                    peer=self.peer.address, called_ae=self.peer.ae_title,
-                                    what=str(dict(match)))
+                message = (f"retrieve timed out: no final status within {self.timeout:g}s"
+                           if waited >= self.timeout * _TIMEOUT_SHARE else
+                           "retrieve ended without a final status (association lost)")
+                raise ProtocolError(message, peer=self.peer.address,
+                                    called_ae=self.peer.ae_title, what=str(dict(match)))
             code = int(status.Status)
             if code in PENDING:
                 continue
