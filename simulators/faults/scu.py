@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
 
 from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, associate, make_ae
+from simulators.dicom.reference_find import find_on
 from simulators.errors import AssociationError
 
 MPPS_CLASS = str(ModalityPerformedProcedureStep)
@@ -100,20 +101,8 @@ def find_mwl(endpoint: AeAddress, calling_ae: str, identifier: Dataset | None = 
              limit: int = 100_000) -> tuple[int | None, list[Dataset]]:
     """One MWL C-FIND: the final status (None if none arrived) and every match."""
     identifier = identifier if identifier is not None else universal_mwl_identifier()
-    matches: list[Dataset] = []
-    final: int | None = None
     with session(endpoint, calling_ae, ModalityWorklistInformationFind) as assoc:
-        for status, found in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
-            if status is None or "Status" not in status:
-                break
-            code = int(status.Status)
-            if code in (0xFF00, 0xFF01):
-                if found is not None and len(matches) < limit:
-                    matches.append(found)
-                continue
-            final = code
-            break
-    return final, matches
+        return find_on(assoc, identifier, ModalityWorklistInformationFind, limit=limit)
 
 
 def status_code(status: Dataset | None) -> int | None:
