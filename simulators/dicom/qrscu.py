@@ -30,16 +30,17 @@ issues several queries and retrieves per study for tens of thousands of studies 
 cannot pay an association for each. Kept are: fast-client associations (C-FIND,
 C-STORE; reused by any call whose SOP classes one of them proposed, and
 :meth:`QrClient.open` opens one for C-STORE and C-FIND together, as the
-store-to-queryable probe needs), one C-MOVE association, and one C-GET association
-(reused while it negotiated every SOP class asked for, reopened with the union of
-classes otherwise). A client is used from one thread at a time.
+store-to-queryable probe needs) and one C-MOVE association. A C-GET always gets its
+own association: it negotiates the SOP classes of what it fetches, and an idle
+pynetdicom association polls (see ``_get_association``). A client is used from one
+thread at a time.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
@@ -169,8 +170,8 @@ class RetrieveResult:
 
 
 class _Sink:
-    """Collects a C-GET's arrivals; the store handler of a (kept) association writes
-    to whichever sink the current call installed."""
+    """Collects a C-GET's arrivals (its ``on_store`` is the association's C-STORE
+    handler)."""
 
     def __init__(self, keep: bool) -> None:
         self.keep = keep
@@ -204,10 +205,6 @@ class QrClient:
         #: Kept fast-client associations and the abstract syntaxes each proposed.
         self._kept: list[tuple[FastClient, frozenset[str]]] = []
         self._mover: Association | None = None
-        self._getter: Association | None = None
-        self._getter_classes: tuple[str, ...] = ()
-        self._getter_syntaxes: tuple[str, ...] = ()
-        self._sink = _Sink(keep=False)
 
     # ------------------------------------------------------------------ C-FIND
     def find(self, level: str, match: Mapping[str, Any], *,
@@ -366,8 +363,8 @@ class QrClient:
                 sink = None
             else:
                 classes = tuple(dict.fromkeys(str(c) for c in sop_classes))[:MAX_GET_CLASSES]
-                sink = self._sink = _Sink(keep)
-                assoc = self._get_association(classes, tuple(transfer_syntaxes))
+                sink = _Sink(keep)
+                assoc = self._get_association(classes, tuple(transfer_syntaxes), sink)
             try:
                 for match in requests:
                     query = identifier(level, (), match)
@@ -437,31 +434,23 @@ class QrClient:
             self._mover = assoc
         return assoc
 
-    def _get_association(self, classes: tuple[str, ...], syntaxes: tuple[str, ...]
-                         ) -> Association:
-        kept = self._getter
-        if kept is not None and kept.is_established and syntaxes == self._getter_syntaxes \
-                and set(classes) <= set(self._getter_classes):
-            return kept
-        if kept is not None:  # reopen with every class asked for so far
-            classes = tuple(dict.fromkeys([*self._getter_classes, *classes]))[:MAX_GET_CLASSES] \
-                if syntaxes == self._getter_syntaxes else classes
-            self._discard(kept)
+    def _get_association(self, classes: tuple[str, ...], syntaxes: tuple[str, ...],
+                         sink: _Sink) -> Association:
+        """A new association for one C-GET call, even with ``keep_open``: an idle
+        pynetdicom association costs two threads polling every millisecond, and kept
+        per worker they slowed a 4-worker migration by a fifth (measured), more than
+        the set-up they save."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         for sop_class in classes:
             ae.add_requested_context(sop_class, list(syntaxes))
-        store: Callable[[Any], int] = lambda event: self._sink.on_store(event)  # noqa: E731
-        assoc = associate(ae, self.peer.host, self.peer.port, self.peer.ae_title,
-                          [(evt.EVT_C_STORE, store)],
-                          ext_neg=[build_role(c, scp_role=True) for c in classes])
-        if self.keep_open:
-            self._getter, self._getter_classes, self._getter_syntaxes = assoc, classes, syntaxes
-        return assoc
+        return associate(ae, self.peer.host, self.peer.port, self.peer.ae_title,
+                         [(evt.EVT_C_STORE, sink.on_store)],
+                         ext_neg=[build_role(c, scp_role=True) for c in classes])
 
     def _finish(self, assoc: Association) -> None:
         """After a call: release a per-call association, keep a kept one."""
-        if assoc is self._mover or assoc is self._getter:
+        if assoc is self._mover:
             return
         if assoc.is_established:
             assoc.release()
@@ -470,8 +459,6 @@ class QrClient:
         """After a failure: abort the association and forget it if it was kept."""
         if assoc is self._mover:
             self._mover = None
-        if assoc is self._getter:
-            self._getter, self._getter_classes = None, ()
         if assoc.is_established:
             assoc.abort()
 
@@ -480,10 +467,9 @@ class QrClient:
         """Release every kept association (idempotent)."""
         for client, _ in list(self._kept):
             self._drop_fast(client)
-        for assoc in (self._mover, self._getter):
-            if assoc is not None and assoc.is_established:
-                assoc.release()
-        self._mover, self._getter, self._getter_classes = None, None, ()
+        if self._mover is not None and self._mover.is_established:
+            self._mover.release()
+        self._mover = None
 
     def __enter__(self) -> QrClient:
         return self

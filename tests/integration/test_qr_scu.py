@@ -1,7 +1,7 @@
 """The one Q/R SCU against real acceptors: kept associations, results, events, timeouts.
 
 ``QrClient`` replaced four clients; what each of them relied on is checked here on
-real associations: the migration's kept associations (one per kind, reused), the
+real associations: the migration's kept associations (C-FIND, C-MOVE), the
 C-GET bytes as received, several studies moved as one exchange with summed counts,
 and a retrieve that outlives its timeout reported so the probes count a timeout.
 """
@@ -74,7 +74,8 @@ def test_a_kept_client_reuses_one_association_per_kind(archive, events) -> None:
     assert len(opened) == 1, "one kept fast-client association for every C-FIND"
     gets = {e.peer for e in events if e.kind == "dicom.c-get" and e.actor == "pacs"}
     moves = {e.peer for e in events if e.kind == "dicom.c-move" and e.actor == "pacs"}
-    assert len(gets) == 1 and len(moves) == 1, "one kept association for C-GET, one for C-MOVE"
+    assert len(moves) == 1, "one kept association for every C-MOVE"
+    assert len(gets) == 3, "each C-GET on its own association (idle pynetdicom ones poll)"
     mine = [e for e in events if e.actor == "migrator" and e.kind in ("dicom.c-get",
                                                                        "dicom.c-move")]
     assert len(mine) == 6 and all(e.outcome == "ok" for e in mine)
