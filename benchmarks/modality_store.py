@@ -47,10 +47,11 @@ def send_dcmtk(files: list[Path], port: int) -> None:
 
 def send_modality(files: list[Path], port: int) -> None:
     from simulators.actors.modality import Modality, ModalityConfig
+    from simulators.dicom.address import AeAddress
     from simulators.events import EventBus
 
-    modality = Modality(ModalityConfig(ae_title="BENCHCT", store=("127.0.0.1", port, "STORESCP")),
-                        events=EventBus())
+    store = AeAddress(ae_title="STORESCP", host="127.0.0.1", port=port)
+    modality = Modality(ModalityConfig(ae_title="BENCHCT", store=store), events=EventBus())
     statuses = modality.store_files(files)  # no listener needed: only the store peer is used
     if any(statuses):
         raise RuntimeError(f"modality store failed: {sorted(set(statuses))}")

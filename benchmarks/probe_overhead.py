@@ -31,9 +31,10 @@ from pathlib import Path
 
 import yaml
 
+from simulators.dicom.address import AeAddress
 from simulators.kpi.probes_retrieve import ImageReceiver
 from simulators.kpi.runner import ProbeRunner
-from simulators.kpi.target import PROBE_AE, Peer, ProbeTarget
+from simulators.kpi.target import PROBE_AE, ProbeTarget
 from simulators.peers.process import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +106,10 @@ def builtin(args: argparse.Namespace, receiver: ImageReceiver, workdir: Path) ->
                                 "destinations": {PROBE_AE: list(receiver.address)}}, workdir)
     ris = serve("ris", {"dicom_port": ris_port, "hl7_port": hl7_port}, workdir)
     try:
-        target = ProbeTarget("builtin", Peer("PACSIM_ARC", "127.0.0.1", arc_port),
-                             worklist=Peer("PACSIM_RIS", "127.0.0.1", ris_port),
+        target = ProbeTarget("builtin", AeAddress(ae_title="PACSIM_ARC", host="127.0.0.1",
+                                                  port=arc_port),
+                             worklist=AeAddress(ae_title="PACSIM_RIS", host="127.0.0.1",
+                                                port=ris_port),
                              hl7=("127.0.0.1", hl7_port),
                              dicomweb=f"http://127.0.0.1:{web_port}/dicom-web")
         measure("builtin", target, [archive.pid, ris.pid], receiver, args.phase, args.every)
@@ -119,7 +122,8 @@ def orthanc(args: argparse.Namespace, receiver: ImageReceiver) -> None:
     from simulators.peers.orthanc import OrthancProcess, OrthancSettings
     with OrthancProcess(OrthancSettings(modalities={PROBE_AE: receiver.address},
                                         dicomweb=True)) as peer:
-        target = ProbeTarget("orthanc", Peer(peer.ae_title, "127.0.0.1", peer.dicom_port),
+        target = ProbeTarget("orthanc", AeAddress(ae_title=peer.ae_title, host="127.0.0.1",
+                                                  port=peer.dicom_port),
                              dicomweb=peer.dicomweb_url, rest=peer.rest_url)
         measure("orthanc", target, [peer._process.pid], receiver,  # type: ignore[union-attr]
                 args.phase, args.every)

@@ -64,7 +64,8 @@ def run_storescu(port: int, files: list[Path], associations: int) -> tuple[float
 
 def run_generator(port: int, associations: int, images: int, rows: int, cols: int
                   ) -> dict[str, float]:
-    from simulators.load import DicomPeer, LoadProfile, LoadTarget, run_load
+    from simulators.dicom.address import AeAddress
+    from simulators.load import LoadProfile, LoadTarget, run_load
     from simulators.world.world import World
 
     profile = LoadProfile.model_validate({
@@ -76,7 +77,8 @@ def run_generator(port: int, associations: int, images: int, rows: int, cols: in
         "report": {"live": False}})
     usage = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
-    run = run_load(profile, LoadTarget(store=DicomPeer("127.0.0.1", port, STORE_AE)),
+    store = AeAddress(ae_title=STORE_AE, host="127.0.0.1", port=port)
+    run = run_load(profile, LoadTarget(store=store),
                    world=World(5))
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ris", action="store_true", help="also measure the built-in RIS")
     args = parser.parse_args(argv)
-    from simulators.load import DicomPeer, LoadTarget
+    from simulators.dicom.address import AeAddress
+    from simulators.load import LoadTarget
 
     ok = True
     orders = worklist_orders(args.items)
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 with wlmscpfs(root / "db") as port:
                     dcmtk.append(run_findscu(port, files))
                 with wlmscpfs(root / "db") as port:
-                    target = LoadTarget(worklist=DicomPeer("127.0.0.1", port, WLM_AE))
+                    target = LoadTarget(worklist=AeAddress(ae_title=WLM_AE, host="127.0.0.1",
+                                                                  port=port))
                     ours.append(run_generator(target, args.queries, is_narrow))
             d_time = statistics.median(t for t, _ in dcmtk)
             d_errors = sum(e for _, e in dcmtk)
@@ -196,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
 def ris_section(orders: list[Any], queries: int) -> None:
     """The built-in RIS under 200 simultaneous worklist queries (generator isolated)."""
     from simulators.actors.ris import Ris, RisConfig
+    from simulators.dicom.address import AeAddress
     from simulators.events import EventBus
-    from simulators.load import DicomPeer, LoadTarget
+    from simulators.load import LoadTarget
 
     print("\nbuilt-in RIS (asyncio acceptor), generator in a worker process:")
     for limit in (300, 50):
@@ -206,7 +209,8 @@ def ris_section(orders: list[Any], queries: int) -> None:
             for order in orders:
                 ris.schedule(order)
             host, port = ris.dicom_address
-            target = LoadTarget(worklist=DicomPeer(host, port, ris.config.ae_title))
+            target = LoadTarget(worklist=AeAddress(ae_title=ris.config.ae_title, host=host,
+                                                          port=port))
             for shape, is_narrow in (("broad", False), ("narrow", True)):
                 o = run_generator(target, queries, is_narrow, isolate=True)
                 reasons = "; ".join(f"{k}: {v}" for k, v in o["reasons"].items()) or "none"

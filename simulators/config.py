@@ -2,9 +2,10 @@
 
 Every actor takes a frozen-or-plain config dataclass. This module turns a YAML file
 and overrides into one, converting types the dataclass declares (tuples, frozensets,
-paths, ints) and refusing unknown keys with the file and line, because a typo in a
-site's config that is silently ignored is how a test environment drifts from the
-site it mirrors.
+paths, ints, and value types with a ``from_config`` classmethod that parse their own
+spellings, such as a peer's ``AE@HOST:PORT``) and refusing unknown keys with the file
+and line, because a typo in a site's config that is silently ignored is how a test
+environment drifts from the site it mirrors.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             except (ConfigError, TypeError, ValueError):
                 continue
         raise ConfigError(f"{where}: cannot use {value!r} as {hint}")
+    if isinstance(hint, type) and callable(getattr(hint, "from_config", None)):
+        # A value type that parses its own spellings (AeAddress: ``AE@HOST:PORT``...);
+        # this module sits below the types it converts, so it asks them by name.
+        return hint.from_config(value, where)
     try:
         if hint is bool:
             if isinstance(value, str):

@@ -29,6 +29,7 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from simulators.actors.base import Actor
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings
 from simulators.dicom.fast import (
     FIND_MODELS, STORAGE_COMMITMENT, DimseRequest, EventReport, FastClient, FastServer,
@@ -63,8 +64,6 @@ STATUS_PROCESSING_FAILURE = 0x0110
 STATUS_INVALID_ARGUMENT = 0x0115
 STATUS_NO_SUCH_SOP_CLASS = 0x0118
 
-#: A DICOM peer: (host, port, AE title).
-Peer = tuple[str, int, str]
 #: What ``mpps_complete``/``mpps_discontinue`` return when an ``mpps.orphan`` fault
 #: kept the N-SET from being sent at all.
 NOT_SENT = -1
@@ -80,10 +79,12 @@ class ModalityConfig:
     station_name: str = "CT01"
     host: str = "127.0.0.1"
     port: int = 0  # listener for storage-commitment reports on a new association
-    worklist: Peer | None = None
-    mpps: Peer | None = None
-    store: Peer | None = None
-    commitment: Peer | None = None
+    #: The peers each transaction goes to (None: the modality does not do it). Config
+    #: files write them as ``AE@HOST:PORT`` (see :meth:`AeAddress.from_config`).
+    worklist: AeAddress | None = None
+    mpps: AeAddress | None = None
+    store: AeAddress | None = None
+    commitment: AeAddress | None = None
     series: int = 1
     per_series: int = 2
     rows: int = 64
@@ -109,10 +110,9 @@ class ModalityConfig:
         AeSettings(self.ae_title, max_pdu=self.max_pdu)  # validates AE title and PDU size
         for role in ("worklist", "mpps", "store", "commitment"):
             peer = getattr(self, role)
-            if peer is not None:
-                if len(peer) != 3 or not 0 < int(peer[1]) < 65536 or not str(peer[2]).strip():
-                    raise ConfigError(f"{role} peer must be (host, port, AE title)", peer=peer)
-                object.__setattr__(self, role, (str(peer[0]), int(peer[1]), str(peer[2])))
+            if peer is not None and not isinstance(peer, AeAddress):
+                raise ConfigError(f"{role} peer must be an AeAddress (AE@HOST:PORT in a "
+                                  "config file)", peer=repr(peer))
         if min(self.series, self.per_series, self.rows, self.cols) < 1:
             raise ConfigError("series, per_series, rows and cols must be positive")
         if self.commitment_timeout <= 0 or self.timeout <= 0:
@@ -263,7 +263,7 @@ class Modality(Actor):
             status, matches = client.find(identifier, "worklist")
         if status != 0x0000:
             raise StatusError("worklist query failed", status=status,
-                              called_ae=self._peer("worklist")[2])
+                              called_ae=self._peer("worklist").ae_title)
         return matches
 
     # -- the whole procedure ---------------------------------------------------------------
@@ -484,18 +484,18 @@ class Modality(Actor):
         return 0x0000
 
     # -- helpers -------------------------------------------------------------------------------
-    def _peer(self, role: str) -> Peer:
+    def _peer(self, role: str) -> AeAddress:
         peer = getattr(self.config, role)
         if peer is None:
             raise ConfigError(f"modality {self.name} has no {role} peer configured")
         return peer
 
     def _client(self, role: str, contexts: list[tuple[str, list[str]]]) -> FastClient:
-        host, port, called_ae = self._peer(role)
+        peer = self._peer(role)
         client = FastClient(actor=self.name, events=self.events, max_pdu=self.config.max_pdu,
                             dimse_timeout=self.config.timeout)
         try:
-            client.connect(host, port, self.config.ae_title, called_ae, contexts,
+            client.connect(peer.host, peer.port, self.config.ae_title, peer.ae_title, contexts,
                            timeout=self.config.timeout)
         except BaseException:
             client.close()
@@ -508,4 +508,4 @@ def _transaction_of(report: EventReport) -> str:
 
 
 __all__ = ["ModalityConfig", "Modality", "Exam", "PerformResult", "CommitmentResult",
-           "MODALITIES", "Peer", "DISCONTINUED_REASONS", "NOT_SENT"]
+           "MODALITIES", "DISCONTINUED_REASONS", "NOT_SENT"]

@@ -14,8 +14,9 @@ Where it loads from is a :class:`ViewerSource` (DICOM address and/or DICOMweb
 URL), passed per call or set once in :class:`ViewerConfig`, so probes use a viewer
 without any scenario: ``Viewer(ViewerConfig(source=...)).start().load_study(uid)``.
 Every exchange is one event: ``dicomweb.qido``/``dicomweb.wado`` (from
-:mod:`simulators.dicomweb.client`), ``dicom.c-find`` (fast client), ``dicom.c-move``,
-``dicom.c-get`` (here).
+:mod:`simulators.dicomweb.client`), ``dicom.c-find``, ``dicom.c-move`` and
+``dicom.c-get`` (from pacsim's one Q/R SCU, :class:`~simulators.dicom.qrscu.QrClient`;
+this module only decides what to ask and what the person waited for).
 """
 
 from __future__ import annotations
@@ -25,43 +26,34 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import build_role, evt
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 
 from simulators.actors.archive import Archive, ArchiveConfig
-from simulators.dicom.ae import AeSettings, associate, make_ae
-from simulators.dicom.fast import FastClient
+from simulators.dicom.address import AeAddress
 from simulators.dicom.qr import vr_of
+from simulators.dicom.qrscu import QrClient, RetrieveResult
 from simulators.dicomweb.client import LoadTiming, qido_studies, wado_load
-from simulators.errors import AssociationAborted, ConfigError, StatusError
+from simulators.errors import ConfigError
 from simulators.events import EventBus, Exchange
 
 Via = Literal["wado", "move", "get"]
 VIAS: tuple[str, ...] = ("wado", "move", "get")
-UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 #: Study attributes a search returns (the study list a viewer shows).
 STUDY_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "StudyDate",
               "StudyTime", "AccessionNumber", "StudyDescription", "ModalitiesInStudy",
               "NumberOfStudyRelatedInstances")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ViewerSource:
-    """A system a viewer reads from: DICOM (host, port, AE title) and/or DICOMweb."""
+    """A system a viewer reads from: its DICOM peer and/or its DICOMweb root."""
 
     name: str = "target"
-    host: str = "127.0.0.1"
-    port: int = 0
-    ae_title: str = ""
+    dicom: AeAddress | None = None
     dicomweb_url: str | None = None
 
     @property
     def has_dicom(self) -> bool:
-        return bool(self.port and self.ae_title)
+        return self.dicom is not None
 
 
 @dataclass(frozen=True)
@@ -109,27 +101,17 @@ class Viewer(Archive):
             return [_plain_dataset(ds) for ds in self._find(where, "STUDY", match, STUDY_KEYS)]
         raise ConfigError(f"unknown search method {via!r}; choose qido or find")
 
+    def _qr(self, where: ViewerSource) -> QrClient:
+        """A Q/R client to ``where`` calling as this viewer (one association per call:
+        each search or load pays its set-up, as the person in front of it does)."""
+        if where.dicom is None:
+            raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
+        return QrClient(where.dicom, self.config.ae_title, self.events, self.name,
+                        self.config.timeout)
+
     def _find(self, where: ViewerSource, level: str, match: dict[str, Any],
               keys: tuple[str, ...]) -> list[Dataset]:
-        if not where.has_dicom:
-            raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
-        identifier = Dataset()
-        identifier.QueryRetrieveLevel = level
-        for keyword in dict.fromkeys([*keys, *match]):
-            value = match.get(keyword)
-            identifier.add_new(keyword, vr_of(keyword), None if value in (None, "") else value)
-        client = FastClient(actor=self.name, events=self.events,
-                            dimse_timeout=self.config.timeout)
-        try:
-            client.connect(where.host, where.port, self.config.ae_title, where.ae_title,
-                           [(StudyRootQueryRetrieveInformationModelFind, UNCOMPRESSED)],
-                           timeout=self.config.timeout)
-            status, found = client.find(identifier, "study")
-        finally:
-            client.close()
-        if status != 0:
-            raise StatusError("C-FIND failed", status=status, peer=where.name)
-        return found
+        return self._qr(where).find_matches(level, match, keys=keys)
 
     # ------------------------------------------------------------------ load
     def load_study(self, study_uid: str, via: str = "wado",
@@ -149,8 +131,7 @@ class Viewer(Archive):
 
     def _move(self, where: ViewerSource, study_uid: str) -> LoadTiming:
         """C-MOVE to this viewer's own storage SCP; arrivals are its C-STORE events."""
-        if not where.has_dicom:
-            raise ConfigError(f"{where.name} has no DICOM address", actor=self.name)
+        client = self._qr(where)
         arrivals: list[Exchange] = []
 
         def arrived(event: Exchange) -> None:
@@ -158,22 +139,18 @@ class Viewer(Archive):
                     and event.outcome == "ok":
                 arrivals.append(event)
 
-        ae = make_ae(AeSettings(self.config.ae_title, dimse_timeout=self.config.timeout))
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
         unsubscribe = self.events.subscribe(arrived)
         began_wall, began = time.time(), time.perf_counter()
         try:
-            final, counts = self._retrieve(where, ae, "dicom.c-move", study_uid,
-                                           lambda assoc, ds: assoc.send_c_move(
-                                               ds, self.config.ae_title,
-                                               StudyRootQueryRetrieveInformationModelMove))
+            result = client.move({"StudyInstanceUID": study_uid}, self.config.ae_title,
+                                 study_uid=study_uid)
         finally:
             total = time.perf_counter() - began
             unsubscribe()
         first = min((e.start + e.duration for e in arrivals), default=None)
         return LoadTiming("move", study_uid, len(arrivals), sum(e.bytes for e in arrivals),
                           None if first is None else max(0.0, first - began_wall), total,
-                          status=_status_word(final, counts))
+                          status=_status_word(result))
 
     def _get(self, where: ViewerSource, study_uid: str) -> LoadTiming:
         """C-GET on one association: the instances arrive on it (SCP role negotiated)."""
@@ -185,67 +162,20 @@ class Viewer(Archive):
             ("SOPClassUID", "SOPInstanceUID"))]
         classes = list(dict.fromkeys(str(ds.SOPClassUID) for ds in images
                                      if ds.get("SOPClassUID")))[:100]
-        ae = make_ae(AeSettings(self.config.ae_title, dimse_timeout=self.config.timeout))
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-        for sop_class in classes:
-            ae.add_requested_context(sop_class, UNCOMPRESSED)
-        received: list[tuple[float, int]] = []
+        client = self._qr(where)
         began = time.perf_counter()
-
-        def on_store(event: Any) -> int:
-            size = len(event.request.DataSet.getvalue()) if event.request.DataSet else 0
-            received.append((time.perf_counter() - began, size))
-            return 0x0000
-
-        final, counts = self._retrieve(
-            where, ae, "dicom.c-get", study_uid,
-            lambda assoc, ds: assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet),
-            ext_neg=[build_role(c, scp_role=True) for c in classes],
-            handlers=[(evt.EVT_C_STORE, on_store)])
+        result = client.get({"StudyInstanceUID": study_uid}, classes, study_uid=study_uid)
         total = time.perf_counter() - began
-        return LoadTiming("get", study_uid, len(received), sum(s for _, s in received),
-                          received[0][0] if received else None, total,
-                          status=_status_word(final, counts))
-
-    def _retrieve(self, where: ViewerSource, ae: Any, kind: str, study_uid: str, send: Any,
-                  **assoc_args: Any) -> tuple[int, dict[str, int]]:
-        """One study-level C-MOVE/C-GET as one exchange; final status and sub-op counts."""
-        identifier = Dataset()
-        identifier.QueryRetrieveLevel = "STUDY"
-        identifier.StudyInstanceUID = study_uid
-        counts = {"completed": 0, "failed": 0, "warning": 0}
-        final = 0xC000
-        with self.events.exchange(kind, self.name, f"{where.host}:{where.port}",
-                                  called_ae=where.ae_title, study_uid=study_uid) as event:
-            assoc = associate(ae, where.host, where.port, where.ae_title,
-                              assoc_args.get("handlers") or (),
-                              ext_neg=assoc_args.get("ext_neg") or None)
-            try:
-                for status, _ in send(assoc, identifier):
-                    if status is None or "Status" not in status:
-                        # pynetdicom's empty status: the association ended (aborted,
-                        # or it aborted it on a DIMSE timeout) before the final answer
-                        raise AssociationAborted("retrieve ended without a final status",
-                                                 peer=where.name, study_uid=study_uid)
-                    if int(status.Status) in (0xFF00, 0xFF01):
-                        continue
-                    final = int(status.Status)
-                    for key, field in (("completed", "NumberOfCompletedSuboperations"),
-                                       ("failed", "NumberOfFailedSuboperations"),
-                                       ("warning", "NumberOfWarningSuboperations")):
-                        counts[key] = int(status.get(field, 0) or 0)
-            finally:
-                assoc.release()
-            event.status = f"0x{final:04X}"
-            event.outcome = "ok" if final == 0 else "failed"
-            event.detail.update(counts)
-        return final, counts
+        first = result.first_arrival_at
+        return LoadTiming("get", study_uid, len(result.arrivals), result.bytes,
+                          None if first is None else first - began, total,
+                          status=_status_word(result))
 
 
-def _status_word(final: int, counts: dict[str, int]) -> str:
-    if final == 0 and not counts["failed"]:
+def _status_word(result: RetrieveResult) -> str:
+    if result.status == 0 and not result.failed:
         return "success"
-    return f"0x{final:04X}"
+    return f"0x{result.status:04X}"
 
 
 def _qido_value(value: Any) -> str:

@@ -17,18 +17,17 @@ from pathlib import Path
 from typing import Sequence
 
 from simulators import __version__
-from simulators.errors import PacsimError
-from simulators.actors.registry import build_actor
-from simulators.runtime.control import ControlServer
+from simulators.actors.registry import KINDS, build_actor
 from simulators.cli.demo import run_demo
-from simulators.actors.registry import KINDS
-from simulators.cli.scenario import register as register_scenario_commands
 from simulators.cli.faults import register as register_fault_commands
-from simulators.cli.runtime import register as register_runtime_commands
 from simulators.cli.legacy import register as register_legacy_commands
 from simulators.cli.migration import register as register_migration_commands
 from simulators.cli.probe import register as register_probe_commands
+from simulators.cli.runtime import register as register_runtime_commands
 from simulators.cli.sandbox import register as register_sandbox_commands
+from simulators.cli.scenario import register as register_scenario_commands
+from simulators.errors import PacsimError
+from simulators.runtime.control import ControlServer
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 

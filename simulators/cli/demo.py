@@ -17,6 +17,7 @@ from typing import TextIO
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import Modality, ModalityConfig
+from simulators.dicom.address import AeAddress
 from simulators.actors.ris import Ris, RisConfig
 from simulators.events import EventBus, Exchange
 from simulators.world import World
@@ -47,8 +48,9 @@ def run_demo(*, seed: int = 42, modality: str = "CT", out: TextIO) -> int:
         archive = stack.enter_context(Archive(archive_cfg, events=events))
         ehr = stack.enter_context(Ehr(EhrConfig(ris_host=ris.hl7_address[0],
                                                 ris_port=ris.hl7_address[1]), events=events))
-        ris_peer = (*ris.dicom_address, "PACSIM_RIS")
-        arc_peer = ("127.0.0.1", archive.port, "PACSIM_ARC")
+        ris_host, ris_port = ris.dicom_address
+        ris_peer = AeAddress(ae_title="PACSIM_RIS", host=ris_host, port=ris_port)
+        arc_peer = AeAddress(ae_title="PACSIM_ARC", host="127.0.0.1", port=archive.port)
         scanner = stack.enter_context(Modality(ModalityConfig(
             name=station_name.lower(), ae_title=station_ae, modality=modality,
             station_name=station_name, worklist=ris_peer, mpps=ris_peer, store=arc_peer,

@@ -13,10 +13,12 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
-from simulators.injection.catalogue import select
+
+from simulators.dicom.address import parse_ae_address
 from simulators.faults import matrix
 from simulators.faults.runner import failed, run_against
-from simulators.faults.target import parse_ae_address, parse_hl7_address
+from simulators.faults.target import parse_hl7_address
+from simulators.injection.catalogue import select
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -38,7 +40,7 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
 
     if args.target not in ("builtin", "orthanc"):
-        parse_ae_address(args.target)  # ConfigError (exit 2) before anything starts
+        parse_ae_address(args.target, "--target")  # ConfigError (exit 2) before anything starts
     hl7 = parse_hl7_address(args.hl7) if args.hl7 else None
     if not getattr(args, "verbose", 0):
         # Probes provoke rejections on purpose; pynetdicom logs each as an ERROR line

@@ -14,12 +14,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from simulators.legacy.dirt import profile
-from simulators.legacy.seed import check_target, seed_archive
+
 from simulators.actors.archive import Archive, ArchiveConfig
-from simulators.legacy.seed import read_manifest
-from simulators.faults.target import parse_ae_address
-from simulators.legacy.dirt import PROFILE_HELP
+from simulators.dicom.address import parse_ae_address
+from simulators.legacy.dirt import PROFILE_HELP, profile
+from simulators.legacy.seed import check_target, read_manifest, seed_archive
 
 EXIT_OK = 0
 DEFAULT_OUT = Path("./legacy-archive")
@@ -69,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.directory)  # ConfigError (exit 2) if not an archive
     destinations = {}
     for text in args.destination:
-        endpoint = parse_ae_address(text)
+        endpoint = parse_ae_address(text, "--destination")
         destinations[endpoint.ae_title] = (endpoint.host, endpoint.port)
     archive = Archive(ArchiveConfig(name="legacy", host=args.host, port=args.port,
                                     ae_title=args.ae_title, storage_dir=args.directory,

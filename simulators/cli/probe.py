@@ -26,7 +26,8 @@ from simulators.kpi.report import RegressionRule, as_json, compare, format_table
 from simulators.kpi.result import FAIL, TIMEOUT, ProbeResult
 from simulators.kpi.runner import PROBES, ProbeRunner, parse_probes
 from simulators.kpi.store import ResultStore
-from simulators.kpi.target import PROBE_AE, parse_hostport, parse_peer
+from simulators.dicom.address import parse_ae_address
+from simulators.kpi.target import PROBE_AE, parse_hostport
 
 DEFAULT_STORE = Path("probe-data")
 
@@ -40,10 +41,10 @@ def _duration(text: str) -> float:
 
 def _options(args: argparse.Namespace) -> SessionOptions:
     if args.target not in ("builtin", "orthanc"):
-        parse_peer(args.target, "--target")  # refuse a typo before anything starts
+        parse_ae_address(args.target, "--target")  # refuse a typo before anything starts
     return SessionOptions(
         target=args.target,
-        worklist=parse_peer(args.worklist, "--worklist") if args.worklist else None,
+        worklist=parse_ae_address(args.worklist, "--worklist") if args.worklist else None,
         hl7=parse_hostport(args.hl7, "--hl7") if args.hl7 else None,
         dicomweb=args.dicomweb, rest=args.orthanc_rest, timeout=args.timeout,
         listen_host=args.listen_host, move_port=args.move_port,

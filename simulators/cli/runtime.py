@@ -13,15 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from simulators.runtime.compose import write
+from simulators.runtime.docker import DockerEnvironment, container_logs, list_states
+from simulators.runtime.engine import docker_client, remove_by_label
+from simulators.runtime.images import build_images
 from simulators.runtime.topology import plan
 from simulators.scenario import load_scenario
-from simulators.runtime.images import build_images
-from simulators.runtime.compose import write
-from simulators.runtime.docker import DockerEnvironment, list_states
-from simulators.runtime.docker import list_states
-from simulators.runtime.engine import docker_client
-from simulators.runtime.docker import container_logs
-from simulators.runtime.engine import docker_client, remove_by_label
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 

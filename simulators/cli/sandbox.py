@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from simulators.errors import ConfigError
-from simulators.scenario.validate import load_environment as load_site
+from simulators.common.fields import parse_duration
+from simulators.errors import ConfigError, PacsimError
+from simulators.http.client import JsonClient
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.sandbox import Sandbox
-from simulators.common.fields import parse_duration
-from simulators.errors import PacsimError
-from simulators.http.client import JsonClient
+from simulators.scenario.validate import load_environment as load_site
 
 DEFAULT_STATE = Path(".pacsim-sandbox.json")
 API_TIMEOUT = 60.0

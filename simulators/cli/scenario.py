@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
-from simulators.scenario import check_scenario
-from simulators.scenario import json_schema
-from simulators.scenario import list_scenarios
 from simulators.reports import render_console, write_html, write_json, write_junit
-from simulators.scenario import load_scenario
+from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2

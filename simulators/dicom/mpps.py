@@ -48,15 +48,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import generate_uid
-from simulators.dicom.fast.service import Reply
 
-if TYPE_CHECKING:
-    from simulators.dicom.fast.service import DimseRequest, Reply
+from simulators.dicom.fast.service import DimseRequest, Reply
 
 log = logging.getLogger(__name__)
 

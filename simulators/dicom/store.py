@@ -64,7 +64,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID

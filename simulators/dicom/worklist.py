@@ -23,20 +23,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.matching import NON_KEY_TAGS, is_universal_key, match_dataset
 from simulators.errors import AssociationClosed
 from simulators.world.iod_common import code_item
 from simulators.world.models import Order
-from simulators.dicom.fast.service import Reply
-
-if TYPE_CHECKING:
-    from simulators.dicom.fast.service import DimseRequest, Reply
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.sop_class import Verification
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import dimse
 from simulators.dicom.matching import match_dataset
 from simulators.faults import invariants
@@ -24,7 +25,7 @@ from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.raw_dicom import (
     EXPLICIT_LE, IMPLICIT_LE, RawAssociation, oversized_pdata, status_of,
 )
-from simulators.faults.scu import MPPS_CLASS, MWL_CLASS, Endpoint, find_mwl, serving, \
+from simulators.faults.scu import MPPS_CLASS, MWL_CLASS, find_mwl, serving, \
     supports, universal_mwl_identifier
 from simulators.faults.target import Target
 
@@ -34,7 +35,7 @@ SYNTAXES = [EXPLICIT_LE, IMPLICIT_LE]
 MAX_PROBE_ASSOCIATIONS = 24
 
 
-def _endpoint(target: Target) -> Endpoint | None:
+def _endpoint(target: Target) -> AeAddress | None:
     return target.dicom or target.store
 
 

@@ -17,18 +17,18 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from simulators.actors.modality import Exam
 from simulators.dicom.fast import dimse
-from simulators.errors import PacsimError
 from simulators.dicom.worklist import build_worklist_item
-from simulators.injection import mutations
-from simulators.injection.model import Observation
+from simulators.errors import PacsimError
 from simulators.faults.probing import ProbeRun, probe
 from simulators.faults.raw_dicom import EXPLICIT_LE, RawAssociation, status_of
 from simulators.faults.scu import serving
 from simulators.faults.target import STATION_AE, STATION_NAME, Target
+from simulators.injection import mutations
+from simulators.injection.model import Observation
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
-from simulators.actors.modality import Exam
 
 CT = mutations.CT_IMAGE_STORAGE
 _INDEX = itertools.count(20_000)

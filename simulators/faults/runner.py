@@ -20,8 +20,8 @@ from simulators.faults import probes_assoc, probes_hl7, probes_mpps, probes_stor
 from simulators.injection.catalogue import select
 from simulators.injection.model import ERROR, NON_CONFORMANT, Fault, Outcome
 from simulators.faults.probing import ProbeRun, run
-from simulators.faults.scu import Endpoint
-from simulators.faults.target import Target, builtin_target, orthanc_target, parse_ae_address
+from simulators.dicom.address import parse_ae_address
+from simulators.faults.target import Target, builtin_target, orthanc_target
 
 LISTENER_AE = "PACSIM_FAULTS_SC"
 
@@ -48,7 +48,7 @@ def _listener(events: EventBus) -> Iterator[Modality]:
 def _attach(modality: Modality, target: Target) -> None:
     if target.store is None:
         return
-    peer = (target.store.host, target.store.port, target.store.ae_title)
+    peer = target.store
     modality.config = dataclasses.replace(modality.config, store=peer, commitment=peer,
                                           commitment_timeout=10.0)
     target.commitment_modality = modality
@@ -67,7 +67,7 @@ def open_target(spec: str, *, hl7: tuple[str, int] | None = None,
         elif spec == "orthanc":
             target = stack.enter_context(orthanc_target((LISTENER_AE, modality.port)))
         else:
-            endpoint: Endpoint = parse_ae_address(spec)
+            endpoint = parse_ae_address(spec, "--target")
             target = Target(spec, dicom=endpoint, store=endpoint)
         if hl7 is not None:
             target.hl7 = hl7

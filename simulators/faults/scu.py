@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
 
 from pydicom.dataset import Dataset
@@ -21,23 +20,13 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, associate, make_ae
+from simulators.dicom.reference_find import find_on
 from simulators.errors import AssociationError
 
 MPPS_CLASS = str(ModalityPerformedProcedureStep)
 MWL_CLASS = str(ModalityWorklistInformationFind)
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A DICOM peer: where it listens and its AE title."""
-
-    host: str
-    port: int
-    ae_title: str
-
-    def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
 
 
 def _ae(calling_ae: str, *contexts: object, timeout: float = 10.0):  # type: ignore[no-untyped-def]
@@ -49,7 +38,7 @@ def _ae(calling_ae: str, *contexts: object, timeout: float = 10.0):  # type: ign
 
 
 @contextmanager
-def session(endpoint: Endpoint, calling_ae: str, *contexts: object,
+def session(endpoint: AeAddress, calling_ae: str, *contexts: object,
             timeout: float = 10.0) -> Iterator[Association]:
     """An established association proposing ``contexts``; released (or aborted) on exit."""
     ae = _ae(calling_ae, *contexts, timeout=timeout)
@@ -62,7 +51,7 @@ def session(endpoint: Endpoint, calling_ae: str, *contexts: object,
         ae.shutdown()
 
 
-def supports(endpoint: Endpoint, calling_ae: str, sop_class: object) -> bool:
+def supports(endpoint: AeAddress, calling_ae: str, sop_class: object) -> bool:
     """Whether the peer accepts a presentation context for ``sop_class``."""
     try:
         with session(endpoint, calling_ae, sop_class, Verification) as assoc:
@@ -72,7 +61,7 @@ def supports(endpoint: Endpoint, calling_ae: str, sop_class: object) -> bool:
         return False
 
 
-def echo_ok(endpoint: Endpoint, calling_ae: str) -> bool:
+def echo_ok(endpoint: AeAddress, calling_ae: str) -> bool:
     """A C-ECHO on a new association succeeds: the peer is still serving."""
     try:
         with session(endpoint, calling_ae, Verification) as assoc:
@@ -82,7 +71,7 @@ def echo_ok(endpoint: Endpoint, calling_ae: str) -> bool:
         return False
 
 
-def serving(endpoint: Endpoint, calling_ae: str, attempts: int = 6) -> bool:
+def serving(endpoint: AeAddress, calling_ae: str, attempts: int = 6) -> bool:
     """C-ECHO on a fresh association, retried briefly: a forking server (DCMTK) needs a
     moment to reap the children of aborted associations before it is under its limit."""
     for attempt in range(attempts):
@@ -108,24 +97,12 @@ def universal_mwl_identifier(**keys: str) -> Dataset:
     return query
 
 
-def find_mwl(endpoint: Endpoint, calling_ae: str, identifier: Dataset | None = None,
+def find_mwl(endpoint: AeAddress, calling_ae: str, identifier: Dataset | None = None,
              limit: int = 100_000) -> tuple[int | None, list[Dataset]]:
     """One MWL C-FIND: the final status (None if none arrived) and every match."""
     identifier = identifier if identifier is not None else universal_mwl_identifier()
-    matches: list[Dataset] = []
-    final: int | None = None
     with session(endpoint, calling_ae, ModalityWorklistInformationFind) as assoc:
-        for status, found in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
-            if status is None or "Status" not in status:
-                break
-            code = int(status.Status)
-            if code in (0xFF00, 0xFF01):
-                if found is not None and len(matches) < limit:
-                    matches.append(found)
-                continue
-            final = code
-            break
-    return final, matches
+        return find_on(assoc, identifier, ModalityWorklistInformationFind, limit=limit)
 
 
 def status_code(status: Dataset | None) -> int | None:
@@ -134,11 +111,11 @@ def status_code(status: Dataset | None) -> int | None:
     return int(status.Status)
 
 
-def mpps_session(endpoint: Endpoint, calling_ae: str):  # type: ignore[no-untyped-def]
+def mpps_session(endpoint: AeAddress, calling_ae: str):  # type: ignore[no-untyped-def]
     """An association with the MPPS context (raises AssociationError if refused)."""
     return session(endpoint, calling_ae, ModalityPerformedProcedureStep)
 
 
-__all__ = ["Endpoint", "session", "supports", "echo_ok", "universal_mwl_identifier",
+__all__ = ["session", "supports", "echo_ok", "universal_mwl_identifier",
            "find_mwl", "serving", "status_code", "mpps_session", "MPPS_CLASS", "MWL_CLASS",
            "CTImageStorage"]

@@ -10,18 +10,17 @@ faults are judged in seconds) and a small scheduled worklist for the invariants.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.ris import Ris, RisConfig
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 from simulators.events import EventBus
-from simulators.faults.scu import Endpoint
-from simulators.world.world import World
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+from simulators.world.world import World
 
 CALLING_AE = "PACSIM_FAULTS"
 SECOND_CALLING_AE = "PACSIM_FAULTS2"
@@ -37,8 +36,8 @@ class Target:
     """Where the faults go. ``None`` for a service means the target does not offer it."""
 
     name: str
-    dicom: Endpoint | None = None
-    store: Endpoint | None = None
+    dicom: AeAddress | None = None
+    store: AeAddress | None = None
     hl7: tuple[str, int] | None = None
     calling_ae: str = CALLING_AE
     second_calling_ae: str = SECOND_CALLING_AE
@@ -53,7 +52,7 @@ class Target:
     commitment_modality: Any = None
     notes: list[str] = field(default_factory=list)
 
-    def endpoint(self, service: str) -> Endpoint | None:
+    def endpoint(self, service: str) -> AeAddress | None:
         return self.store if service in ("store", "commitment") else self.dicom
 
 
@@ -85,22 +84,11 @@ def builtin_target(*, events: EventBus | None = None, seed: int = 5,
         for order in builtin_orders(world, orders):
             ris.schedule(order)
         host, port = ris.dicom_address
-        yield Target("builtin", dicom=Endpoint(host, port, "PACSIM_RIS"),
-                     store=Endpoint("127.0.0.1", archive.port, "PACSIM_ARC"),
+        yield Target("builtin", dicom=AeAddress(ae_title="PACSIM_RIS", host=host, port=port),
+                     store=AeAddress(ae_title="PACSIM_ARC", host="127.0.0.1", port=archive.port),
                      hl7=ris.hl7_address, ris=ris, idle_wait=BUILTIN_IDLE_TIMEOUT + 4,
                      stall_wait=BUILTIN_IDLE_TIMEOUT + 4, listener_ae=listener_ae,
                      listener_port=listener_port)
-
-
-_AE_ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
-
-
-def parse_ae_address(text: str) -> Endpoint:
-    """``AE@HOST:PORT`` as an Endpoint; ConfigError with the expected form otherwise."""
-    match = _AE_ADDRESS.match(text.strip())
-    if not match or not 0 < int(match["port"]) < 65536:
-        raise ConfigError("target must be builtin, orthanc or AE@HOST:PORT", target=text)
-    return Endpoint(match["host"], int(match["port"]), match["ae"])
 
 
 def parse_hl7_address(text: str) -> tuple[str, int]:
@@ -119,10 +107,10 @@ def orthanc_target(listener: tuple[str, int] | None = None) -> Iterator[Target]:
 
     modalities = {listener[0]: ("127.0.0.1", listener[1])} if listener else {}
     with OrthancProcess(OrthancSettings(ae_title="ORTHANC", modalities=modalities)) as orthanc:
-        endpoint = Endpoint("127.0.0.1", orthanc.dicom_port, orthanc.ae_title)
+        endpoint = AeAddress(ae_title=orthanc.ae_title, host="127.0.0.1", port=orthanc.dicom_port)
         yield Target("orthanc", dicom=endpoint, store=endpoint, idle_wait=4.0, stall_wait=4.0)
 
 
-__all__ = ["Target", "builtin_target", "orthanc_target", "parse_ae_address",
-           "parse_hl7_address", "builtin_orders", "CALLING_AE", "SECOND_CALLING_AE",
+__all__ = ["Target", "builtin_target", "orthanc_target", "parse_hl7_address", "builtin_orders",
+           "CALLING_AE", "SECOND_CALLING_AE",
            "STATION_AE", "STATION_NAME", "BUILTIN_MAX_ASSOCIATIONS"]

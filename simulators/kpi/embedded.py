@@ -23,10 +23,11 @@ from typing import Any
 
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.ris import Ris, RisConfig
+from simulators.dicom.address import AeAddress, parse_ae_address
 from simulators.events import EventBus
 from simulators.kpi.probes_hl7 import ReportListener
 from simulators.kpi.probes_retrieve import ImageReceiver
-from simulators.kpi.target import PROBE_AE, Peer, ProbeTarget, parse_peer
+from simulators.kpi.target import PROBE_AE, ProbeTarget
 from simulators.peers.orthanc import DICOMWEB_PLUGIN_DIRS, OrthancProcess, OrthancSettings
 
 EMBEDDED = ("builtin", "orthanc")
@@ -37,7 +38,7 @@ class SessionOptions:
     """What the CLI (or a test) asks for; None means "not configured"."""
 
     target: str = "builtin"
-    worklist: Peer | None = None
+    worklist: AeAddress | None = None
     hl7: tuple[str, int] | None = None
     dicomweb: str | None = None
     rest: str | None = None
@@ -102,7 +103,7 @@ class ProbeSession(contextlib.ExitStack):
             return self._builtin(common)
         if opts.target == "orthanc":
             return self._orthanc(common)
-        return ProbeTarget(label=opts.target, store=parse_peer(opts.target),
+        return ProbeTarget(label=opts.target, store=parse_ae_address(opts.target, "--target"),
                            worklist=opts.worklist, hl7=opts.hl7, dicomweb=opts.dicomweb,
                            rest=opts.rest, **common)
 
@@ -115,9 +116,9 @@ class ProbeSession(contextlib.ExitStack):
             config = dataclasses.replace(config, dicomweb_port=0)  # type: ignore[call-arg]
         self.archive = self.enter_context(Archive(config, events=self.events))
         self.ris = self.enter_context(Ris(RisConfig(name="probe-ris"), events=self.events))
-        store = Peer(config.ae_title, config.host, self.archive.port)
+        store = AeAddress(ae_title=config.ae_title, host=config.host, port=self.archive.port)
         ris_host, ris_port = self.ris.dicom_address
-        ris_dicom = Peer(self.ris.config.ae_title, ris_host, ris_port)
+        ris_dicom = AeAddress(ae_title=self.ris.config.ae_title, host=ris_host, port=ris_port)
         return ProbeTarget(label="builtin", store=store, worklist=opts.worklist or ris_dicom,
                            hl7=opts.hl7 or self.ris.hl7_address,
                            dicomweb=opts.dicomweb or archive_dicomweb_url(self.archive),
@@ -131,7 +132,8 @@ class ProbeSession(contextlib.ExitStack):
         settings = OrthancSettings(modalities={opts.calling_ae: self.receiver.address},
                                    dicomweb=has_dicomweb)
         self.orthanc = self.enter_context(OrthancProcess(settings))
-        store = Peer(self.orthanc.ae_title, "127.0.0.1", self.orthanc.dicom_port)
+        store = AeAddress(ae_title=self.orthanc.ae_title, host="127.0.0.1",
+                          port=self.orthanc.dicom_port)
         return ProbeTarget(label="orthanc", store=store, worklist=opts.worklist, hl7=opts.hl7,
                            dicomweb=opts.dicomweb or (self.orthanc.dicomweb_url
                                                       if has_dicomweb else None),

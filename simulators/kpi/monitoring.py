@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from simulators.dicom.address import AeAddress
 from simulators.kpi.dashboard import DATASOURCE, dashboard_json
 from simulators.kpi.target import PROBE_AE
 
@@ -65,11 +66,11 @@ def files() -> dict[str, str]:
     return {"prometheus/prometheus.yml": prometheus_config(), **grafana_files()}
 
 
-def probe_command(target_kind: str, target: tuple[str, int, str],
+def probe_command(target_kind: str, target: AeAddress,
                   ris: tuple[str, str] | None, dicom_port: int, hl7_port: int) -> list[str]:
     """``pacsim probe`` arguments for the environment's target and RIS."""
-    host, port, ae_title = target
-    command = ["probe", "--target", f"{ae_title}@{host}:{port}", "--every", "5m",
+    host = target.host
+    command = ["probe", "--target", str(target), "--every", "5m",
                "--metrics", f"0.0.0.0:{METRICS_PORT}", "--store", "/var/lib/pacsim/probe-data",
                "--ae-title", PROBE_AE, "--probes", COMPOSE_PROBES]
     if ris is not None:

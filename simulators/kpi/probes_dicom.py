@@ -16,20 +16,22 @@ from typing import Callable, TypeVar
 
 from pydicom.dataset import Dataset
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast.client import FastClient
 from simulators.dicom.fast.dimse import FIND_MODELS
 from simulators.dicom.fast.requests import worklist_identifier
+from simulators.dicom.qrscu import QrClient
 from simulators.errors import NotMeasured, ProbeTimeout, StatusError
 from simulators.events import EventBus
 from simulators.kpi.canary import CANARY_STATION_AE, CanaryCycle
-from simulators.kpi.target import Peer, ProbeTarget
+from simulators.kpi.target import ProbeTarget
 
 VERIFICATION = "1.2.840.10008.1.1"
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 T = TypeVar("T")
 
 
-def open_client(target: ProbeTarget, peer: Peer, sop_classes: list[str],
+def open_client(target: ProbeTarget, peer: AeAddress, sop_classes: list[str],
                 events: EventBus | None = None) -> FastClient:
     """An established association from the probe's AE to ``peer`` (AssociationError if not)."""
     client = FastClient(actor="probe", events=events, dimse_timeout=target.timeout)
@@ -57,7 +59,7 @@ def poll_until(check: Callable[[], T | None], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-def _checked(status: int, what: str, peer: Peer) -> None:
+def _checked(status: int, what: str, peer: AeAddress) -> None:
     if status != 0x0000:
         raise StatusError(f"{what} answered status 0x{status:04X}", status=status,
                           peer=str(peer))
@@ -87,7 +89,7 @@ def worklist_query(target: ProbeTarget, events: EventBus | None = None) -> dict[
     return {"matches": float(len(matches))}
 
 
-def _worklist_peer(target: ProbeTarget) -> Peer:
+def _worklist_peer(target: ProbeTarget) -> AeAddress:
     if target.worklist is None:
         raise NotMeasured("not measured: no worklist peer configured (--worklist AE@HOST:PORT)")
     return target.worklist
@@ -109,13 +111,8 @@ def wait_for_worklist_item(target: ProbeTarget, accession: str,
 
 
 # -- store to queryable -----------------------------------------------------------------
-def study_query(study_uid: str) -> Dataset:
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = study_uid
-    identifier.PatientID = ""
-    identifier.NumberOfStudyRelatedInstances = ""
-    return identifier
+#: What the canary's study-level C-FIND asks back (its match is the Study Instance UID).
+STUDY_RETURN_KEYS = ("PatientID", "NumberOfStudyRelatedInstances")
 
 
 def store_to_queryable(target: ProbeTarget, cycle: CanaryCycle, images: list[Dataset],
@@ -123,18 +120,21 @@ def store_to_queryable(target: ProbeTarget, cycle: CanaryCycle, images: list[Dat
     """C-STORE the canary study, then C-FIND (study root) until the study answers.
 
     The latency runs from the first C-STORE request to the first C-FIND match; the
-    association set-up is excluded (the modality already had one open).
+    association set-up is excluded (the modality already had one open). Stores and
+    queries share one association, opened by pacsim's Q/R SCU before the clock starts.
     """
-    sop_classes = sorted({str(ds.SOPClassUID) for ds in images}) + [FIND_MODELS["study"]]
-    with open_client(target, target.store, sop_classes, events) as client:
+    sop_classes = sorted({str(ds.SOPClassUID) for ds in images})
+    with QrClient(target.store, target.calling_ae, events, "probe", target.timeout,
+                  keep_open=True) as client:
+        client.open(find_models=("study",), sop_classes=sop_classes)
         started = time.perf_counter()
-        for ds in images:
-            _checked(client.store(ds), "C-STORE", target.store)
+        for status in client.store(images):
+            _checked(status, "C-STORE", target.store)
         stored = time.perf_counter() - started
-        query = study_query(cycle.study_uid)
+        match = {"StudyInstanceUID": cycle.study_uid}
 
         def queryable() -> bool | None:
-            status, matches = client.find(query, "study")
+            status, matches = client.find("STUDY", match, keys=STUDY_RETURN_KEYS)
             _checked(status, "study C-FIND", target.store)
             return True if any(m.get("StudyInstanceUID") == cycle.study_uid for m in matches) \
                 else None
@@ -147,4 +147,4 @@ def store_to_queryable(target: ProbeTarget, cycle: CanaryCycle, images: list[Dat
 
 
 __all__ = ["echo", "worklist_query", "wait_for_worklist_item", "store_to_queryable",
-           "open_client", "poll_until", "study_query", "canary_worklist_query"]
+           "open_client", "poll_until", "canary_worklist_query", "STUDY_RETURN_KEYS"]

@@ -7,8 +7,14 @@ result's ``seconds``) and MB/s over the whole load (10^6 bytes per second).
 * C-MOVE: the target opens a second association to the probe's own storage SCP
   (:class:`ImageReceiver`, the asyncio acceptor also used by the archive), so the
   target must know the probe's AE title and address as a move destination.
-* C-GET: images come back on the same association (pynetdicom's requestor with
-  SCP role selection for the storage classes, as getscu does).
+* C-GET: images come back on the same association (SCP role selection for the
+  storage classes, as getscu does).
+
+Both speak through pacsim's one Q/R SCU (:class:`~simulators.dicom.qrscu.QrClient`),
+which times the request and the C-GET arrivals; the clock runs from the request to
+its final response, the association set-up excluded. A retrieve that ran out of
+time says "timed out", which :func:`~simulators.kpi.result.measure` counts as a
+timeout.
 * WADO-RS: one ``GET {base}/studies/{uid}`` streamed with ``requests``; "first byte"
   is the first body chunk, so HTTP header latency is included.
 """
@@ -17,21 +23,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import requests
-from pydicom.dataset import Dataset
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, build_role, evt
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
-)
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from urllib3.exceptions import ReadTimeoutError
 
-from simulators.dicom.ae import AeSettings, associate, make_ae
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings, SupportedContext
-from simulators.errors import (
-    AssociationAborted, NotMeasured, ProbeTimeout, ProtocolError, StatusError,
-)
+from simulators.dicom.qrscu import QrClient, RetrieveResult
+from simulators.errors import NotMeasured, ProbeTimeout, ProtocolError, StatusError
 from simulators.events import EventBus
 from simulators.kpi.target import PROBE_AE, ProbeTarget
 
@@ -70,32 +69,22 @@ def load_figures(started: float, first: float | None, finished: float, size: int
     return seconds, figures
 
 
-def _retrieve_identifier(study_uid: str) -> Dataset:
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = study_uid
-    return identifier
+#: The transfer syntaxes a C-GET probe accepts images in (implicit, explicit, deflated
+#: little endian), as getscu proposes them.
+GET_SYNTAXES = tuple(ALL_TRANSFER_SYNTAXES[:3])
 
 
-def _probe_ae(target: ProbeTarget):  # noqa: ANN202 - pynetdicom AE
-    return make_ae(AeSettings(ae_title=target.calling_ae, acse_timeout=target.timeout,
-                              dimse_timeout=target.timeout, network_timeout=target.timeout,
-                              connection_timeout=target.timeout))
+def _client(target: ProbeTarget, events: EventBus | None) -> QrClient:
+    return QrClient(target.store, target.calling_ae, events, "probe", target.timeout)
 
 
-def _final_status(responses: Any, started: float, timeout: float, what: str) -> int:
-    """Drain a pynetdicom C-MOVE/C-GET response generator; the final status."""
-    final: int | None = None
-    for status, _identifier in responses:
-        if "Status" not in status:  # pynetdicom: DIMSE timeout or abort
-            if time.perf_counter() - started >= timeout * 0.95:
-                raise ProbeTimeout(f"{what}: no response within {timeout:g}s")
-            raise AssociationAborted(f"{what}: association aborted or invalid response")
-        if not 0xFF00 <= status.Status <= 0xFF01:
-            final = int(status.Status)
-    if final is None:
-        raise ProtocolError(f"{what}: no final response")
-    return final
+def _checked(result: RetrieveResult, what: str) -> tuple[float, float]:
+    """(request sent, final response) of a successful retrieve; ProtocolError otherwise."""
+    if result.status != 0x0000:
+        raise StatusError(f"{what} answered status 0x{result.status:04X}",
+                          status=result.status)
+    assert result.sent_at is not None and result.done_at is not None
+    return result.sent_at, result.done_at
 
 
 class ImageReceiver:
@@ -135,55 +124,26 @@ class ImageReceiver:
         self.server.stop()
 
 
-def load_by_move(target: ProbeTarget, receiver: ImageReceiver | None, study_uid: str
-                 ) -> tuple[float, dict[str, float]]:
+def load_by_move(target: ProbeTarget, receiver: ImageReceiver | None, study_uid: str,
+                 events: EventBus | None = None) -> tuple[float, dict[str, float]]:
     """C-MOVE the study to our receiver; times from the C-MOVE request to its final response."""
     if receiver is None:
         raise NotMeasured("not measured: no storage SCP for C-MOVE")
-    ae = _probe_ae(target)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = associate(ae, target.store.host, target.store.port, target.store.ae_title)
-    try:
-        arrivals = receiver.begin()
-        started = time.perf_counter()
-        responses = assoc.send_c_move(_retrieve_identifier(study_uid), target.move_destination,
-                                      StudyRootQueryRetrieveInformationModelMove)
-        status = _final_status(responses, started, target.timeout, "C-MOVE")
-        finished = time.perf_counter()
-    finally:
-        assoc.release() if assoc.is_established else None
-    if status != 0x0000:
-        raise StatusError(f"C-MOVE answered status 0x{status:04X}", status=status)
+    arrivals = receiver.begin()  # nothing arrives before the request is sent
+    result = _client(target, events).move({"StudyInstanceUID": study_uid},
+                                          target.move_destination, study_uid=study_uid)
+    started, finished = _checked(result, "C-MOVE")
     return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
 
 
-def load_by_get(target: ProbeTarget, study_uid: str, sop_classes: list[str]
-                ) -> tuple[float, dict[str, float]]:
+def load_by_get(target: ProbeTarget, study_uid: str, sop_classes: list[str],
+                events: EventBus | None = None) -> tuple[float, dict[str, float]]:
     """C-GET the study; the images arrive as C-STORE sub-operations on our association."""
-    arrivals = _Arrivals()
-
-    def on_store(event: Any) -> int:
-        arrivals.add(len(event.request.DataSet.getvalue()))
-        return 0x0000
-
-    ae = _probe_ae(target)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    for uid in sop_classes:
-        ae.add_requested_context(uid, ALL_TRANSFER_SYNTAXES[:3])
-    roles = [build_role(uid, scp_role=True) for uid in sop_classes]
-    assoc = associate(ae, target.store.host, target.store.port, target.store.ae_title,
-                      handlers=[(evt.EVT_C_STORE, on_store)], ext_neg=roles)
-    try:
-        started = time.perf_counter()
-        responses = assoc.send_c_get(_retrieve_identifier(study_uid),
-                                     StudyRootQueryRetrieveInformationModelGet)
-        status = _final_status(responses, started, target.timeout, "C-GET")
-        finished = time.perf_counter()
-    finally:
-        assoc.release() if assoc.is_established else None
-    if status != 0x0000:
-        raise StatusError(f"C-GET answered status 0x{status:04X}", status=status)
-    return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
+    result = _client(target, events).get({"StudyInstanceUID": study_uid}, sop_classes,
+                                         transfer_syntaxes=GET_SYNTAXES, study_uid=study_uid)
+    started, finished = _checked(result, "C-GET")
+    return load_figures(started, result.first_arrival_at, finished, result.bytes,
+                        len(result.arrivals))
 
 
 def load_by_wado(target: ProbeTarget, study_uid: str) -> tuple[float, dict[str, float]]:

@@ -82,8 +82,9 @@ class ProbeRunner:
             "store_to_queryable": lambda: probes_dicom.store_to_queryable(
                 target, cycle, images, events),
             "load_cmove": lambda: probes_retrieve.load_by_move(target, self.receiver,
-                                                               cycle.study_uid),
-            "load_cget": lambda: probes_retrieve.load_by_get(target, cycle.study_uid, sop_classes),
+                                                               cycle.study_uid, events),
+            "load_cget": lambda: probes_retrieve.load_by_get(target, cycle.study_uid, sop_classes,
+                                                             events),
             "load_wado": lambda: probes_retrieve.load_by_wado(target, cycle.study_uid),
             "order_to_report": lambda: probes_hl7.order_to_report(
                 self.reports, cycle.accession, ordered[0] if ordered else None, target.timeout),

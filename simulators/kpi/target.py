@@ -11,18 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from simulators.dicom.address import AeAddress as Peer
-from simulators.dicom.address import parse_ae_address
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 
 #: The probe's own AE title (calling AE, and C-MOVE destination of its storage SCP).
 PROBE_AE = "PACSIM_PROBE"
 _HOSTPORT = re.compile(r"^(?P<host>[^:]+):(?P<port>\d{1,5})$")
-
-
-def parse_peer(text: str, option: str = "--target") -> Peer:
-    """``AE@HOST:PORT`` -> :class:`Peer`; ConfigError naming the option otherwise."""
-    return parse_ae_address(text, option)
 
 
 def parse_hostport(text: str, option: str) -> tuple[str, int]:
@@ -45,8 +39,8 @@ class ProbeTarget:
     """
 
     label: str
-    store: Peer
-    worklist: Peer | None = None
+    store: AeAddress
+    worklist: AeAddress | None = None
     hl7: tuple[str, int] | None = None
     dicomweb: str | None = None
     rest: str | None = None
@@ -64,4 +58,4 @@ class ProbeTarget:
                               poll_interval=self.poll_interval)
 
 
-__all__ = ["Peer", "ProbeTarget", "parse_peer", "parse_hostport", "PROBE_AE"]
+__all__ = ["ProbeTarget", "parse_hostport", "PROBE_AE"]

@@ -13,12 +13,12 @@ from simulators.load.profile import LoadProfile, Operation, Stage, Threshold
 from simulators.load.report import load_dict, render_html, run_directory, write_load_reports
 from simulators.load.shape import Member, Shape, fleet_members
 from simulators.load.stats import LoadStatistics, percentile
-from simulators.load.target import DicomPeer, LoadTarget, check_target, is_loopback
+from simulators.load.target import LoadTarget, check_target, is_loopback
 from simulators.load.thresholds import ThresholdResult, check_thresholds
 
 __all__ = [
     "LoadProfile", "Operation", "Stage", "Threshold", "LoadEngine", "LoadRun", "run_load",
-    "LoadStatistics", "percentile", "Shape", "Member", "fleet_members", "DicomPeer",
+    "LoadStatistics", "percentile", "Shape", "Member", "fleet_members",
     "LoadTarget", "check_target", "is_loopback", "load_dict", "write_load_reports",
     "render_html", "run_directory", "ThresholdResult", "check_thresholds",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from pydicom.dataset import Dataset
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import describe_rejection
 from simulators.dicom.fast import FIND_MODELS, FastAssociation, encode_dataset
 from simulators.dicom.fast.requests import mpps_create, mpps_final, worklist_identifier
@@ -31,7 +32,7 @@ from simulators.load.images import EXPLICIT_VR_LE, EncodedImage, StudyImages
 from simulators.load.profile import Operation
 from simulators.load.shape import Member
 from simulators.load.stats import OPERATION_PREFIX
-from simulators.load.target import DicomPeer, LoadTarget
+from simulators.load.target import LoadTarget
 from simulators.world.context import StudyContext
 from simulators.world.models import Order
 from simulators.world.world import World
@@ -137,7 +138,7 @@ class VirtualModality:
         return event
 
     # ---------------------------------------------------------------- associations
-    async def _open(self, peer: DicomPeer | None, contexts: list[tuple[str, list[str]]],
+    async def _open(self, peer: AeAddress | None, contexts: list[tuple[str, list[str]]],
                     event: Exchange, role: str) -> FastAssociation:
         if peer is None:
             raise PacsimError(f"the load target has no {role} peer")

@@ -19,7 +19,7 @@ stage, the arrival rate of the whole fleet ramps with them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 

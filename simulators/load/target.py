@@ -11,23 +11,10 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-@dataclass(frozen=True, slots=True)
-class DicomPeer:
-    """A DICOM application entity: where it listens and what it is called."""
-
-    host: str
-    port: int
-    ae_title: str
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
 
 @dataclass(frozen=True, slots=True)
 class LoadTarget:
@@ -37,9 +24,9 @@ class LoadTarget:
     archive under test, ``hl7`` the order filler's MLLP listener (new orders).
     """
 
-    worklist: DicomPeer | None = None
-    mpps: DicomPeer | None = None
-    store: DicomPeer | None = None
+    worklist: AeAddress | None = None
+    mpps: AeAddress | None = None
+    store: AeAddress | None = None
     hl7: tuple[str, int] | None = None
 
     def hosts(self) -> list[str]:
@@ -76,4 +63,4 @@ def check_target(target: LoadTarget, *, allow_external: bool) -> None:
                           hosts=",".join(outside))
 
 
-__all__ = ["DicomPeer", "LoadTarget", "is_loopback", "check_target"]
+__all__ = ["LoadTarget", "is_loopback", "check_target"]

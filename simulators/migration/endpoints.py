@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulators.actors.archive import Archive, ArchiveConfig
-from simulators.dicom.address import AeAddress as DicomPeer
-from simulators.dicom.address import parse_ae_address
+from simulators.dicom.address import AeAddress, parse_ae_address
 from simulators.errors import ConfigError
 from simulators.events import EventBus
-from simulators.peers.process import free_port
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+from simulators.peers.process import free_port
 
 #: Our own AE titles: the legacy archive pacsim serves, the built-in target, and the
 #: migration tool itself (calls C-MOVE/C-GET/C-FIND and relays C-STOREs).
@@ -31,10 +30,6 @@ LEGACY_AE = "LEGACY_PACS"
 BUILTIN_TARGET_AE = "PACSIM_NEW"
 ORTHANC_TARGET_AE = "ORTHANC"
 MIGRATOR_AE = "PACSIM_MIGRATE"
-
-def parse_peer(text: str, field: str) -> DicomPeer:
-    """``AE@HOST:PORT`` -> DicomPeer; ConfigError naming ``field`` when it is not one."""
-    return parse_ae_address(text, field)
 
 
 def is_directory_source(spec: str) -> bool:
@@ -52,20 +47,20 @@ def check_source_spec(spec: str) -> None:
             raise ConfigError(f"--source: {spec!r} holds no archive (no index, no objects/)",
                               field="source")
     else:
-        parse_peer(spec, "--source")
+        parse_ae_address(spec, "--source")
 
 
 def check_target_spec(spec: str) -> None:
     if spec not in ("builtin", "orthanc"):
-        parse_peer(spec, "--target")
+        parse_ae_address(spec, "--target")
 
 
 @dataclass
 class Endpoints:
     """The running ends of one migration run; ``source_dir`` is set for a DIR source."""
 
-    source: DicomPeer
-    target: DicomPeer
+    source: AeAddress
+    target: AeAddress
     target_kind: str
     source_dir: Path | None = None
     source_archive: Archive | None = None
@@ -84,8 +79,8 @@ def open_endpoints(stack: ExitStack, source_spec: str, target_spec: str, *, repo
     events = events or EventBus()
     source_dir = Path(source_spec) if is_directory_source(source_spec) else None
     legacy_port = free_port() if source_dir is not None else 0
-    source = (DicomPeer(LEGACY_AE, "127.0.0.1", legacy_port) if source_dir is not None
-              else parse_peer(source_spec, "--source"))
+    source = (AeAddress(ae_title=LEGACY_AE, host="127.0.0.1", port=legacy_port)
+              if source_dir is not None else parse_ae_address(source_spec, "--source"))
     target_archive = None
     if target_spec == "builtin":
         storage = report_dir / "target-archive"
@@ -93,18 +88,19 @@ def open_endpoints(stack: ExitStack, source_spec: str, target_spec: str, *, repo
         target_archive = Archive(ArchiveConfig(name="migration-target", ae_title=BUILTIN_TARGET_AE,
                                                storage_dir=storage), events)
         stack.enter_context(target_archive)
-        target = DicomPeer(BUILTIN_TARGET_AE, "127.0.0.1", target_archive.port)
+        target = AeAddress(ae_title=BUILTIN_TARGET_AE, host="127.0.0.1",
+                           port=target_archive.port)
     elif target_spec == "orthanc":
         target = stack.enter_context(_orthanc_target(source, report_dir))
     else:
-        target = parse_peer(target_spec, "--target")
+        target = parse_ae_address(target_spec, "--target")
     source_archive = None
     if source_dir is not None:
         source_archive = Archive(ArchiveConfig(
             name="legacy", ae_title=LEGACY_AE, port=legacy_port, storage_dir=source_dir,
             destinations={target.ae_title: (target.host, target.port)}), events)
         stack.enter_context(source_archive)
-        source = DicomPeer(LEGACY_AE, "127.0.0.1", source_archive.port)
+        source = AeAddress(ae_title=LEGACY_AE, host="127.0.0.1", port=source_archive.port)
     kind = target_spec if target_spec in ("builtin", "orthanc") else "external"
     return Endpoints(source, target, kind, source_dir, source_archive, target_archive)
 
@@ -112,7 +108,7 @@ def open_endpoints(stack: ExitStack, source_spec: str, target_spec: str, *, repo
 class _orthanc_target:  # noqa: N801 - used like a function in ``enter_context``
     """A fresh Orthanc for the run, listing the legacy (stores) and the migrator (Q/R)."""
 
-    def __init__(self, legacy: DicomPeer, report_dir: Path) -> None:
+    def __init__(self, legacy: AeAddress, report_dir: Path) -> None:
 
         self._process = OrthancProcess(OrthancSettings(
             ae_title=ORTHANC_TARGET_AE,
@@ -122,14 +118,15 @@ class _orthanc_target:  # noqa: N801 - used like a function in ``enter_context``
             extra={"DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
                    "DicomAlwaysAllowMove": True, "DicomAlwaysAllowStore": True}))
 
-    def __enter__(self) -> DicomPeer:
+    def __enter__(self) -> AeAddress:
         self._process.start()
-        return DicomPeer(ORTHANC_TARGET_AE, "127.0.0.1", self._process.dicom_port)
+        return AeAddress(ae_title=ORTHANC_TARGET_AE, host="127.0.0.1",
+                         port=self._process.dicom_port)
 
     def __exit__(self, *exc: object) -> None:
         self._process.stop()
 
 
-__all__ = ["DicomPeer", "Endpoints", "open_endpoints", "parse_peer", "check_source_spec",
+__all__ = ["Endpoints", "open_endpoints", "check_source_spec",
            "check_target_spec", "is_directory_source", "LEGACY_AE", "BUILTIN_TARGET_AE",
            "MIGRATOR_AE"]

@@ -22,9 +22,9 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from simulators.dicom.fast.files import decode_dataset
+from simulators.dicom.qrscu import QrClient
 from simulators.dicom.store import DicomStore
 from simulators.errors import ProtocolError, StatusError
-from simulators.migration.qr import QrSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +62,14 @@ def headers_from_directory(store: DicomStore, study_uid: str) -> Iterator[Header
         yield Header(ds, syntax, str(path))
 
 
-def headers_by_get(session: QrSession, study_uid: str, sop_classes: list[str]
+def headers_by_get(session: QrClient, study_uid: str, sop_classes: list[str]
                    ) -> Iterator[Header]:
     """Headers of a study fetched from a remote legacy by C-GET (bytes as received)."""
-    result, received = session.get("STUDY", {"StudyInstanceUID": study_uid}, sop_classes)
+    result = session.get({"StudyInstanceUID": study_uid}, sop_classes, keep=True)
     if result.status not in (0x0000, 0xB000):
         raise StatusError(f"C-GET of the study's headers failed: 0x{result.status:04X}",
                           status=result.status, study_uid=study_uid)
-    for item in received:
+    for item in result.instances:
         yield Header(decode_dataset(BytesIO(item.data), item.transfer_syntax),
                      item.transfer_syntax, f"C-GET {item.sop_instance}")
 

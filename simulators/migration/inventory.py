@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
-from simulators.migration.qr import QrSession
+from simulators.dicom.qrscu import QrClient
 
 STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
               "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
@@ -46,19 +46,21 @@ class StudyInventory:
         return sorted({sop_class for _, sop_class in self.instances.values() if sop_class})
 
 
-def take_inventory(session: QrSession, study_uid: str) -> StudyInventory:
+def take_inventory(session: QrClient, study_uid: str) -> StudyInventory:
     """Study, series and image level C-FIND for one study."""
     inventory = StudyInventory(study_uid)
-    studies = session.find("STUDY", STUDY_KEYS, {"StudyInstanceUID": study_uid})
+    studies = session.find_matches("STUDY", {"StudyInstanceUID": study_uid}, keys=STUDY_KEYS)
     if not studies:
         return inventory
     inventory.found = True
     inventory.demographics = {k: text(studies[0], k) for k in DEMOGRAPHICS}
-    for series in session.find("SERIES", SERIES_KEYS, {"StudyInstanceUID": study_uid}):
+    for series in session.find_matches("SERIES", {"StudyInstanceUID": study_uid},
+                                       keys=SERIES_KEYS):
         series_uid = text(series, "SeriesInstanceUID")
         inventory.series[series_uid] = text(series, "Modality")
-        for image in session.find("IMAGE", IMAGE_KEYS, {"StudyInstanceUID": study_uid,
-                                                        "SeriesInstanceUID": series_uid}):
+        for image in session.find_matches("IMAGE", {"StudyInstanceUID": study_uid,
+                                                    "SeriesInstanceUID": series_uid},
+                                          keys=IMAGE_KEYS):
             inventory.instances[text(image, "SOPInstanceUID")] = (series_uid,
                                                                    text(image, "SOPClassUID"))
     return inventory

@@ -8,8 +8,9 @@
   pacsim twice), but it is how a migration that rewrites headers works, and the
   path for a legacy that cannot reach the target's network.
 
-Each worker thread owns its Q/R sessions (:func:`Mover.sessions`), so ``--workers N``
-means N parallel associations to the legacy.
+Each worker thread owns its Q/R sessions (:func:`Mover.sessions`: one
+:class:`~simulators.dicom.qrscu.QrClient` per end, associations kept open), so
+``--workers N`` means N parallel associations to the legacy.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import threading
 from dataclasses import dataclass, field
 from io import BytesIO
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import EncodedInstance, FastClient
 from simulators.dicom.fast.files import decode_dataset, encode_dataset
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
-from simulators.migration.endpoints import MIGRATOR_AE, DicomPeer
+from simulators.dicom.qrscu import QrClient
+from simulators.migration.endpoints import MIGRATOR_AE
 from simulators.migration.inventory import StudyInventory
 from simulators.migration.morph import Morph, apply_all
-from simulators.migration.qr import QrSession
 
 VIA = ("move", "get")
 #: PS3.4 B.2.3 "Refused: SOP Class not supported", what a refused context amounts to.
@@ -47,8 +49,8 @@ class TransferOutcome:
 class Sessions:
     """One worker's open sessions to the legacy and to the target."""
 
-    source: QrSession
-    target: QrSession
+    source: QrClient
+    target: QrClient
 
     def close(self) -> None:
         self.source.close()
@@ -58,7 +60,7 @@ class Sessions:
 class Mover:
     """Transfers studies; thread-safe as long as each thread uses its own sessions."""
 
-    def __init__(self, source: DicomPeer, target: DicomPeer, *, via: str = "move",
+    def __init__(self, source: AeAddress, target: AeAddress, *, via: str = "move",
                  morphs: tuple[Morph, ...] = (), events: EventBus | None = None,
                  calling_ae: str = MIGRATOR_AE, timeout: float = 120.0) -> None:
         self.source, self.target, self.via, self.morphs = source, target, via, morphs
@@ -73,10 +75,10 @@ class Mover:
         """This thread's sessions (opened lazily, closed by :meth:`close`)."""
         found = getattr(self._local, "sessions", None)
         if found is None:
-            found = Sessions(QrSession(self.source, self.calling_ae, self.events, "migrate-source",
-                                       self.timeout),
-                             QrSession(self.target, self.calling_ae, self.events, "migrate-target",
-                                       self.timeout))
+            found = Sessions(QrClient(self.source, self.calling_ae, self.events, "migrate-source",
+                                      self.timeout, keep_open=True),
+                             QrClient(self.target, self.calling_ae, self.events, "migrate-target",
+                                      self.timeout, keep_open=True))
             self._local.sessions = found
             with self._lock:
                 self._all.append(found)
@@ -118,7 +120,8 @@ class Mover:
     def _move(self, level: str, match: dict[str, str]) -> TransferOutcome:
         with self._lock:
             self.move_requests += 1
-        result = self.sessions().source.move(level, match, self.target.ae_title)
+        result = self.sessions().source.move(match, self.target.ae_title, level=level,
+                                             study_uid=match.get("StudyInstanceUID", ""))
         detail = (f"C-MOVE 0x{result.status:04X}: {result.completed} completed, "
                   f"{result.failed} failed")
         return TransferOutcome(result.ok, result.completed, result.failed, detail,
@@ -127,7 +130,8 @@ class Mover:
     def _relay(self, inventory: StudyInventory, level: str, match: dict[str, str]
                ) -> TransferOutcome:
         source = self.sessions().source
-        result, received = source.get(level, match, inventory.sop_classes)
+        result = source.get(match, inventory.sop_classes, level=level, keep=True)
+        received = result.instances
         if result.status not in (0x0000, 0xB000):
             return TransferOutcome(False, 0, result.failed,
                                    f"C-GET from the legacy failed: 0x{result.status:04X}")

@@ -226,8 +226,8 @@ class _Run:
             return [planning.StudyRef(str(ds.get("StudyInstanceUID", "")),
                                       str(ds.get("StudyDate", "") or ""),
                                       str(ds.get("PatientID", "") or ""))
-                    for ds in session.find("STUDY", ("StudyDate", "PatientID"),
-                                           {"StudyDate": date_range})]
+                    for ds in session.find_matches("STUDY", {"StudyDate": date_range},
+                                                   keys=("StudyDate", "PatientID"))]
         return planning.studies_by_find(find, stage)
 
     def _sample_pass(self, progress: Progress) -> None:

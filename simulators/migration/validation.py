@@ -37,7 +37,7 @@ from simulators.quality.checks import CrossStudyChecker, check_instance
 from simulators.migration.headers import Header
 from simulators.migration.inventory import DEMOGRAPHICS, StudyInventory, take_inventory, text
 from simulators.migration.mover import Sessions, TransferOutcome
-from simulators.migration.qr import QrSession
+from simulators.dicom.qrscu import QrClient
 from simulators.quality.rules import IngestionRules
 
 TRANSFER_CLASSES = ("missing-study", "demographics", "modality", "series-count",
@@ -246,13 +246,13 @@ def source_carries(finding: Finding, checkpoint: Checkpoint,
     return True
 
 
-def pixel_hash(session: QrSession, study_uid: str, series_uid: str, sop_uid: str,
+def pixel_hash(session: QrClient, study_uid: str, series_uid: str, sop_uid: str,
                sop_class: str) -> str | None:
     """SHA-256 of one instance's PixelData as fetched by C-GET ('absent' without pixel
     data); None when the peer did not deliver the instance."""
-    result, received = session.get("IMAGE", {"StudyInstanceUID": study_uid,
-                                             "SeriesInstanceUID": series_uid,
-                                             "SOPInstanceUID": sop_uid}, [sop_class])
+    received = session.get({"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
+                            "SOPInstanceUID": sop_uid}, [sop_class], level="IMAGE",
+                           keep=True).instances
     if not received:
         return None
     ds = decode_dataset(BytesIO(received[0].data), received[0].transfer_syntax)

@@ -25,12 +25,11 @@ from typing import Any
 
 import yaml
 
+from simulators.kpi import monitoring
 from simulators.runtime.engine import (
     ACTOR_LABEL, DEFAULT_ORTHANC_IMAGE, DEFAULT_PACSIM_IMAGE, KIND_LABEL, RUN_LABEL,
 )
-from simulators.runtime.topology import Service, Topology
-from simulators.kpi import monitoring
-from simulators.runtime.topology import DICOM_PORT, HL7_PORT
+from simulators.runtime.topology import DICOM_PORT, HL7_PORT, Service, Topology
 
 CONFIG_SUBDIR = "pacsim-config"
 COMPOSE_RUN_LABEL = "compose"
@@ -102,7 +101,7 @@ def render_monitoring(topology: Topology, *, title: str = "") -> tuple[str, dict
     command = monitoring.probe_command(topology.target_kind, topology.target, ris,
                                        DICOM_PORT, HL7_PORT)
     names = {s.name for s in topology.services}
-    depends = [name for name in (topology.target[0], ris[0] if ris else "") if name in names]
+    depends = [name for name in (topology.target.host, ris[0] if ris else "") if name in names]
     services = monitoring.services(pacsim_image=f"${{PACSIM_IMAGE:-{DEFAULT_PACSIM_IMAGE}}}",
                                    probe_command_args=command, depends_on=depends,
                                    labels={RUN_LABEL: COMPOSE_RUN_LABEL}, network=NETWORK)

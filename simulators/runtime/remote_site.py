@@ -26,8 +26,8 @@ import ipaddress
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.runtime.docker import DockerEnvironment
@@ -87,7 +87,7 @@ def _refuse_loopback_target(environment: Environment) -> None:
     """An external target on 127.0.0.1 is this machine to the runner but the container
     itself to the modalities: say so instead of failing on every C-STORE."""
     external = environment.target.external  # type: ignore[union-attr]
-    _, host, _ = external.dicom_parts
+    host = external.dicom_address.host
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -108,14 +108,18 @@ def _target(environment: Environment, events: EventBus, topology: Topology,
         if topology.target_dicomweb:
             web_host, web_port = runtime.address(BUILTIN_TARGET, DICOMWEB_PORT)
             web = f"http://{web_host}:{web_port}{DICOMWEB_ROOT}"
-        return TargetEndpoint("builtin", host, port, BUILTIN_TARGET_AE, dicomweb_url=web), None
+        return TargetEndpoint(kind="builtin", dicom=AeAddress(ae_title=BUILTIN_TARGET_AE,
+                                                              host=host, port=port),
+                              dicomweb_url=web), None
     if kind == "orthanc":
-        service = topology.target[0]
+        service = topology.target.host
         host, port = runtime.address(service, ORTHANC_DICOM_PORT)
         web_host, web_port = runtime.address(service, ORTHANC_HTTP_PORT)
         rest = f"http://{web_host}:{web_port}"
         web = f"{rest}{DICOMWEB_ROOT}" if environment.supported("dicomweb") else None
-        return (TargetEndpoint("orthanc", host, port, ORTHANC_AE, dicomweb_url=web),
+        return (TargetEndpoint(kind="orthanc",
+                               dicom=AeAddress(ae_title=ORTHANC_AE, host=host, port=port),
+                               dicomweb_url=web),
                 PublishedOrthanc(rest, port, ORTHANC_AE, web))
     return external_target(environment, events), None
 

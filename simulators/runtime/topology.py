@@ -36,17 +36,18 @@ from typing import Any
 
 import yaml
 
+from simulators.actors.viewer import ViewerSource
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 from simulators.injection.profile import scenario_faults
 from simulators.runtime.engine import orthanc_image, pacsim_image
-from simulators.actors.viewer import ViewerSource
 from simulators.runtime.images import (
     ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
 )
-from simulators.site.site import BUILTIN_TARGET_AE, DEFAULT_EHR, DEFAULT_RIS, ORTHANC_AE
 from simulators.site.models import (
     ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, ViewerSpec,
 )
+from simulators.site.site import BUILTIN_TARGET_AE, DEFAULT_EHR, DEFAULT_RIS, ORTHANC_AE
 
 DICOM_PORT = 11112
 HL7_PORT = 2575
@@ -96,8 +97,9 @@ class Topology:
 
     services: list[Service]
     target_kind: str
-    #: (service or host, container port or port, AE title) of the target's DICOM endpoint.
-    target: tuple[str, int, str]
+    #: The target's DICOM endpoint: a service name and container port, or the
+    #: external target's own address.
+    target: AeAddress
 
     #: The target's DICOMweb root inside the network (``http://target:8080/dicom-web``),
     #: when it serves DICOMweb.
@@ -113,13 +115,13 @@ class Topology:
     def network_sources(self) -> dict[str, ViewerSource]:
         """What a viewer container reads from, by the names steps use: ``target`` and
         every archive or viewer service, each at its in-network name and ports."""
-        host, port, ae_title = self.target
-        sources = {"target": ViewerSource("target", host, port, ae_title,
-                                          self.target_dicomweb)}
+        sources = {"target": ViewerSource(name="target", dicom=self.target,
+                                          dicomweb_url=self.target_dicomweb)}
         for service in self.services:
             if service.kind in ("archive", "viewer") and service.name != BUILTIN_TARGET:
-                sources[service.name] = ViewerSource(service.name, service.name, DICOM_PORT,
-                                                     service.ae_title or "")
+                dicom = AeAddress(ae_title=service.ae_title, host=service.name, port=DICOM_PORT) \
+                    if service.ae_title else None
+                sources[service.name] = ViewerSource(name=service.name, dicom=dicom)
         return sources
 
 
@@ -146,6 +148,12 @@ def _pacsim(name: str, kind: str, settings: dict[str, Any], *, ae_title: str | N
                    files={path: _dump_yaml({"name": name, **settings})},
                    environment=dict(environment or {}), ports=ports,
                    depends_on=list(depends_on or []), ae_title=ae_title)
+
+
+def _peer_setting(peer: AeAddress) -> dict[str, Any]:
+    """A peer as a settings file writes it: every field named, so no reader has to know
+    an order (:meth:`AeAddress.from_config` reads it back)."""
+    return {"ae_title": peer.ae_title, "host": peer.host, "port": peer.port}
 
 
 def _specs(environment: Environment, kind: type) -> list[tuple[str, Any]]:
@@ -192,7 +200,7 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
             dicomweb = f"http://{BUILTIN_TARGET}:{DICOMWEB_PORT}{DICOMWEB_ROOT}"
         services.append(_pacsim(BUILTIN_TARGET, "archive", settings,
                                 ae_title=BUILTIN_TARGET_AE, ports=ports))
-        target: tuple[str, int, str] = (BUILTIN_TARGET, DICOM_PORT, BUILTIN_TARGET_AE)
+        target = AeAddress(ae_title=BUILTIN_TARGET_AE, host=BUILTIN_TARGET, port=DICOM_PORT)
     elif kind == "orthanc":
 
         services.append(Service(
@@ -201,15 +209,14 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
             files={ORTHANC_EXTRA_CONFIG: json.dumps(orthanc_modalities_config(destinations),
                                                     indent=2) + "\n"},
             ports={ORTHANC_DICOM_PORT: 0, ORTHANC_HTTP_PORT: 0}))
-        target = (ORTHANC_SERVICE, ORTHANC_DICOM_PORT, ORTHANC_AE)
+        target = AeAddress(ae_title=ORTHANC_AE, host=ORTHANC_SERVICE, port=ORTHANC_DICOM_PORT)
         if environment.supported("dicomweb"):
             dicomweb = f"http://{ORTHANC_SERVICE}:{ORTHANC_HTTP_PORT}{DICOMWEB_ROOT}"
     else:
         external = environment.target.external  # type: ignore[union-attr]
-        ae_title, host, port = external.dicom_parts
-        target = (host, port, ae_title)
+        target = external.dicom_address
         dicomweb = external.dicomweb if environment.supported("dicomweb") else None
-    target_services = [target[0]] if kind != "external" else []
+    target_services = [target.host] if kind != "external" else []
 
     ris_specs = _specs(environment, RisSpec)
     if len(ris_specs) > 1:
@@ -239,9 +246,9 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
                                 ports={HL7_PORT: spec.port}, depends_on=[ris_name],
                                 environment={"PACSIM_PORT": str(HL7_PORT)}))
 
-    ris_peer = [ris_name, DICOM_PORT, ris.ae_title]
-    target_peer = list(target)
-    mpps: list[Any] | None = None
+    ris_peer = _peer_setting(AeAddress(ae_title=ris.ae_title, host=ris_name, port=DICOM_PORT))
+    target_peer = _peer_setting(target)
+    mpps: dict[str, Any] | None = None
     if environment.supported("mpps") and kind != "builtin":
         mpps = target_peer
     elif ris.mpps:

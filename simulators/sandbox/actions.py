@@ -238,7 +238,7 @@ def priors(run: PathwayRun, action: Action, svc: Services) -> None:
         context = StudyContext.from_order(old, svc.epoch.world, performed_start=start)
         datasets += build_study(context, series=1, per_series=1)
         run.study_uids.append(old.study_uid)
-    client = QrClient(svc.site.require_target(), QUERY_AE, svc.events, "sandbox-priors")
+    client = QrClient(svc.site.require_target().dicom, QUERY_AE, svc.events, "sandbox-priors")
     failed = sum(1 for status in client.store(datasets) if status != 0)
     if failed:
         raise PathwayFailed(f"{failed} prior image(s) refused by the target")

@@ -357,8 +357,8 @@ class Sandbox:
             "exchanges": {name: {"count": c, "errors": e} for name, (c, e) in exchanges.items()},
             "actors": {name: actor.describe() for name, actor in self.site.actors.items()},
             "target": None if target is None else {
-                "kind": target.kind, "host": target.host, "port": target.port,
-                "ae_title": target.ae_title, "dicomweb_url": target.dicomweb_url,
+                "kind": target.kind, "host": target.dicom.host, "port": target.dicom.port,
+                "ae_title": target.dicom.ae_title, "dicomweb_url": target.dicomweb_url,
                 "web_ui": self.viewer_url()},
             "rss_mb": round(rss_mb(), 1),
         }

@@ -18,7 +18,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from simulators.common.marked_yaml import Mark, MarkedDict, MarkedList, format_path, parse_marked_yaml
 from simulators.errors import ScenarioError

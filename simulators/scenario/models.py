@@ -9,10 +9,10 @@ union on ``do`` is built from the registry, so a new step type is a new file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
+    BeforeValidator, Field, PrivateAttr, ValidationError,
 )
 
 from simulators.errors import ScenarioError

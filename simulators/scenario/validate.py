@@ -18,10 +18,10 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from simulators.errors import ScenarioError
+from simulators.scenario import models
 from simulators.scenario.loader import LineMap, LoadedDocument, format_path, load_document
 from simulators.scenario.models import ACTOR_KINDS, Environment, Scenario
 from simulators.scenario.registry import StepRegistry, default_registry, unknown_step_message
-from simulators.scenario import models
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

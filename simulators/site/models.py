@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from simulators.common.fields import AeTitle, Identifier, Port
+from simulators.dicom.address import AeAddress, parse_ae_address
 
 
 class StrictModel(BaseModel):
@@ -110,11 +111,9 @@ class ExternalEndpoints(StrictModel):
     dicomweb: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
 
     @property
-    def dicom_parts(self) -> tuple[str, str, int]:
-        """(AE title, host, port) of the DICOM endpoint."""
-        ae_title, _, address = self.dicom.partition("@")
-        host, _, port = address.rpartition(":")
-        return ae_title, host, int(port)
+    def dicom_address(self) -> AeAddress:
+        """The DICOM endpoint as a peer (ConfigError for a port out of range)."""
+        return parse_ae_address(self.dicom, "environment.target.external.dicom")
 
 
 class ExternalTarget(StrictModel):

@@ -50,6 +50,7 @@ from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import Exam, Modality, ModalityConfig
 from simulators.actors.ris import Ris, RisConfig
 from simulators.actors.viewer import Viewer, ViewerConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import FastClient
 from simulators.errors import ConfigError, PacsimError, ScenarioError
 from simulators.events import EventBus
@@ -71,9 +72,6 @@ ORTHANC_AE = "ORTHANC"
 DEFAULT_RIS = "ris"
 DEFAULT_EHR = "ehr"
 _PATIENT_NAME = re.compile(r"^patient(\d{1,6})$")
-
-#: A DICOM peer: (host, port, AE title), as the modality actor takes it.
-Peer = tuple[str, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +113,15 @@ class PatientView:
         return f"{self.name} ({self.id})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetEndpoint:
-    """Where the target under test answers, whatever kind it is."""
+    """Where the target under test answers, whatever kind it is: its DICOM peer, and
+    its HL7 (host, port) and DICOMweb root when it has them."""
 
     kind: str
-    host: str
-    port: int
-    ae_title: str
+    dicom: AeAddress
     hl7: tuple[str, int] | None = None
     dicomweb_url: str | None = None
-
-    @property
-    def peer(self) -> Peer:
-        return self.host, self.port, self.ae_title
 
 
 def patient_resolver(environment: Environment) -> Callable[[str], PatientView]:
@@ -300,7 +293,7 @@ class Site:
 
     def describe(self) -> str:
         target = self.target
-        where = f"{target.ae_title}@{target.host}:{target.port}" if target else "not started"
+        where = str(target.dicom) if target else "not started"
         run = f" (docker run {self.run_id})" if self.run_id else ""
         return (f"{self.environment.target_kind} target {where}; actors "
                 f"{', '.join(self.actors)}{run}")
@@ -410,8 +403,10 @@ class _LocalStart:
                               events=self.events)
             self.stack.enter_context(archive)
             self.builtin = archive
-            self.target = TargetEndpoint("builtin", archive.config.host, archive.port,
-                                         BUILTIN_TARGET_AE, dicomweb_url=archive.dicomweb_url)
+            self.target = TargetEndpoint(
+                kind="builtin", dicom=AeAddress(ae_title=BUILTIN_TARGET_AE,
+                                                host=archive.config.host, port=archive.port),
+                dicomweb_url=archive.dicomweb_url)
         elif kind == "orthanc":
             # Orthanc answers C-FIND/C-GET only from registered AEs; the query AE is never
             # a C-MOVE destination, so its port is only a placeholder.
@@ -421,8 +416,10 @@ class _LocalStart:
                                                      dicomweb=dicomweb))
             self.stack.enter_context(orthanc)
             self.orthanc = orthanc
-            self.target = TargetEndpoint("orthanc", "127.0.0.1", orthanc.dicom_port, ORTHANC_AE,
-                                         dicomweb_url=orthanc.dicomweb_url if dicomweb else None)
+            self.target = TargetEndpoint(
+                kind="orthanc", dicom=AeAddress(ae_title=ORTHANC_AE, host="127.0.0.1",
+                                                port=orthanc.dicom_port),
+                dicomweb_url=orthanc.dicomweb_url if dicomweb else None)
         else:
             self.target = external_target(self.environment, self.events)
 
@@ -450,18 +447,18 @@ class _LocalStart:
                              faults=scenario_faults(spec.faults, actor=name))
             self._enter(name, Ehr(config, events=self.events))
 
-    def _peers(self) -> dict[str, Peer | None]:
+    def _peers(self) -> dict[str, AeAddress | None]:
         """Where every modality sends worklist, MPPS, images and commitment requests."""
         assert self.ris is not None and self.target is not None
-        target = self.target
-        ris: Peer = (*self.ris.dicom_address, self.ris.config.ae_title)
-        builtin = target.kind == "builtin"
-        mpps_peer = (ris if builtin else target.peer) if self.environment.supported("mpps") \
-            else None
-        commitment = target.peer if self.environment.supported("storage_commitment") else None
+        target = self.target.dicom
+        ris_host, ris_port = self.ris.dicom_address
+        ris = AeAddress(ae_title=self.ris.config.ae_title, host=ris_host, port=ris_port)
+        builtin = self.target.kind == "builtin"
+        mpps_peer = (ris if builtin else target) if self.environment.supported("mpps") else None
+        commitment = target if self.environment.supported("storage_commitment") else None
         return {"worklist": ris if self.ris.config.mwl else None,
                 "mpps": mpps_peer if (not builtin or self.ris.config.mpps) else None,
-                "store": target.peer, "commitment": commitment}
+                "store": target, "commitment": commitment}
 
     def _start_modalities(self, listener_ports: dict[str, int]) -> None:
         peers = self._peers()
@@ -484,12 +481,12 @@ class _LocalStart:
 def external_target(environment: Environment, events: EventBus) -> TargetEndpoint:
     """The external target of ``environment``, checked to answer C-ECHO."""
     endpoints = environment.target.external  # type: ignore[union-attr]
-    ae_title, host, port = endpoints.dicom_parts
     hl7 = None
     if endpoints.hl7:
         hl7_host, _, hl7_port = endpoints.hl7.rpartition(":")
         hl7 = (hl7_host, int(hl7_port))
-    target = TargetEndpoint("external", host, port, ae_title, hl7, endpoints.dicomweb)
+    target = TargetEndpoint(kind="external", dicom=endpoints.dicom_address, hl7=hl7,
+                            dicomweb_url=endpoints.dicomweb)
     check_reachable(target, events)
     return target
 
@@ -523,19 +520,19 @@ def _stop_together(actors: list[Any]) -> None:
 def check_reachable(target: TargetEndpoint, events: EventBus, timeout: float = 5.0) -> None:
     """C-ECHO the target; ConfigError saying which and why when it does not answer."""
     client = FastClient(actor="pacsim", events=events, dimse_timeout=timeout)
+    peer = target.dicom
     try:
-        client.connect(target.host, target.port, QUERY_AE, target.ae_title,
+        client.connect(peer.host, peer.port, QUERY_AE, peer.ae_title,
                        [("1.2.840.10008.1.1", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])],
                        timeout=timeout)
         status = client.echo()
     except (PacsimError, OSError) as exc:
-        raise ConfigError(f"{target.kind} target {target.ae_title}@{target.host}:{target.port} "
-                          f"is unreachable: {exc}") from None
+        raise ConfigError(f"{target.kind} target {peer} is unreachable: {exc}") from None
     finally:
         client.close()
     if status != 0:
-        raise ConfigError(f"{target.kind} target {target.ae_title}@{target.host}:{target.port} "
-                          f"answered C-ECHO with status 0x{status:04X}")
+        raise ConfigError(f"{target.kind} target {peer} answered C-ECHO with status "
+                          f"0x{status:04X}")
 
 
 __all__ = ["Site", "SiteStarter", "StartedSite", "start_locally", "refuse_faults",

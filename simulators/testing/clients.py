@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from simulators.actors.ehr import AckResult, Ehr, EhrConfig
-from simulators.dicom.ae import associate
+from simulators.dicom.address import AeAddress
+from simulators.dicom.qrscu import QrClient
 from simulators.errors import ConfigError, ProtocolError, StatusError
+from simulators.events import EventBus
 from simulators.world import World
 from simulators.world.models import Order
 
 QUERY_AE = "PACSIM_QR"
-Peer = tuple[str, int, str]
+#: What a study-level probe asks the target to return.
+_STUDY_KEYS = ("StudyInstanceUID", "AccessionNumber", "PatientID", "PatientName",
+               "PatientBirthDate", "ModalitiesInStudy", "NumberOfStudyRelatedInstances")
 
 
 @dataclass
@@ -36,9 +38,9 @@ class PacsimEnvironment:
 
     runtime: str
     seed: int
-    ris_dicom: Peer
+    ris_dicom: AeAddress
     ris_mllp: tuple[str, int]
-    target_dicom: Peer
+    target_dicom: AeAddress
     target_rest_url: str | None
     #: modality actor name -> (station AE title, station name, modality code)
     stations: dict[str, tuple[str, str, str]]
@@ -94,33 +96,11 @@ class TargetProbe:
 
     def __init__(self, environment: PacsimEnvironment) -> None:
         self.peer = environment.target_dicom
+        self._client = QrClient(self.peer, QUERY_AE, EventBus(), "pacsim-test")
 
     def find_studies(self, **keys: Any) -> list[Dataset]:
-        host, port, called = self.peer
-        query = Dataset()
-        query.QueryRetrieveLevel = "STUDY"
-        for keyword in ("StudyInstanceUID", "AccessionNumber", "PatientID", "PatientName",
-                        "PatientBirthDate", "ModalitiesInStudy", "NumberOfStudyRelatedInstances"):
-            setattr(query, keyword, "")
-        for keyword, value in keys.items():
-            setattr(query, keyword, value)
-        ae = AE(ae_title=QUERY_AE)
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        assoc = associate(ae, host, port, called)
-        found: list[Dataset] = []
-        try:
-            for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
-                code = int(getattr(status, "Status", -1))
-                if code in (0xFF00, 0xFF01) and identifier is not None:
-                    found.append(identifier)
-                elif code > 0x0000:
-                    raise StatusError("C-FIND failed", status=code, called_ae=called)
-                elif code < 0:  # no response: the association ended
-                    raise ProtocolError("C-FIND failed", status="none", called_ae=called)
-        finally:
-            assoc.release()
-            ae.shutdown()
-        return found
+        """Study-level C-FIND with ``keys`` as matching keys; ProtocolError on a failure."""
+        return self._client.find_matches("STUDY", keys, keys=_STUDY_KEYS)
 
     def wait_for_study(self, accession: str, *, instances: int | None = None,
                        timeout: float = 60.0, interval: float = 0.5) -> Dataset:

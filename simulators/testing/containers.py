@@ -7,9 +7,9 @@ accessors for the addresses a test connects to::
 
     with Network() as net, \\
          RisContainer().with_network(net).with_network_aliases("ris") as ris, \\
-         ModalityContainer().with_worklist("ris", 11112, "PACSIM_RIS") \\
+         ModalityContainer().with_worklist("PACSIM_RIS@ris:11112") \\
              .with_network(net) as ct:
-        host, port, ae = ris.get_dicom_address()
+        peer = ris.get_dicom_address()  # an AeAddress: peer.host, peer.port, peer.ae_title
 
 Ports are published on 127.0.0.1 only. Every container carries ``org.pacsim.run``
 (:data:`~simulators.runtime.engine.RUN_LABEL`), so the pytest plugin can remove
@@ -29,6 +29,7 @@ import yaml
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
+from simulators.dicom.address import AeAddress, parse_ae_address
 from simulators.http.client import JsonClient
 from simulators.runtime.engine import ACTOR_LABEL, KIND_LABEL, RUN_LABEL, orthanc_image, pacsim_image
 from simulators.runtime.images import ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config
@@ -136,10 +137,10 @@ class PacsimContainer(DockerContainer):
     def host_port(self, port: int) -> tuple[str, int]:
         return LOOPBACK, int(self.get_exposed_port(port))
 
-    def get_dicom_address(self) -> tuple[str, int, str]:
-        """(host, port, AE title) to reach this actor's DICOM listener from the test."""
+    def get_dicom_address(self) -> AeAddress:
+        """The peer to reach this actor's DICOM listener at from the test."""
         host, port = self.host_port(DICOM_PORT)
-        return host, port, str(self.settings["ae_title"])
+        return AeAddress(ae_title=str(self.settings["ae_title"]), host=host, port=port)
 
 
 class LegacyPacsContainer(PacsimContainer):
@@ -226,20 +227,23 @@ class ModalityContainer(PacsimContainer):
         self._wait_strategy = DicomEchoWaitStrategy(DICOM_PORT, ae_title)
         return self
 
-    def _peer(self, role: str, host: str, port: int, ae_title: str) -> ModalityContainer:
-        return self.with_setting(role, [host, port, ae_title])  # type: ignore[return-value]
+    def _peer(self, role: str, peer: AeAddress | str) -> ModalityContainer:
+        """``peer`` as the settings file spells it: ``AE@HOST:PORT`` (host on the
+        containers' network, by name)."""
+        address = parse_ae_address(peer, f"--{role}") if isinstance(peer, str) else peer
+        return self.with_setting(role, str(address))  # type: ignore[return-value]
 
-    def with_worklist(self, host: str, port: int, ae_title: str) -> ModalityContainer:
-        return self._peer("worklist", host, port, ae_title)
+    def with_worklist(self, peer: AeAddress | str) -> ModalityContainer:
+        return self._peer("worklist", peer)
 
-    def with_mpps(self, host: str, port: int, ae_title: str) -> ModalityContainer:
-        return self._peer("mpps", host, port, ae_title)
+    def with_mpps(self, peer: AeAddress | str) -> ModalityContainer:
+        return self._peer("mpps", peer)
 
-    def with_store(self, host: str, port: int, ae_title: str) -> ModalityContainer:
-        return self._peer("store", host, port, ae_title)
+    def with_store(self, peer: AeAddress | str) -> ModalityContainer:
+        return self._peer("store", peer)
 
-    def with_commitment(self, host: str, port: int, ae_title: str) -> ModalityContainer:
-        return self._peer("commitment", host, port, ae_title)
+    def with_commitment(self, peer: AeAddress | str) -> ModalityContainer:
+        return self._peer("commitment", peer)
 
     def with_auto_interval(self, seconds: float) -> ModalityContainer:
         """Poll the worklist every ``seconds`` and perform each new item (a busy room)."""
@@ -271,8 +275,9 @@ class OrthancContainer(DockerContainer):
             self.with_copy_into_container(text.encode("utf-8"),
                                           ORTHANC_EXTRA_CONFIG)
 
-    def get_dicom_address(self) -> tuple[str, int, str]:
-        return LOOPBACK, int(self.get_exposed_port(ORTHANC_DICOM_PORT)), self.ae_title
+    def get_dicom_address(self) -> AeAddress:
+        return AeAddress(ae_title=self.ae_title, host=LOOPBACK,
+                         port=int(self.get_exposed_port(ORTHANC_DICOM_PORT)))
 
     def get_rest_url(self) -> str:
         return f"http://{LOOPBACK}:{self.get_exposed_port(ORTHANC_HTTP_PORT)}"

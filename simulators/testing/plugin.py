@@ -107,6 +107,7 @@ def _docker(environment: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     from simulators.runtime.docker import DockerEnvironment  # lazy: see module docstring
     from simulators.runtime.engine import docker_client, new_run_id  # lazy: see module docstring
     from simulators.runtime.topology import DICOM_PORT, HL7_PORT, plan  # lazy: see module docstring
+    from simulators.dicom.address import AeAddress  # lazy: see module docstring
     from simulators.testing.clients import PacsimEnvironment  # lazy: see module docstring
 
     try:
@@ -118,20 +119,22 @@ def _docker(environment: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     runtime.start()
     try:
         ris = next(s for s in topology.services if s.kind == "ris")
-        host, port, ae_title = topology.target
+        target = topology.target
         rest = None
-        if topology.target_kind == "external":
-            target = (host, port, ae_title)
-        else:
-            target = (*runtime.address(host, port), ae_title)
+        if topology.target_kind != "external":  # the published port on this machine
+            published_host, published_port = runtime.address(target.host, target.port)
             if topology.target_kind == "orthanc":
-                http = runtime.address(host, 8042)
+                http = runtime.address(target.host, 8042)
                 rest = f"http://{http[0]}:{http[1]}"
+            target = AeAddress(ae_title=target.ae_title, host=published_host, port=published_port)
         stations = {s.name: (s.ae_title or "", _station(s), _modality(s))
                     for s in topology.services if s.kind == "modality"}
-        yield PacsimEnvironment("docker", environment.seed, (*runtime.address(ris.name, DICOM_PORT),
-                                ris.ae_title or ""), runtime.address(ris.name, HL7_PORT), target,
-                                rest, stations, run_id=runtime.run_id)
+        ris_host, ris_port = runtime.address(ris.name, DICOM_PORT)
+        yield PacsimEnvironment("docker", environment.seed,
+                                AeAddress(ae_title=ris.ae_title or "", host=ris_host,
+                                          port=ris_port),
+                                runtime.address(ris.name, HL7_PORT), target, rest, stations,
+                                run_id=runtime.run_id)
     finally:
         keep = setting(request.config, "keep_on_failure")
         if keep and request.session.testsfailed:
@@ -159,6 +162,7 @@ def _modality(service: Any) -> str:
 
 def _local(environment: Any) -> Iterator[Any]:
     from simulators.actors.modality import Modality  # lazy: see module docstring
+    from simulators.dicom.address import AeAddress  # lazy: see module docstring
     from simulators.events import EventBus  # lazy: see module docstring
     from simulators.site.site import Site  # lazy: see module docstring
     from simulators.testing.clients import LocalPerformers, PacsimEnvironment  # lazy: see module docstring
@@ -172,9 +176,11 @@ def _local(environment: Any) -> Iterator[Any]:
             stations = {m.name: (m.config.ae_title, m.config.station_name, m.config.modality)
                         for m in modalities}
             rest = site.orthanc.rest_url if site.orthanc is not None else None
+            ris_host, ris_port = ris.dicom_address
             yield PacsimEnvironment("local", environment.seed,
-                                    (*ris.dicom_address, ris.config.ae_title), ris.hl7_address,
-                                    site.target.peer, rest, stations)
+                                    AeAddress(ae_title=ris.config.ae_title, host=ris_host,
+                                              port=ris_port),
+                                    ris.hl7_address, site.target.dicom, rest, stations)
         finally:
             performers.stop()
 

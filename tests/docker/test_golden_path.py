@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from simulators.actors.ehr import Ehr, EhrConfig
+from simulators.dicom.address import AeAddress
 from simulators.errors import ConfigError
 from simulators.runtime.docker import DockerEnvironment, list_states
 from simulators.runtime.engine import RUN_LABEL
@@ -40,9 +41,13 @@ def test_order_to_study_with_every_actor_in_a_container(docker, capsys):
             assert ehr.admit(patient).code == "AA"
             assert ehr.place_order(order).code == "AA"
 
+        ris_dicom_host, ris_dicom_port = env.address("ris", DICOM_PORT)
+        orthanc_host, orthanc_port = env.address("orthanc", 4242)
         target = TargetProbe(PacsimEnvironment(
-            "docker", environment.seed, (*env.address("ris", DICOM_PORT), "PACSIM_RIS"),
-            (ris_host, ris_port), (*env.address("orthanc", 4242), "ORTHANC"), None, {}))
+            "docker", environment.seed,
+            AeAddress(ae_title="PACSIM_RIS", host=ris_dicom_host, port=ris_dicom_port),
+            (ris_host, ris_port),
+            AeAddress(ae_title="ORTHANC", host=orthanc_host, port=orthanc_port), None, {}))
         study = target.wait_for_study(order.accession, instances=4, timeout=60)
         assert study.PatientID == patient.patient_id
         assert str(study.PatientName) == patient.dicom_name

@@ -24,9 +24,10 @@ from typing import Any, Callable
 
 import pytest
 
+from simulators.dicom.address import AeAddress
 from simulators.events import EventBus
 from simulators.runtime.engine import RUN_LABEL, remove_by_label
-from simulators.site.site import QUERY_AE, TargetEndpoint
+from simulators.site.site import QUERY_AE
 from simulators.dicom.qrscu import QrClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,8 +152,8 @@ def test_a_sandbox_in_containers_runs_resets_and_leaves_nothing_behind(docker, t
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/app/explorer\.html", web_ui), web_ui
         with urllib.request.urlopen(web_ui, timeout=10) as answer:
             assert answer.status == 200
-        endpoint = TargetEndpoint("orthanc", target["host"], target["port"], target["ae_title"])
-        client = QrClient(endpoint, QUERY_AE, EventBus(), "test")
+        peer = AeAddress(ae_title=target["ae_title"], host=target["host"], port=target["port"])
+        client = QrClient(peer, QUERY_AE, EventBus(), "test")
         for started in (emergency, inpatient):
             found_status, found = client.find("STUDY", {"PatientID": started["patient_id"]})
             assert found_status == 0 and len(found) == 1, started

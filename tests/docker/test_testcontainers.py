@@ -29,12 +29,13 @@ def test_containers_carry_a_study_from_order_to_orthanc(docker):
         with OrthancContainer(run_id=RUN).with_network(network).with_network_aliases("orthanc") as orthanc, \
              RisContainer(run_id=RUN).with_station("CT", "CT_ROOM1", "CT1") \
                 .with_network(network).with_network_aliases("ris") as ris, \
-             ModalityContainer(run_id=RUN).with_worklist("ris", 11112, "PACSIM_RIS") \
-                .with_mpps("ris", 11112, "PACSIM_RIS").with_store("orthanc", 4242, "ORTHANC") \
+             ModalityContainer(run_id=RUN).with_worklist("PACSIM_RIS@ris:11112") \
+                .with_mpps("PACSIM_RIS@ris:11112").with_store("ORTHANC@orthanc:4242") \
                 .with_auto_interval(1).with_network(network) as ct:
             # Each accessor points at a live listener on loopback.
-            assert dicom_echo(*ris.get_dicom_address()[:2], ris.get_dicom_address()[2]) == 0
-            assert dicom_echo(*ct.get_dicom_address()[:2], "CT_ROOM1") == 0
+            ris_peer, ct_peer = ris.get_dicom_address(), ct.get_dicom_address()
+            assert dicom_echo(ris_peer.host, ris_peer.port, ris_peer.ae_title) == 0
+            assert dicom_echo(ct_peer.host, ct_peer.port, "CT_ROOM1") == 0
             assert orthanc.get_rest_url().startswith("http://127.0.0.1:")
             patient, order = order_for(World(5), 1, index=700)
             host, port = ris.get_mllp_address()
@@ -57,8 +58,8 @@ def test_ehr_and_legacy_pacs_containers_answer_their_protocols(docker):
          LegacyPacsContainer(run_id=RUN, ae_title="OLD_PACS") as legacy:
         # The EHR refuses what is not ORU^R01 with an application reject: it answers.
         assert mllp_ping(*ehr.get_mllp_address()) == "AR"
-        host, port, ae_title = legacy.get_dicom_address()
-        assert ae_title == "OLD_PACS" and dicom_echo(host, port, ae_title) == 0
+        peer = legacy.get_dicom_address()
+        assert peer.ae_title == "OLD_PACS" and dicom_echo(peer.host, peer.port, peer.ae_title) == 0
         labels = legacy.get_wrapped_container().labels
         assert labels[RUN_LABEL] == RUN and labels["org.pacsim.kind"] == "archive"
 

@@ -25,6 +25,7 @@ from pynetdicom import AE, build_role
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from simulators.actors.modality import Exam, Modality, ModalityConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.worklist import build_worklist_item
 from simulators.events import EventBus, Exchange
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
@@ -88,7 +89,7 @@ class Site:
 def site() -> Iterator[Site]:
     require_tool("Orthanc")
     orthanc = OrthancProcess(OrthancSettings(ae_title="ORTHANC"))  # ports chosen, not started
-    peer = ("127.0.0.1", orthanc.dicom_port, orthanc.ae_title)
+    peer = AeAddress(ae_title=orthanc.ae_title, host="127.0.0.1", port=orthanc.dicom_port)
     bus, seen = EventBus(), []
     bus.subscribe(seen.append)
     world = World(seed=12)

@@ -23,6 +23,7 @@ from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import NOT_SENT, Exam, Modality, ModalityConfig
 from simulators.actors.ris import Ris, RisConfig
 from simulators.actors.viewer import Viewer, ViewerConfig, ViewerSource
+from simulators.dicom.address import AeAddress
 from simulators.errors import AssociationError, ConfigError, ProtocolError
 from simulators.events import EventBus, Exchange
 from simulators.hl7.messages import oru_r01
@@ -32,7 +33,6 @@ from simulators.runtime.remote import (
     ControlClient, RemoteArchive, RemoteEhr, RemoteModality, RemoteRis,
 )
 from simulators.runtime.remote_viewer import RemoteViewer
-from simulators.site.site import TargetEndpoint
 from simulators.dicom.qrscu import QrClient
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
@@ -77,8 +77,8 @@ def served() -> Iterator[Served]:
             started.append(actor.start())
         ehr = Ehr(EhrConfig(name="ehr", ris_port=ris.hl7_address[1],
                             receiving_application="GH_RIS"), events=EventBus())
-        ris_peer = ("127.0.0.1", ris.dicom_address[1], "GH_RIS")
-        target = ("127.0.0.1", archive.port, "PACSIM_ARC")
+        ris_peer = AeAddress(ae_title="GH_RIS", host="127.0.0.1", port=ris.dicom_address[1])
+        target = AeAddress(ae_title="PACSIM_ARC", host="127.0.0.1", port=archive.port)
         modality = Modality(ModalityConfig(
             name="ct1", ae_title="CT_ROOM1", station_name="CT1", worklist=ris_peer,
             mpps=ris_peer, store=target, commitment=target, rows=32, cols=32,
@@ -190,7 +190,8 @@ def test_events_of_a_remote_operation_reach_the_callers_bus(served, event_bus):
 
 def test_failures_come_back_as_the_same_error_with_its_context(served):
     closed = free_port()
-    dead = Modality(ModalityConfig(name="dead", worklist=("127.0.0.1", closed, "NOBODY"),
+    nobody = AeAddress(ae_title="NOBODY", host="127.0.0.1", port=closed)
+    dead = Modality(ModalityConfig(name="dead", worklist=nobody,
                                    timeout=2), events=EventBus())
     with dead, ControlServer(dead) as server:
         proxy = RemoteModality("dead", ControlClient(*server.address), world=served.world,
@@ -213,7 +214,7 @@ def test_the_fault_log_follows_the_remote_injector():
     world = World(SEED)
     ris = Ris(RisConfig(ae_title="GH_RIS"), events=EventBus())
     with ris:
-        peer = ("127.0.0.1", ris.dicom_address[1], "GH_RIS")
+        peer = AeAddress(ae_title="GH_RIS", host="127.0.0.1", port=ris.dicom_address[1])
         scanner = Modality(ModalityConfig(name="ct9", ae_title="CT_ROOM9", worklist=peer,
                                           mpps=peer, faults=("mpps.orphan",)),
                            world=world, events=EventBus())
@@ -324,7 +325,7 @@ def test_a_trainer_sets_and_clears_faults_through_the_proxy():
     world = World(SEED)
     ris = Ris(RisConfig(ae_title="GH_RIS"), events=EventBus())
     with ris:
-        peer = ("127.0.0.1", ris.dicom_address[1], "GH_RIS")
+        peer = AeAddress(ae_title="GH_RIS", host="127.0.0.1", port=ris.dicom_address[1])
         scanner = Modality(ModalityConfig(name="ct8", ae_title="CT_ROOM8", worklist=peer,
                                           mpps=peer), world=world, events=EventBus())
         orders = [world.order(world.patient(6 + i), "CT", station_ae="CT_ROOM8",
@@ -371,13 +372,13 @@ def test_a_remote_viewer_searches_and_loads_where_its_network_says():
         order = world.order(world.patient(9), "CR", station_ae="CR1", station_name="CR1",
                             index=90)
         datasets = build_study(StudyContext.from_order(order, world), series=1, per_series=3)
-        target = TargetEndpoint("builtin", "127.0.0.1", archive.port, "PACS_ARC",
-                                dicomweb_url=archive.dicomweb_url)
+        target = AeAddress(ae_title="PACS_ARC", host="127.0.0.1", port=archive.port)
         assert QrClient(target, "LOADER", EventBus(), "test").store(datasets) == [0, 0, 0]
-        real = ViewerSource("target", "127.0.0.1", archive.port, "PACS_ARC",
-                            archive.dicomweb_url)
+        real = ViewerSource(name="target", dicom=target, dicomweb_url=archive.dicomweb_url)
         # What a step on the host passes: ports that mean nothing where the viewer runs.
-        published = ViewerSource("target", "127.0.0.1", 1, "PACS_ARC", "http://127.0.0.1:1/x")
+        published = ViewerSource(name="target",
+                                 dicom=AeAddress(ae_title="PACS_ARC", host="127.0.0.1", port=1),
+                                 dicomweb_url="http://127.0.0.1:1/x")
         seen: list[Exchange] = []
         bus = EventBus()
         bus.subscribe(seen.append)

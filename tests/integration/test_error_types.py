@@ -37,7 +37,7 @@ from simulators.hl7.mllp import AsyncMllpClient, MllpClient, MllpServer
 from simulators.kpi import probes_dicom
 from simulators.kpi.canary import new_cycle
 from simulators.kpi.target import ProbeTarget
-from simulators.migration.qr import QrSession
+from simulators.dicom.qrscu import QrClient
 from simulators.peers.dcmtk import dcmtk_server
 from tests.helpers import free_port, require_tool, start_server
 
@@ -304,7 +304,8 @@ def test_a_refused_c_store_is_a_status_error_with_the_peers_status() -> None:
     ae.add_supported_context("1.2.840.10008.5.1.4.1.2.2.1", UNCOMPRESSED)  # study root find
     server = start_server(ae, "127.0.0.1", 0, [(evt.EVT_C_STORE, lambda event: 0xA702)])
     try:
-        target = ProbeTarget("full", AeAddress("FULLSCP", "127.0.0.1", server.server_address[1]),
+        target = ProbeTarget("full", AeAddress(ae_title="FULLSCP", host="127.0.0.1",
+                                               port=server.server_address[1]),
                              timeout=5.0)
         cycle = new_cycle()
         with pytest.raises(StatusError) as caught:
@@ -318,11 +319,11 @@ def test_a_refused_c_store_is_a_status_error_with_the_peers_status() -> None:
 @pytest.mark.dcmtk
 def test_a_failed_c_find_at_dcmtk_is_a_status_error(tmp_path: Path) -> None:
     with dcmqrscp(tmp_path) as port:
-        session = QrSession(AeAddress("QRSCP", "127.0.0.1", port), "ALLOWED", EventBus(),
-                            "migration", timeout=5.0)
+        session = QrClient(AeAddress(ae_title="QRSCP", host="127.0.0.1", port=port), "ALLOWED",
+                           EventBus(), "migration", timeout=5.0, keep_open=True)
         try:
             with pytest.raises(StatusError) as caught:
-                session.find("BOGUS", ["StudyInstanceUID"], {})
+                session.find_matches("BOGUS", {}, keys=["StudyInstanceUID"])
         finally:
             session.close()
     assert caught.value.status == 0xC000  # dcmqrscp: unable to process

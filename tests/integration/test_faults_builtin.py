@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from simulators.actors.ehr import Ehr, EhrConfig
 from simulators.actors.modality import Modality, ModalityConfig
+from simulators.dicom.address import AeAddress
 from simulators.errors import ProtocolError
 from simulators.events import EventBus
 from simulators.faults import invariants
@@ -46,11 +47,9 @@ def fresh() -> Iterator[Target]:
         yield target
 
 
-def _peers(target: Target) -> dict[str, tuple[str, int, str]]:
+def _peers(target: Target) -> dict[str, AeAddress]:
     assert target.dicom and target.store
-    ris = (target.dicom.host, target.dicom.port, target.dicom.ae_title)
-    return {"worklist": ris, "mpps": ris,
-            "store": (target.store.host, target.store.port, target.store.ae_title)}
+    return {"worklist": target.dicom, "mpps": target.dicom, "store": target.store}
 
 
 def _item(target: Target, accession: str) -> Dataset:

@@ -19,12 +19,13 @@ import pytest
 from pynetdicom import evt
 from pynetdicom.sop_class import Verification
 
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, make_ae
 from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.dicom.worklist import build_worklist_item
 from simulators.load import (
-    DicomPeer, LoadEngine, LoadProfile, LoadTarget, fleet_members, load_dict, run_load,
+    LoadEngine, LoadProfile, LoadTarget, fleet_members, load_dict, run_load,
 )
 from simulators.load.engine import ORDER_BASE
 from simulators.load.images import StudyImages
@@ -48,7 +49,8 @@ class DelayedEchoServer:
         ae = make_ae(AeSettings(ae_title="DELAYED", maximum_associations=max_associations))
         ae.add_supported_context(Verification)
         self.server = start_server(ae, "127.0.0.1", 0, [(evt.EVT_C_ECHO, self._on_echo)])
-        self.peer = DicomPeer("127.0.0.1", self.server.server_address[1], "DELAYED")
+        self.peer = AeAddress(ae_title="DELAYED", host="127.0.0.1",
+                              port=self.server.server_address[1])
         self.answered = 0
 
     def _on_echo(self, event: object) -> int:
@@ -162,7 +164,7 @@ def test_workers_merge_every_event(delayed: DelayedEchoServer) -> None:
 
 
 def test_non_loopback_target_is_refused_before_any_traffic() -> None:
-    outside = LoadTarget(store=DicomPeer("192.0.2.10", 104, "PACS"))
+    outside = LoadTarget(store=AeAddress(ae_title="PACS", host="192.0.2.10", port=104))
     with pytest.raises(ConfigError, match="not on loopback"):
         LoadEngine(echo_profile(1), outside, world=World(1), events=EventBus())
     allowed_by_profile_only = echo_profile(1, allow_external=True)
@@ -193,7 +195,8 @@ def test_stored_studies_arrive_exact_and_valid(tmp_path: Path) -> None:
     profile = store_profile(2, shape)
     world = World(3, non_ascii=0.5)
     with dcmtk_server(["storescp", "-aet", "STORESCP", "-od", str(received)], port):
-        run = run_load(profile, LoadTarget(store=DicomPeer("127.0.0.1", port, "STORESCP")),
+        store = AeAddress(ae_title="STORESCP", host="127.0.0.1", port=port)
+        run = run_load(profile, LoadTarget(store=store),
                        world=world)
     ops = run.stats.operations(run.duration)
     assert ops["store"]["count"] == 2 and ops["store"]["errors"] == 0
@@ -254,7 +257,8 @@ def test_worklist_polls_count_matches_against_wlmscpfs(tmp_path: Path) -> None:
     events.subscribe(lambda e: polls.append(e) if e.kind == "load.mwl.query" else None)
     port = free_port()
     with dcmtk_server(["wlmscpfs", "-dfp", str(tmp_path)], port):
-        run = run_load(profile, LoadTarget(worklist=DicomPeer("127.0.0.1", port, "WLM")),
+        worklist = AeAddress(ae_title="WLM", host="127.0.0.1", port=port)
+        run = run_load(profile, LoadTarget(worklist=worklist),
                        world=World(1), events=events)
     ops = run.stats.operations(run.duration)
     assert ops["mwl.query"]["count"] == 20 and ops["mwl.query"]["errors"] == 0

@@ -16,6 +16,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep, StorageCommitme
 
 from simulators.peers.dcmtk import dcmtk_server
 from simulators.actors.modality import Modality, ModalityConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.ae import AeSettings, make_ae
 from simulators.dicom.fast import read_part10
 from simulators.dicom.mpps import MppsManager
@@ -104,10 +105,13 @@ def site(tmp_path: Path) -> Iterator[Site]:
     wl_port, store_port, bus = free_port(), free_port(), EventBus()
     seen: list = []
     bus.subscribe(seen.append)
-    pacs = ("127.0.0.1", server.server_address[1], "PACS")
+    pacs = AeAddress(ae_title="PACS", host="127.0.0.1", port=server.server_address[1])
     config = ModalityConfig(name="ct1", ae_title=STATION, modality="CT", station_name="CT1",
-                            worklist=("127.0.0.1", wl_port, "WLM"), mpps=pacs,
-                            store=("127.0.0.1", store_port, "STORESCP"), commitment=pacs,
+                            worklist=AeAddress(ae_title="WLM", host="127.0.0.1", port=wl_port),
+                            mpps=pacs,
+                            store=AeAddress(ae_title="STORESCP", host="127.0.0.1",
+                                            port=store_port),
+                            commitment=pacs,
                             series=2, per_series=2, rows=32, cols=32, commitment_timeout=5)
     try:
         with dcmtk_server(["wlmscpfs", "-dfp", str(tmp_path / "wl")], wl_port), \

@@ -23,7 +23,8 @@ from simulators.kpi.embedded import ProbeSession, SessionOptions
 from simulators.kpi.result import FAIL, OK, SKIPPED, TIMEOUT
 from simulators.kpi.runner import PROBES, ProbeRunner
 from simulators.kpi.store import ResultStore
-from simulators.kpi.target import Peer, ProbeTarget
+from simulators.dicom.address import AeAddress
+from simulators.kpi.target import ProbeTarget
 from tests.helpers import free_port, require_tool
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -115,7 +116,8 @@ def test_report_turnaround_not_measured_without_a_reporting_peer(tmp_path) -> No
 
 
 def test_target_down_is_a_recorded_failure(tmp_path) -> None:
-    target = ProbeTarget("down", Peer("NOBODY", "127.0.0.1", free_port()), timeout=2.0)
+    target = ProbeTarget("down", AeAddress(ae_title="NOBODY", host="127.0.0.1", port=free_port()),
+                         timeout=2.0)
     with ResultStore(tmp_path) as store:
         runner = ProbeRunner(target, probes=["echo", "store_to_queryable", "load_cget"],
                              store=store)
@@ -145,9 +147,9 @@ class SlowEchoServer:
             SupportedContext(VERIFICATION, ("1.2.840.10008.1.2",)),))
         self.server = FastServer(settings, {"C-ECHO": slow_echo}, actor="slow")
 
-    def __enter__(self) -> Peer:
+    def __enter__(self) -> AeAddress:
         self.server.start()
-        return Peer("SLOW", "127.0.0.1", self.server.port)
+        return AeAddress(ae_title="SLOW", host="127.0.0.1", port=self.server.port)
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
@@ -183,7 +185,8 @@ def test_slow_target_within_the_timeout_is_ok_and_measured() -> None:
 
 def test_wrong_called_ae_fails_naming_the_rejection(builtin: ProbeSession) -> None:
     real = builtin.target.store  # type: ignore[union-attr]
-    target = ProbeTarget("wrong-ae", Peer("NOT_THE_PACS", real.host, real.port), timeout=3.0)
+    target = ProbeTarget("wrong-ae", AeAddress(ae_title="NOT_THE_PACS", host=real.host,
+                                               port=real.port), timeout=3.0)
     results = ProbeRunner(target, probes=["echo", "load_cmove", "load_cget"],
                           receiver=builtin.receiver).run_cycle()
     assert [r.outcome for r in results] == [FAIL, FAIL, FAIL]

@@ -27,6 +27,7 @@ from simulators.sandbox.clock import SimClock
 from simulators.cli.sandbox import load_environment
 from simulators.sandbox.sandbox import Sandbox
 from simulators.site.site import QUERY_AE
+from simulators.dicom.address import AeAddress
 from simulators.dicom.qrscu import QrClient
 from tests.helpers import RecordedEvents
 
@@ -147,7 +148,7 @@ def sandbox(tmp_path: Path, event_bus: RecordedEvents) -> Any:
 
 
 def _studies_of(box: Sandbox, patient_id: str) -> list[Any]:
-    client = QrClient(box.site.require_target(), QUERY_AE, EventBus(), "test")
+    client = QrClient(box.site.require_target().dicom, QUERY_AE, EventBus(), "test")
     status, found = client.find("STUDY", {"PatientID": patient_id})
     assert status == 0
     return found
@@ -243,7 +244,8 @@ def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
         reported = [r for r in first["recent"] if r["outcome"].get("report_ack")]
         assert reported and first["reports_received_by_ehr"] >= len(reported)
         target = first["target"]
-        client = QrClient(_Target(target), QUERY_AE, EventBus(), "test")
+        client = QrClient(AeAddress(ae_title=target["ae_title"], host=target["host"],
+                                    port=target["port"]), QUERY_AE, EventBus(), "test")
         for run in reported:
             assert run["outcome"]["mpps"] == "COMPLETED: success"
             status, found = client.find("STUDY", {"AccessionNumber": run["accession"]})
@@ -270,13 +272,6 @@ def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-
-
-class _Target:
-    """A TargetEndpoint-shaped view of the status answer's ``target``."""
-
-    def __init__(self, target: dict[str, Any]) -> None:
-        self.host, self.port, self.ae_title = target["host"], target["port"], target["ae_title"]
 
 
 def test_status_without_a_running_sandbox_is_a_clear_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.viewer import Viewer, ViewerConfig, ViewerSource
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import FastClient
 from simulators.dicom.store import DicomStore
 from simulators.events import EventBus, Exchange
@@ -87,8 +88,10 @@ def test_viewer_on_the_builtin_archive(viewer: Viewer, events: list[Exchange]) -
                                destinations={"TABLET1": ("127.0.0.1", viewer.port)}),
                  events=viewer.events) as target:
         _c_store("127.0.0.1", target.port, target.config.ae_title, study + other)
-        source = ViewerSource("target", "127.0.0.1", target.port, target.config.ae_title,
-                              target.dicomweb_url)
+        source = ViewerSource(name="target",
+                              dicom=AeAddress(ae_title=target.config.ae_title, host="127.0.0.1",
+                                              port=target.port),
+                              dicomweb_url=target.dicomweb_url)
         patient_id = str(study[0].PatientID)
         by_qido = viewer.search_studies(source, PatientID=patient_id)
         by_find = viewer.search_studies(source, via="find", PatientID=patient_id)
@@ -109,8 +112,10 @@ def test_viewer_on_orthanc_dicomweb(viewer: Viewer, events: list[Exchange]) -> N
                                            "LOADER": ("127.0.0.1", 1)})
     with OrthancProcess(settings) as orthanc:
         _c_store("127.0.0.1", orthanc.dicom_port, orthanc.ae_title, study)
-        source = ViewerSource("orthanc", "127.0.0.1", orthanc.dicom_port, orthanc.ae_title,
-                              orthanc.dicomweb_url)
+        source = ViewerSource(name="orthanc",
+                              dicom=AeAddress(ae_title=orthanc.ae_title, host="127.0.0.1",
+                                              port=orthanc.dicom_port),
+                              dicomweb_url=orthanc.dicomweb_url)
         found = viewer.search_studies(source, PatientID=str(study[0].PatientID))
         assert [s["StudyInstanceUID"] for s in found] == [str(study[0].StudyInstanceUID)]
         _check_load(viewer, source, study, events)

@@ -13,7 +13,8 @@ from simulators.load.engine import LoadRun
 from simulators.load.report import load_dict, render_html, write_load_reports
 from simulators.load.shape import Shape
 from simulators.load.stats import error_reason
-from simulators.load.target import DicomPeer, LoadTarget, check_target, is_loopback
+from simulators.dicom.address import AeAddress
+from simulators.load.target import LoadTarget, check_target, is_loopback
 from simulators.errors import ConfigError
 
 T0 = 1_700_000_000.0
@@ -121,7 +122,8 @@ def test_reports_have_the_contract_keys_and_escape_peer_text(tmp_path) -> None:
 def test_only_loopback_targets_are_allowed() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.0.2.1") and not is_loopback("no-such-host.invalid")
-    check_target(LoadTarget(store=DicomPeer("127.0.0.2", 104, "A")), allow_external=False)
+    check_target(LoadTarget(store=AeAddress(ae_title="A", host="127.0.0.2", port=104)),
+                 allow_external=False)
     with pytest.raises(ConfigError, match="not on loopback"):
         check_target(LoadTarget(hl7=("198.51.100.7", 2575)), allow_external=False)
     check_target(LoadTarget(hl7=("198.51.100.7", 2575)), allow_external=True)

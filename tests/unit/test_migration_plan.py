@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from simulators.errors import ConfigError
 from simulators.migration.checkpoint import Checkpoint
 from simulators.cli.migration import parse_rate
-from simulators.migration.endpoints import parse_peer
+from simulators.dicom.address import parse_ae_address as parse_peer
 from simulators.migration.morph import load_rules, parse_morphs
 from simulators.migration.plan import (
     Stage, StudyRef, batches, parse_since, stages_for, studies_by_find, studies_from_index,

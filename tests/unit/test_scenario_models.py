@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
+from simulators.dicom.address import AeAddress
 from simulators.errors import ScenarioError
 from simulators.scenario import StepBase, StepOutcome, StepRegistry, default_registry, json_schema
 from simulators.common.fields import parse_duration
@@ -104,7 +105,8 @@ def test_targets_and_supports(tmp_path: Path) -> None:
             "      dicom: PACS@pacs-test.example.org:104\n      hl7: pacs-test.example.org:2575\n"
             "  supports: {mpps: false}\nsteps:\n  - {do: note, message: m}\n")
     scenario = load_scenario(tmp_path / "s.yaml", text=text)
-    assert scenario.environment.target.external.dicom_parts == ("PACS", "pacs-test.example.org", 104)
+    assert scenario.environment.target.external.dicom_address == AeAddress(
+        ae_title="PACS", host="pacs-test.example.org", port=104)
     assert scenario.environment.target_kind == "external"
     assert scenario.environment.supported("mpps") is False
     assert scenario.environment.supported("query") is True

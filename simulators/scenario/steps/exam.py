@@ -23,7 +23,6 @@ from pydantic import Field, model_validator
 from simulators.actors.modality import DISCONTINUED_REASONS, Modality
 from simulators.errors import ProtocolError, ScenarioError
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.scenario.expectations import check_all
 from simulators.scenario.models import BaseExpect, StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.steps import _exams as wf

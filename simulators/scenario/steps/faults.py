@@ -22,24 +22,25 @@ from typing import Any, Literal, Union
 
 from pydantic import Field, model_validator
 
+from simulators.actors.ehr import Ehr
+from simulators.dicom.address import AeAddress
 from simulators.errors import ScenarioError
 from simulators.faults import invariants
-from simulators.injection.model import CONFORMANT
-from simulators.faults.scu import Endpoint
+from simulators.faults.runner import open_target, run_faults
 from simulators.faults.target import Target
 from simulators.faults.verdicts import (
     MppsAnswers, StepVerdict, judge_hl7, judge_mpps, judged_all_unsupported, probe_verdict,
 )
+from simulators.injection.catalogue import select
+from simulators.injection.model import CONFORMANT
 from simulators.scenario.context import StepContext, StepOutcome
-from simulators.site.site import QUERY_AE, Site
 from simulators.scenario.expectations import check_all
 from simulators.scenario.models import BaseExpect, StepBase, StepDefaults
 from simulators.scenario.registry import step
 from simulators.scenario.results import ExpectationResult
 from simulators.scenario.steps._support import site
-from simulators.injection.catalogue import select
-from simulators.faults.runner import open_target, run_faults
-from simulators.actors.ehr import Ehr
+from simulators.site.site import QUERY_AE, Site
+
 
 # --------------------------------------------------------------- verdicts on exam steps
 class FaultWatch:
@@ -212,7 +213,8 @@ def worklist_target(here: Site) -> Target:
     if ris is None or not ris.config.mwl:
         raise ScenarioError("worklist invariants need the scenario's RIS with its worklist on")
     host, port = ris.dicom_address
-    return Target("scenario-ris", dicom=Endpoint(host, port, ris.config.ae_title),
+    return Target("scenario-ris", dicom=AeAddress(ae_title=ris.config.ae_title, host=host,
+                                                  port=port),
                   calling_ae=QUERY_AE, ris=ris)
 
 

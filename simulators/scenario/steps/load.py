@@ -24,7 +24,8 @@ from pydantic import Field
 from simulators.load.run import run_load
 from simulators.load.profile import LoadProfile
 from simulators.load.report import load_dict, run_directory, write_load_reports
-from simulators.load.target import DicomPeer, LoadTarget
+from simulators.dicom.address import AeAddress
+from simulators.load.target import LoadTarget
 from simulators.scenario.context import StepContext, StepOutcome
 from simulators.scenario.environment import site_of
 from simulators.site.site import Site
@@ -46,16 +47,16 @@ def site_load_target(site: Site) -> LoadTarget:
     hl7 = None
     if ris is not None:
         host, port = ris.dicom_address
-        ris_peer = DicomPeer(host, port, ris.config.ae_title)
+        ris_peer = AeAddress(ae_title=ris.config.ae_title, host=host, port=port)
         worklist = ris_peer if ris.config.mwl else None
         if ris.config.hl7:
             hl7 = ris.hl7_address
         if environment.supported("mpps"):
             mpps = (ris_peer if ris.config.mpps else None) if target.kind == "builtin" \
-                else DicomPeer(*target.peer)
+                else target.dicom
     elif environment.supported("mpps"):
-        mpps = DicomPeer(*target.peer)
-    return LoadTarget(worklist=worklist, mpps=mpps, store=DicomPeer(*target.peer), hl7=hl7)
+        mpps = target.dicom
+    return LoadTarget(worklist=worklist, mpps=mpps, store=target.dicom, hl7=hl7)
 
 
 @step("load.run")

@@ -27,7 +27,8 @@ from simulators.actors.archive import Archive
 from simulators.common.fields import Fraction
 from simulators.errors import ConfigError, ScenarioError
 from simulators.load.report import run_directory
-from simulators.migration.endpoints import DicomPeer, Endpoints
+from simulators.dicom.address import AeAddress
+from simulators.migration.endpoints import Endpoints
 from simulators.migration.runner import MigrationOptions, run_migration
 from simulators.scenario.context import StepContext, StepOutcome
 from simulators.site.site import QUERY_AE
@@ -75,11 +76,12 @@ class _MigrationStep(StepBase):
         here = site(ctx)
         legacy: Archive = here.actor(self.source, Archive)
         target = here.require_target()
-        target_peer = DicomPeer(target.ae_title, target.host, target.port)
+        target_peer = target.dicom
         # the legacy sends to the target's AE title (C-MOVE): make sure it knows it
-        legacy.config.destinations[target.ae_title] = (target.host, target.port)
+        legacy.config.destinations[target_peer.ae_title] = (target_peer.host, target_peer.port)
         endpoints = Endpoints(
-            source=DicomPeer(legacy.config.ae_title, legacy.config.host, legacy.port),
+            source=AeAddress(ae_title=legacy.config.ae_title, host=legacy.config.host,
+                             port=legacy.port),
             target=target_peer, target_kind=target.kind, source_dir=legacy.store.root,
             source_archive=legacy)
         base = os.environ.get(REPORT_DIR_VARIABLE) or self.report or "reports/migration"

@@ -44,7 +44,7 @@ def qr_client(ctx: StepContext, here: Site, by: str | None) -> QrClient:
     if by is not None:
         performer = here.actor(by)
         calling = getattr(getattr(performer, "config", None), "ae_title", None) or QUERY_AE
-    return QrClient(here.require_target(), calling, ctx.events, actor or "pacsim-qr")
+    return QrClient(here.require_target().dicom, calling, ctx.events, actor or "pacsim-qr")
 
 
 def _int(value: Any) -> int:
@@ -143,7 +143,8 @@ class TargetRetrieveStep(StepBase):
                       for ds in client.find("IMAGE", {"StudyInstanceUID": uid})[1]]
             classes = list(dict.fromkeys(str(ds.SOPClassUID) for ds in images
                                          if "SOPClassUID" in ds))
-            observed = client.get(uids, classes)
+            fetched = client.get_studies(uids, classes)
+            observed = {**fetched.summary(), "received": fetched.received}
         observed["studies"] = len(uids)
         return StepOutcome(observed=observed,
                            message=f"{self.method}: {observed['received']} instance(s) received "
@@ -154,7 +155,7 @@ class TargetRetrieveStep(StepBase):
             raise ScenarioError("a C-MOVE needs 'to:' (the viewer or archive actor that "
                                 "receives)", field="to")
         receiver: Archive = here.actor(self.to, Archive)
-        observed = client.move(uids, receiver.config.ae_title)
+        observed = client.move_studies(uids, receiver.config.ae_title).summary()
         observed["received"] = sum(_int(found.get("NumberOfStudyRelatedInstances"))
                                    for uid in uids
                                    for found in receiver.find_studies(StudyInstanceUID=uid))

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from simulators.actors.viewer import Viewer, ViewerSource
+from simulators.dicom.address import AeAddress
 from simulators.errors import PacsimError, ScenarioError
 from simulators.scenario.context import StepContext, StepOutcome
 from simulators.site.site import Site
@@ -41,14 +42,14 @@ def source_named(here: Site, name: str) -> ViewerSource:
     """``target`` -> the target under test; any other name -> that archive actor."""
     if name == "target":
         target = here.require_target()
-        return ViewerSource("target", target.host, target.port, target.ae_title,
-                            target.dicomweb_url)
+        return ViewerSource(name="target", dicom=target.dicom, dicomweb_url=target.dicomweb_url)
     actor = here.actor(name)
     config = getattr(actor, "config", None)
     if config is None or not getattr(config, "ae_title", None):
         raise ScenarioError(f"source {name!r} is not a DICOM archive actor", field="sources")
-    return ViewerSource(name, config.host, int(actor.port), config.ae_title,
-                        getattr(actor, "dicomweb_url", None))
+    return ViewerSource(name=name, dicom=AeAddress(ae_title=config.ae_title, host=config.host,
+                                                   port=int(actor.port)),
+                        dicomweb_url=getattr(actor, "dicomweb_url", None))
 
 
 def _newest(studies: list[dict[str, Any]]) -> dict[str, Any]:
