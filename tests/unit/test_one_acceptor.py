@@ -16,21 +16,10 @@ from __future__ import annotations
 
 import ast
 import importlib
-from dataclasses import dataclass
-from pathlib import Path
 
-SIMULATORS = Path(__file__).resolve().parents[2] / "simulators"
+from tests.source_scan import Finding, scan_package
+
 PYNETDICOM_SERVERS = {"start_server", "AssociationServer", "ThreadedAssociationServer"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: str
-    line: int
-    what: str
-
-    def __str__(self) -> str:
-        return f"simulators/{self.path}:{self.line}: {self.what}"
 
 
 class _Scanner(ast.NodeVisitor):
@@ -72,11 +61,7 @@ def scan(source: str, path: str) -> list[Finding]:
 
 
 def test_no_pynetdicom_acceptor_is_started_in_simulators() -> None:
-    files = sorted(SIMULATORS.rglob("*.py"))
-    assert len(files) > 50, "the scan must see the package, not an empty directory"
-    findings = [finding for file in files
-                for finding in scan(file.read_text(encoding="utf-8"),
-                                    file.relative_to(SIMULATORS).as_posix())]
+    findings = scan_package(scan)
     assert not findings, ("pynetdicom acceptor used; listeners belong on FastServer:\n"
                           + "\n".join(map(str, findings)))
 

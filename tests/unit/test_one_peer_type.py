@@ -14,29 +14,18 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from simulators.dicom.address import AeAddress, TlsSettings, parse_ae_address
 from simulators.errors import ConfigError
 
-SIMULATORS = Path(__file__).resolve().parents[2] / "simulators"
+from tests.source_scan import SIMULATORS, Finding, scan_package
+
 HOME = "dicom/address.py"
 PEER_FIELDS = frozenset({"host", "port", "ae_title"})
 #: Optional extras that do not make a record anything but a peer.
 PEER_EXTRAS = frozenset({"tls"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: str
-    line: int
-    what: str
-
-    def __str__(self) -> str:
-        return f"simulators/{self.path}:{self.line}: {self.what}"
 
 
 def _name(node: ast.expr) -> str:
@@ -112,11 +101,7 @@ def scan(source: str, path: str) -> list[Finding]:
 
 
 def test_no_second_peer_type_in_simulators() -> None:
-    files = sorted(SIMULATORS.rglob("*.py"))
-    assert len(files) > 50, "the scan must see the package, not an empty directory"
-    findings = [finding for file in files
-                for finding in scan(file.read_text(encoding="utf-8"),
-                                    file.relative_to(SIMULATORS).as_posix())]
+    findings = scan_package(scan)
     assert not findings, ("a second DICOM peer type; use simulators.dicom.address.AeAddress:\n"
                           + "\n".join(map(str, findings)))
 

@@ -12,24 +12,13 @@ Management, not Q/R) and stay where they are.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
-from pathlib import Path
 
-SIMULATORS = Path(__file__).resolve().parents[2] / "simulators"
+from tests.source_scan import SIMULATORS, Finding, scan_package
+
 ALLOWED = "dicom/"
 PYNETDICOM_REQUESTS = {"send_c_find", "send_c_move", "send_c_get"}
 FAST_FINDS = {"find", "find_all", "count_matches"}
 QR_MODELS = {"study", "patient"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: str
-    line: int
-    what: str
-
-    def __str__(self) -> str:
-        return f"simulators/{self.path}:{self.line}: {self.what}"
 
 
 def _model(node: ast.Call) -> str | None:
@@ -60,11 +49,7 @@ def scan(source: str, path: str) -> list[Finding]:
 
 
 def test_only_the_dicom_package_sends_query_retrieve_requests() -> None:
-    files = sorted(SIMULATORS.rglob("*.py"))
-    assert len(files) > 50, "the scan must see the package, not an empty directory"
-    findings = [finding for file in files
-                for finding in scan(file.read_text(encoding="utf-8"),
-                                    file.relative_to(SIMULATORS).as_posix())]
+    findings = scan_package(scan)
     assert not findings, ("C-FIND/C-MOVE/C-GET sent outside simulators/dicom/; use "
                           "simulators.dicom.qrscu.QrClient:\n" + "\n".join(map(str, findings)))
 
