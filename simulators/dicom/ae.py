@@ -26,6 +26,14 @@ from simulators.errors import (
 #: to keep per-association memory bounded.
 DEFAULT_MAX_PDU = 131_072
 
+#: ARTIM (PS3.8 9.1.5), seconds: how long an acceptor waits for a new connection's
+#: A-ASSOCIATE-RQ (and for the peer to close after an RJ) before closing it.
+DEFAULT_ARTIM_TIMEOUT = 10.0
+
+#: Accepted TCP connections without an association that an acceptor holds at once;
+#: separate from (and far above) the association limit so idle sockets cannot use it up.
+DEFAULT_MAX_UNASSOCIATED = 512
+
 #: Pending TCP connections the kernel queues for an acceptor (capped by net.core.somaxconn).
 LISTEN_BACKLOG = 512
 
@@ -40,7 +48,12 @@ class AeSettings:
     dimse_timeout: float = 30.0
     network_timeout: float = 60.0
     connection_timeout: float = 10.0
+    #: Established associations at once as acceptor (idle, unassociated sockets do not count).
     maximum_associations: int = 50
+    #: As acceptor: seconds a new connection has to send its A-ASSOCIATE-RQ (ARTIM).
+    artim_timeout: float = DEFAULT_ARTIM_TIMEOUT
+    #: As acceptor: connections accepted but not yet associated; more are closed at once.
+    max_unassociated: int = DEFAULT_MAX_UNASSOCIATED
     #: Calling AE titles accepted as acceptor; empty means any.
     allowed_calling: frozenset[str] = field(default_factory=frozenset)
     #: Reject associations whose called AE title is not ours.
@@ -54,6 +67,11 @@ class AeSettings:
         if self.maximum_associations < 1:
             raise ConfigError("maximum_associations must be at least 1",
                               maximum_associations=self.maximum_associations)
+        if self.max_unassociated < 1:
+            raise ConfigError("max_unassociated must be at least 1",
+                              max_unassociated=self.max_unassociated)
+        if self.artim_timeout <= 0:
+            raise ConfigError("artim_timeout must be positive", artim_timeout=self.artim_timeout)
 
 
 def _set_nodelay(event: evt.Event) -> None:

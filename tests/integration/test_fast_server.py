@@ -98,7 +98,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def server(recorder: Recorder, recorded: tuple[EventBus, list[Exchange]]) -> Iterator[FastServer]:
-    with _server(recorder, recorded[0], acse_timeout=2.0) as running:
+    with _server(recorder, recorded[0], artim_timeout=2.0, acse_timeout=2.0) as running:
         yield running
 
 
@@ -341,7 +341,7 @@ def test_unknown_pdu_on_an_association_is_aborted_as_unrecognised(server: FastSe
 
 def test_silence_is_cut_by_artim_and_by_the_idle_timeout(
         recorder: Recorder, recorded: tuple[EventBus, list[Exchange]]) -> None:
-    with _server(recorder, recorded[0], acse_timeout=0.3, idle_timeout=0.5) as server:
+    with _server(recorder, recorded[0], artim_timeout=0.3, idle_timeout=0.5) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent:
             assert silent.recv(16) == b""  # no A-ASSOCIATE-RQ within ARTIM: closed
         with _associated_socket(server.port) as idle:

@@ -163,8 +163,12 @@ def test_connections_past_the_unassociated_cap_are_closed_at_once() -> None:
             with socket.create_connection(("127.0.0.1", server.port), timeout=30) as extra:
                 assert extra.recv(16) == b""  # closed, not queued until ARTIM
             assert _still_open(idle)
+            assert server.unassociated_connections == 5
         finally:
             _close(idle)
+        deadline = time.monotonic() + 10  # a wait for the server to see the FINs, not a bound
+        while server.unassociated_connections and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert _fast_echo("127.0.0.1", server.port, "IDLE_SCP") == 0x0000
 
 

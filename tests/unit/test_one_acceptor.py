@@ -97,11 +97,11 @@ def test_a_listener_built_from_ae_settings_keeps_the_whole_ae_policy() -> None:
     from simulators.dicom.fast import ServerSettings, SupportedContext
 
     ae = AeSettings("LISTENER", max_pdu=65_536, acse_timeout=7.0, dimse_timeout=8.0,
-                    network_timeout=9.0, maximum_associations=3,
-                    allowed_calling=frozenset({"PACS"}), require_called=False)
+                    network_timeout=9.0, maximum_associations=3, artim_timeout=4.0,
+                    max_unassociated=40, allowed_calling=frozenset({"PACS"}), require_called=False)
     contexts = (SupportedContext("1.2.840.10008.1.20.1", ("1.2.840.10008.1.2",), True, True),)
     settings = ServerSettings.for_ae(ae, contexts, host="0.0.0.0", port=11112, workers=2)
     assert settings == ServerSettings(
         ae_title="LISTENER", host="0.0.0.0", port=11112, contexts=contexts, max_pdu=65_536,
-        max_associations=3, allowed_calling=frozenset({"PACS"}), require_called=False,
-        acse_timeout=7.0, idle_timeout=9.0, dimse_timeout=8.0, workers=2)
+        max_associations=3, max_unassociated=40, artim_timeout=4.0,
+        allowed_calling=frozenset({"PACS"}), require_called=False, acse_timeout=7.0, idle_timeout=9.0, dimse_timeout=8.0, workers=2)

@@ -11,10 +11,12 @@ responses leave in order and a release is answered only after the work before it
 The PS3.8 state machine, reduced to what an acceptor must get right:
 
 * before negotiation, only an A-ASSOCIATE-RQ is valid; anything else, a broken
-  RQ or an oversized PDU gets an A-ABORT and the connection is closed; silence
-  past ARTIM closes it;
-* refusals (policy, association limit) answer A-ASSOCIATE-RJ and wait for the
-  peer to close, so the peer reads the RJ instead of a TCP reset;
+  RQ or an oversized PDU gets an A-ABORT and the connection is closed; an RQ not
+  complete within ARTIM (silence, or one trickled byte by byte) closes it;
+* the association slot (``max_associations``) is taken only once the RQ would be
+  accepted, so connections still negotiating never hold one;
+* refusals (policy, association limit) answer A-ASSOCIATE-RJ and wait (at most
+  ARTIM) for the peer to close, so the peer reads the RJ instead of a TCP reset;
 * on an established association: garbage or an unexpected PDU -> A-ABORT; no PDU
   for ``idle_timeout`` while nothing is running -> A-ABORT; A-RELEASE-RQ ->
   A-RELEASE-RP after the queued work; A-ABORT or a dropped socket end it at once.
@@ -67,16 +69,18 @@ class ServerAssociation:
         self._message_id = 0
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
+        #: True once the server gave us an association slot (``FastServer.admit``).
+        self.admitted = False
 
     @property
     def is_established(self) -> bool:
         return self.negotiated is not None and not self._closed
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def run(self, over_limit: bool) -> None:
+    async def run(self) -> None:
         """Serve the connection to its end; never raises for anything the peer does."""
         try:
-            negotiated = await self._negotiate(over_limit)
+            negotiated = await self._negotiate()
             if negotiated is not None:
                 self.negotiated = negotiated
                 await self._serve()
@@ -89,8 +93,15 @@ class ServerAssociation:
         finally:
             await self._close()
 
-    async def _negotiate(self, over_limit: bool) -> Negotiated | None:
-        pdu = await self._read(self.settings.acse_timeout, established=False)
+    async def _negotiate(self) -> Negotiated | None:
+        artim = self.settings.artim_timeout
+        try:
+            # one deadline for the whole RQ: a peer trickling bytes cannot stretch it
+            async with asyncio.timeout(artim):
+                pdu = await self._read(artim, established=False)
+        except TimeoutError:
+            pdu = None
+            self._artim_expired()
         if pdu is None:
             return None
         pdu_type, raw = pdu
@@ -107,7 +118,7 @@ class ServerAssociation:
             self._abort(codec.ABORT_INVALID_PARAMETER)
             return None
         self.calling_ae, self.called_ae = outcome.calling_ae, outcome.called_ae
-        if isinstance(outcome, Negotiated) and over_limit:
+        if isinstance(outcome, Negotiated) and not self.server.admit():
             outcome = Rejection(*REJECT_LOCAL_LIMIT, associate_rj_bytes(*REJECT_LOCAL_LIMIT),
                                 outcome.calling_ae, outcome.called_ae)
         if isinstance(outcome, Rejection):
@@ -115,10 +126,18 @@ class ServerAssociation:
                      outcome.calling_ae, outcome.called_ae, outcome.result, outcome.source,
                      outcome.reason)
             self._writer.write(outcome.rj_bytes)
-            await self._linger()
+            await self._linger(self.settings.artim_timeout)
             return None
+        self.admitted = True
         self._writer.write(outcome.ac_bytes)
         return outcome
+
+    def _artim_expired(self) -> None:
+        """No whole A-ASSOCIATE-RQ within ARTIM: say so, then the caller closes (9.1.5)."""
+        log.info("%s: no A-ASSOCIATE-RQ from %s within ARTIM (%.1f s): closing",
+                 self.server.actor, self.peer, self.settings.artim_timeout)
+        self.server.report_closed(self.peer, "dicom.artim-expired",
+                                  artim_timeout=self.settings.artim_timeout)
 
     async def _serve(self) -> None:
         self._worker = asyncio.create_task(self._work(), name=f"dimse-{self.peer}")
@@ -141,7 +160,7 @@ class ServerAssociation:
                     except TimeoutError:
                         self._abort(0)
                         return
-                    await self._linger()
+                    await self._linger(self.settings.acse_timeout)
                     return
                 elif pdu_type == codec.A_ABORT_TYPE:
                     return
@@ -165,7 +184,8 @@ class ServerAssociation:
                                             self.settings.dimse_timeout)
             except codec.PduIdle:
                 if not established:
-                    return None  # ARTIM expired: close the transport (PS3.8 9.1.5)
+                    self._artim_expired()
+                    return None  # close the transport (PS3.8 9.1.5)
                 if self._current is not None or not self._queue.empty():
                     continue  # a handler is working; the peer is waiting for us
                 log.info("association with %s idle for %.0f s: aborting", self.peer, timeout)
@@ -342,14 +362,14 @@ class ServerAssociation:
         self._closed = True
         self._writer.close()
 
-    async def _linger(self) -> None:
-        """After RJ or RP: let the peer close first (bounded by ARTIM), PS3.8 9.1.5.
+    async def _linger(self, timeout: float) -> None:
+        """After RJ or RP: let the peer close first (bounded by ``timeout``), PS3.8 9.1.5.
 
         Whatever still arrives is read and dropped, so closing never finds unread
         data in the socket (which would make the kernel send a reset).
         """
         try:
-            async with asyncio.timeout(self.settings.acse_timeout):
+            async with asyncio.timeout(timeout):
                 for _ in range(10_000):
                     if not await self._reader.read(1 << 16):
                         return

@@ -19,6 +19,14 @@ called-AE and calling-AE checks and the association limit answered with the PS3.
 A-ASSOCIATE-RJ result/source/reason (see ``acceptance``), never a TCP reset; our
 maximum PDU announced and enforced on receive; ARTIM and idle timeouts; garbage,
 oversized PDUs and dropped sockets end only their own association.
+
+Idle, slow or hostile clients never lock others out (issue 13): only *established*
+associations count against ``max_associations``. A TCP connection that has not
+completed negotiation is *unassociated*; it must send a whole A-ASSOCIATE-RQ within
+ARTIM (``artim_timeout``, PS3.8 9.1.5) or it is closed, and unassociated connections
+have their own, much larger cap (``max_unassociated``) beyond which new connections
+are closed at once rather than queued. So 300 sockets that connect and say nothing
+cost 300 cheap coroutines for at most ARTIM, and a real C-ECHO still gets a slot.
 """
 
 from __future__ import annotations
@@ -27,17 +35,20 @@ import asyncio
 import errno
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Coroutine, Mapping, TypeVar
 
-from simulators.dicom.ae import DEFAULT_MAX_PDU, AeSettings
+from simulators.dicom.ae import (
+    DEFAULT_ARTIM_TIMEOUT, DEFAULT_MAX_PDU, DEFAULT_MAX_UNASSOCIATED, LISTEN_BACKLOG, AeSettings,
+)
 from simulators.dicom.fast.acceptance import AcceptorPolicy, SupportedContext, build_supported
 from simulators.dicom.fast.association import _tune_socket
 from simulators.dicom.fast.channel import ServerAssociation
 from simulators.dicom.fast.service import COMMANDS, DimseRequest, Handler, Reply
 from simulators.errors import ConfigError, PortInUse
-from simulators.events import EventBus, bus as default_bus
+from simulators.events import EventBus, Exchange, bus as default_bus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,11 +65,21 @@ class ServerSettings:
     port: int = 0
     contexts: tuple[SupportedContext, ...] = ()
     max_pdu: int = DEFAULT_MAX_PDU
+    #: Established associations at once; one more is refused with A-ASSOCIATE-RJ
+    #: (transient, service provider, local-limit-exceeded). Connections still
+    #: negotiating do not count (see ``max_unassociated``).
     max_associations: int = 50
+    #: TCP connections accepted but not (yet) associated, at once. Beyond this new
+    #: connections are closed immediately; generous, because each costs only a
+    #: coroutine for at most ``artim_timeout``.
+    max_unassociated: int = DEFAULT_MAX_UNASSOCIATED
     allowed_calling: frozenset[str] = field(default_factory=frozenset)
     require_called: bool = True
-    #: ARTIM: how long a new connection may take to send its A-ASSOCIATE-RQ, and how
-    #: long we wait for the peer to close after RJ/RP.
+    #: ARTIM (PS3.8 9.1.5), seconds: a new connection must deliver its whole
+    #: A-ASSOCIATE-RQ within this, and after an A-ASSOCIATE-RJ we wait at most this
+    #: long for the peer to close. Short, because until then the socket is unassociated.
+    artim_timeout: float = DEFAULT_ARTIM_TIMEOUT
+    #: How long we wait for the peer to close after our A-RELEASE-RP.
     acse_timeout: float = 30.0
     #: An established association with no PDU and no work in progress for this long
     #: is aborted (pynetdicom's ``network_timeout``).
@@ -76,9 +97,12 @@ class ServerSettings:
         if self.max_associations < 1:
             raise ConfigError("max_associations must be at least 1",
                               max_associations=self.max_associations)
+        if self.max_unassociated < 1:
+            raise ConfigError("max_unassociated must be at least 1",
+                              max_unassociated=self.max_unassociated)
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535", port=self.port)
-        for name in ("acse_timeout", "idle_timeout", "dimse_timeout"):
+        for name in ("artim_timeout", "acse_timeout", "idle_timeout", "dimse_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive", **{name: getattr(self, name)})
         if self.workers < 1:
@@ -90,12 +114,13 @@ class ServerSettings:
         """Acceptor settings for an AE described by the shared :class:`AeSettings`.
 
         Why: ``AeSettings`` is where an actor states its AE title, PDU size, calling-AE
-        allowlist, called-AE check, association limit and timeouts; a listener built
+        allowlist, called-AE check, association limits, ARTIM and timeouts; a listener built
         from it here keeps exactly those (``network_timeout`` is our ``idle_timeout``,
         as in pynetdicom), so moving a listener onto this acceptor changes no policy.
         """
         return cls(ae_title=ae.ae_title, host=host, port=port, contexts=tuple(contexts),
                    max_pdu=ae.max_pdu, max_associations=ae.maximum_associations,
+                   max_unassociated=ae.max_unassociated, artim_timeout=ae.artim_timeout,
                    allowed_calling=frozenset(ae.allowed_calling),
                    require_called=ae.require_called, acse_timeout=ae.acse_timeout,
                    idle_timeout=ae.network_timeout, dimse_timeout=ae.dimse_timeout,
@@ -127,6 +152,7 @@ class FastServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: dict[ServerAssociation, asyncio.Task[None]] = {}
         self._active = 0
+        self._unassociated = 0
 
     def handle(self, command: str, handler: Handler) -> None:
         """Register ``handler`` for a DIMSE command ("C-STORE", "N-ACTION", ...)."""
@@ -142,8 +168,32 @@ class FastServer:
 
     @property
     def active_associations(self) -> int:
-        """Connections holding an association slot (negotiating or established)."""
+        """Established associations: what ``max_associations`` limits."""
         return self._active
+
+    @property
+    def unassociated_connections(self) -> int:
+        """Accepted connections with no association (yet): what ``max_unassociated`` limits."""
+        return self._unassociated
+
+    def admit(self) -> bool:
+        """Take an association slot for a connection whose RQ we would accept.
+
+        Called by the association once negotiation succeeded, so a connection is
+        counted against ``max_associations`` only from then on; False means the
+        limit is reached and the caller answers local-limit-exceeded. Loop thread only.
+        """
+        if self._active >= self.settings.max_associations:
+            return False
+        self._active += 1
+        self._unassociated -= 1
+        return True
+
+    def report_closed(self, peer: str, kind: str, **detail: Any) -> None:
+        """One ``failed`` event for a connection we closed before any association
+        (ARTIM expired, unassociated cap), so a lock-out attempt shows in the timeline."""
+        self.events.emit(Exchange(kind=kind, actor=self.actor, peer=peer, start=time.time(),
+                                  outcome="failed", detail=detail))
 
     def start(self) -> "FastServer":
         """Bind, start the loop thread and return once listening (idempotent).
@@ -191,7 +241,7 @@ class FastServer:
         self._server = await asyncio.start_server(
             self._on_connection, self.settings.host, self.settings.port,
             limit=max(self.settings.max_pdu, 1 << 16) * 2,
-            backlog=max(128, self.settings.max_associations * 2))
+            backlog=max(LISTEN_BACKLOG, self.settings.max_associations * 2))
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -239,22 +289,32 @@ class FastServer:
     # -- connections -----------------------------------------------------------------------
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
+        if self._unassociated >= self.settings.max_unassociated:
+            # closed at once (FIN, nothing sent): queueing it would only let a flood of
+            # silent sockets grow without bound; the peer may retry later
+            peer = "%s:%s" % tuple((writer.get_extra_info("peername") or ("?", 0))[:2])
+            log.warning("%s: %d connections without an association; closing %s at once",
+                        self.actor, self._unassociated, peer)
+            self.report_closed(peer, "dicom.connection-refused",
+                               max_unassociated=self.settings.max_unassociated)
+            writer.close()
+            return
         _tune_socket(writer)
-        over_limit = self._active >= self.settings.max_associations
-        if not over_limit:
-            self._active += 1
+        self._unassociated += 1
         association = ServerAssociation(self, reader, writer)
         task = asyncio.current_task()
         assert task is not None
         self._connections[association] = task
         try:
-            await association.run(over_limit)
+            await association.run()
         except asyncio.CancelledError:
             pass  # our own stop(); re-raising makes asyncio log it as a failed callback
         finally:
             self._connections.pop(association, None)
-            if not over_limit:
+            if association.admitted:
                 self._active -= 1
+            else:
+                self._unassociated -= 1
 
     def __enter__(self) -> "FastServer":
         return self.start()
