@@ -86,6 +86,10 @@ class RisConfig:
     hl7_read_timeout: float = 30.0
     #: Largest MLLP frame accepted (bytes); larger frames close the connection.
     hl7_max_frame: int = 1_048_576
+    #: Seconds an HL7 connection may sit between messages before it is closed; None
+    #: (default) keeps it, as senders hold persistent connections. Idle connections
+    #: take no handler thread, so they never block other senders either way.
+    hl7_idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -101,6 +105,9 @@ class RisConfig:
         if self.network_timeout <= 0 or self.hl7_read_timeout <= 0 or self.hl7_max_frame <= 0:
             raise ConfigError("network_timeout, hl7_read_timeout and hl7_max_frame must be "
                               "positive")
+        if self.hl7_idle_timeout is not None and self.hl7_idle_timeout <= 0:
+            raise ConfigError("hl7_idle_timeout must be positive or None",
+                              hl7_idle_timeout=self.hl7_idle_timeout)
 
 
 class Ris(Actor):
@@ -145,7 +152,8 @@ class Ris(Actor):
                 self._mllp = MllpServer(self.hl7_handler, cfg.host, cfg.hl7_port,
                                         name=f"{self.name}-hl7", events=self.events,
                                         max_frame=cfg.hl7_max_frame,
-                                        read_timeout=cfg.hl7_read_timeout)
+                                        read_timeout=cfg.hl7_read_timeout,
+                                        idle_timeout=cfg.hl7_idle_timeout)
                 self._mllp.start()
             if cfg.forward_hl7 is not None:
                 self._forwarder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-rad4")

@@ -11,6 +11,13 @@ split over two TCP segments comes back truncated. Here:
 * a frame over ``max_frame`` closes that connection with memory bounded; a frame not
   completed within ``read_timeout`` closes that connection; a disconnect mid-frame
   only ends that connection: the listener keeps serving;
+* idle connections never lock others out (issue 13): there is no connection or
+  slot limit for them to use up. Each connection is one coroutine; the handler
+  pool (``max_workers``) is taken only while a message is being processed, never
+  by a connection waiting for its next frame. HL7 senders legitimately keep one
+  connection open and quiet for hours, so idle connections are kept by default;
+  ``idle_timeout`` closes a connection with no frame in progress after that many
+  seconds, for sites that want abandoned sockets reclaimed;
 * the handler runs in a thread pool, so a slow handler does not stall other
   connections, and a handler exception becomes an AE ACK with ERR (207), never a
   silent close; :class:`Hl7Error` from the handler picks the ACK code and ERR itself;
@@ -51,10 +58,15 @@ class MllpServer:
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
                  max_frame: int = 1_048_576, read_timeout: float = 30.0,
                  encoding: str = "utf-8", name: str = "mllp",
-                 events: EventBus | None = None, max_workers: int = 32) -> None:
+                 events: EventBus | None = None, max_workers: int = 32,
+                 idle_timeout: float | None = None) -> None:
         if max_frame <= 0 or read_timeout <= 0:
             raise ConfigError("max_frame and read_timeout must be positive",
                               max_frame=max_frame, read_timeout=read_timeout)
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ConfigError("idle_timeout must be positive (or None: keep idle connections)",
+                              idle_timeout=idle_timeout)
+        self.idle_timeout = idle_timeout
         self.handler = handler
         self.host, self.port = host, port
         self.max_frame, self.read_timeout = max_frame, read_timeout
@@ -193,13 +205,17 @@ class MllpServer:
         decoder = FrameDecoder(self.max_frame)
         frame_started: float | None = None
         while True:
-            timeout = None
+            timeout = self.idle_timeout  # between frames: None keeps a quiet sender
             if decoder.in_frame:
                 frame_started = frame_started if frame_started is not None else loop.time()
                 timeout = max(0.0, self.read_timeout - (loop.time() - frame_started))
             try:
                 data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
             except TimeoutError:
+                if not decoder.in_frame:
+                    log.info("MLLP %s: %s idle for %.1fs; closing", self.name, peer,
+                             self.idle_timeout)
+                    return
                 log.warning("MLLP %s: frame from %s not completed in %.1fs (%d bytes); "
                             "closing", self.name, peer, self.read_timeout, decoder.pending)
                 return

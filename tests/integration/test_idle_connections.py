@@ -190,3 +190,16 @@ def test_mllp_acks_an_adt_while_300_idle_connections_are_open() -> None:
             assert _still_open(idle)
         finally:
             _close(idle)
+
+
+def test_mllp_idle_timeout_closes_a_quiet_connection_and_the_next_sender_is_served() -> None:
+    """Opt-in reclaiming of abandoned sockets (off by default: HL7 senders keep quiet
+    persistent connections)."""
+    with MllpServer(lambda text: ack(text, "AA"), idle_timeout=0.5, events=EventBus()) as server:
+        host, port = server.address
+        started = time.monotonic()
+        with socket.create_connection((host, port), timeout=30) as quiet:
+            assert quiet.recv(16) == b""  # EOF: closed by the server
+        assert time.monotonic() - started >= 0.5
+        with MllpClient(host, port, timeout=30) as client:
+            assert ack_code(client.send(messages.adt("A08", sample_patient()))) == "AA"
