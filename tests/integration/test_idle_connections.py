@@ -203,3 +203,24 @@ def test_mllp_idle_timeout_closes_a_quiet_connection_and_the_next_sender_is_serv
         assert time.monotonic() - started >= 0.5
         with MllpClient(host, port, timeout=30) as client:
             assert ack_code(client.send(messages.adt("A08", sample_patient()))) == "AA"
+
+
+def test_an_association_request_trickled_slower_than_artim_is_cut_at_artim() -> None:
+    """ARTIM is one deadline for the whole RQ: a header then a byte now and then
+    (slowloris) cannot hold the connection for the 30 s DIMSE stall timeout."""
+    with _fast_server(EventBus(), artim_timeout=0.5, dimse_timeout=120) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
+            slow.sendall(bytes([0x01, 0, 0, 0, 0, 200]))  # A-ASSOCIATE-RQ header, 200 bytes due
+            sent = 0
+            slow.settimeout(0.05)
+            while sent < 200:  # one byte per 0.05 s: each gap far inside the stall timeout
+                try:
+                    closed = slow.recv(16) == b""
+                except TimeoutError:
+                    closed = False
+                if closed:
+                    break
+                slow.sendall(b"\x00")
+                sent += 1
+            assert sent < 200  # the server closed it before the RQ was complete
+            assert server.unassociated_connections <= 1
