@@ -32,6 +32,10 @@ implementation-defined, so it is documented here and reported in the outcome):
 * disk or index failure: :class:`StoreError`, which the SCP turns into 0xA700
   (out of resources).
 
+The index names each file relative to the store root (store_index.py's docstring), so
+the directory is self-contained: moved, copied, or opened by a relative path, it still
+serves what it lists, and an index from before (absolute paths) is rewritten on open.
+
 Patient, study and series rows keep the attributes of the *first* instance that
 created them (legacy PACS behaviour); later instances never rewrite them.
 
@@ -130,7 +134,9 @@ class DicomStore:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        # absolute (not resolved: a symlinked root stays as named), so a later chdir
+        # cannot move the store under a process that opened it by a relative path
+        self.root = Path(os.path.abspath(root))
         self.objects = self.root / "objects"
         self._tmp = self.root / "incoming"
         for directory in (self.root, self.objects, self._tmp):
@@ -138,7 +144,8 @@ class DicomStore:
         self.db_path = self.root / "index.sqlite"
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._known_dirs: set[Path] = {self.objects}
-        self._index = StoreIndex(self.db_path)
+        self._index = StoreIndex(self.db_path, self.root)
+        self._index.migrate_paths()
         if self._index.sealed:  # a bulk load completed and nothing was stored since: no walk
             for leftover in self._tmp.iterdir():
                 leftover.unlink(missing_ok=True)
@@ -157,7 +164,7 @@ class DicomStore:
         indexed = self._index.indexed_paths()
         added = 0
         for path in sorted(self.objects.rglob("*.dcm")):
-            if str(path) in indexed:
+            if self.relative(path) in indexed:
                 continue
             try:
                 instance = read_part10(path)
@@ -358,7 +365,17 @@ class DicomStore:
 
     def _add(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
              size: int, digest: str) -> None:
-        self._index.add(index_rows(keys, path, transfer_syntax, calling_ae, size, digest), path)
+        self._index.add(index_rows(keys, self.relative(path), transfer_syntax, calling_ae, size,
+                                   digest), path)
+
+    def relative(self, path: Path) -> str:
+        """How the index names ``path``: relative to the root (POSIX separators), so the
+        store directory can be moved, copied or opened by another path; a file outside
+        the root keeps its absolute path."""
+        absolute = Path(os.path.abspath(path))
+        if absolute.is_relative_to(self.root):
+            return absolute.relative_to(self.root).as_posix()
+        return str(absolute)
 
     # -- reading -----------------------------------------------------------------
     def instances(self, study_uid: str | None = None, series_uid: str | None = None,
