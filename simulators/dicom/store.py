@@ -93,6 +93,8 @@ STATUS_MISSING_ATTRIBUTE = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC210
 
+#: The UIDs that place an object in the index's hierarchy; a file without one is quarantined.
+_HIERARCHY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 _SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _STRIPES = 64
 
@@ -138,6 +140,11 @@ class DicomStore:
         # cannot move the store under a process that opened it by a relative path
         self.root = Path(os.path.abspath(root))
         self.objects = self.root / "objects"
+        #: Where reconcile moves object files it cannot index (outside ``objects``, so
+        #: the walk never meets them again; kept, not deleted, for a person to look at).
+        self.quarantine_dir = self.root / "quarantine"
+        #: Files this open's reconcile moved into :attr:`quarantine_dir`.
+        self.quarantined = 0
         self._tmp = self.root / "incoming"
         for directory in (self.root, self.objects, self._tmp):
             directory.mkdir(parents=True, exist_ok=True)
@@ -156,8 +163,12 @@ class DicomStore:
         """Index object files the index lacks (after a crash); returns how many.
 
         Temp files in ``incoming`` were never acknowledged and are removed. A file
-        that cannot be read or clashes with an indexed SOP Instance is logged and
-        left alone.
+        that cannot be parsed, or lacks a Study, Series or SOP Instance UID, is never
+        indexed - it used to become a phantom study with empty UIDs answering every
+        C-FIND - but moved into ``quarantine/`` (:meth:`_quarantine`, counted in
+        :attr:`quarantined`). A file the OS will not let us read, or one that clashes
+        with an indexed SOP Instance, is logged and left alone (nothing is wrong with
+        its content).
         """
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
@@ -169,6 +180,20 @@ class DicomStore:
             try:
                 instance = read_part10(path)
                 keys = read_index_keys(instance.data, instance.transfer_syntax)
+            except StoreError as exc:
+                if isinstance(exc.__cause__, OSError):  # unreadable, not malformed
+                    log.warning("reconcile: cannot read %s: %s", path, exc)
+                else:
+                    self._quarantine(path, f"cannot be parsed: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - pydicom raises many types
+                self._quarantine(path, f"cannot be parsed: {exc}")
+                continue
+            missing = [kw for kw in _HIERARCHY_UIDS if not keys[kw]]
+            if missing:
+                self._quarantine(path, f"lacks {', '.join(missing)}")
+                continue
+            try:
                 self._add(keys, path, instance.transfer_syntax, "", path.stat().st_size, "")
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the archive
                 log.warning("reconcile: cannot index %s: %s", path, exc)
@@ -177,6 +202,24 @@ class DicomStore:
         if added:
             log.warning("reconcile: indexed %d object file(s) missing from the index", added)
         return added
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        """Move an object file reconcile cannot index to ``quarantine/`` (same relative
+        place as under ``objects/``, a numbered name if taken), with one warning line."""
+        target = self.quarantine_dir / path.relative_to(self.objects)
+        number = 1
+        while target.exists():
+            target = target.with_name(f"{path.stem}.{number}{path.suffix}")
+            number += 1
+        try:
+            self._ensure_dir(target.parent)
+            os.replace(path, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            log.warning("reconcile: %s %s; cannot move it to quarantine: %s", path, why, exc)
+            return
+        self.quarantined += 1
+        log.warning("reconcile: quarantined %s (%s) as %s", path, why, target)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one read-only SQL statement on the index - for tests and by-hand
@@ -397,8 +440,9 @@ class DicomStore:
         return self._index.studies()
 
     def stats(self) -> dict[str, int]:
-        """Counts per level and bytes on disk, for reports and load runs."""
-        return self._index.stats()
+        """Counts per level and bytes on disk, for reports and load runs, and how many
+        object files this open quarantined (``quarantined``)."""
+        return {**self._index.stats(), "quarantined": self.quarantined}
 
     def find_matches(self, level: str, matches: Sequence[KeyMatch],
                      returned: Sequence[str]) -> list[MatchRow]:
