@@ -27,6 +27,14 @@ implementation-defined, so it is documented here and reported in the outcome):
   with an Error Comment saying the first copy was kept;
 * missing SOP Class/Instance, Study or Series Instance UID: failure **0xA900**
   (PS3.4 B.2.3 "Data Set does not match SOP Class": a Type 1 attribute is absent);
+* one of those UIDs present but malformed (not PS3.5 9.1: ``1.2.3/../..``, ``1.02.3``,
+  over 64 characters, ...): also **0xA900**, unless the store is ``lenient_uids`` (a
+  legacy archive keeping what it was sent). Why A900 and not Cxxx: the data set
+  *was* parsed into elements - "Cannot understand" (PS3.4 B.2.3, PS3.7 C.5.3) is
+  for one that cannot be - but a Type 1 attribute of the IOD has no valid value,
+  which is the same failure as an absent one: the data set does not conform to its
+  SOP Class. Refusing keeps invalid UIDs out of the reference target's index, file
+  names and every C-FIND/C-MOVE answer built from them;
 * a data set whose SOP Class/Instance UID differs from the C-STORE request's:
   **0xA900**; one that cannot be read at all: **0xC210** (cannot understand);
 * disk or index failure: :class:`StoreError`, which the SCP turns into 0xA700
@@ -83,6 +91,7 @@ from simulators.dicom.store_index import (
     StudySummary, index_rows, studies_by_date,
 )
 from simulators.errors import StoreError
+from simulators.world.seeding import is_valid_uid
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +135,17 @@ def _missing(keys: dict[str, str]) -> StoreOutcome | None:
                         comment=f"missing Type 1 attribute(s): {', '.join(missing)}")
 
 
+def _malformed(keys: dict[str, str]) -> StoreOutcome | None:
+    """The 0xA900 refusal for an object whose Type 1 UIDs are present but not valid
+    UIDs (PS3.5 9.1; why A900: the module docstring), else None."""
+    bad = [kw for kw in REQUIRED_KEYS if keys[kw] and not is_valid_uid(keys[kw])]
+    if not bad:
+        return None
+    shown = ", ".join(f"{kw} {keys[kw][:70]!r}" for kw in bad)
+    return StoreOutcome(STATUS_MISSING_ATTRIBUTE, keys["SOPInstanceUID"],
+                        comment=f"invalid UID value(s): {shown}"[:1024])
+
+
 class DicomStore:
     """Files under ``root/objects`` and their index in ``root/index.sqlite``.
 
@@ -135,7 +155,9 @@ class DicomStore:
     connection per thread (:class:`~simulators.dicom.store_index.StoreIndex`).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, lenient_uids: bool = False) -> None:
+        #: Store objects whose UIDs are malformed (a legacy archive); False refuses them.
+        self.lenient_uids = lenient_uids
         # absolute (not resolved: a symlinked root stays as named), so a later chdir
         # cannot move the store under a process that opened it by a relative path
         self.root = Path(os.path.abspath(root))
@@ -256,9 +278,9 @@ class DicomStore:
                 keys = read_index_keys(payload, transfer_syntax)
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types
                 raise StoreError(f"data set cannot be read: {exc}") from exc
-        missing = _missing(keys)
-        if missing:
-            return missing
+        refused = self._refusal(keys)
+        if refused:
+            return refused
         meta = file_meta_bytes(keys["SOPClassUID"], keys["SOPInstanceUID"], str(transfer_syntax),
                                calling_ae)
         staged = self._stage(keys["SOPInstanceUID"], meta, payload)
@@ -288,15 +310,19 @@ class DicomStore:
             if keys[keyword] and keys[keyword] != expected:
                 return StoreOutcome(STATUS_MISSING_ATTRIBUTE, sop_uid,
                                     comment=f"SOP {what} UID differs from the request's")
-        missing = _missing(keys)
-        if missing:
-            return missing
+        refused = self._refusal(keys)
+        if refused:
+            return refused
         meta = file_meta_bytes(sop_class, sop_uid, str(transfer_syntax), calling_ae)
         staged = self._stage(sop_uid, meta, payload)
         try:
             return self._commit(keys, staged, len(meta), payload, str(transfer_syntax), calling_ae)
         finally:
             staged.unlink(missing_ok=True)  # gone already once published
+
+    def _refusal(self, keys: dict[str, str]) -> StoreOutcome | None:
+        """Why an object must not be stored (missing or, unless lenient, malformed UIDs)."""
+        return _missing(keys) or (None if self.lenient_uids else _malformed(keys))
 
     def _commit(self, keys: dict[str, str], staged: Path, meta_size: int, payload: bytes,
                 transfer_syntax: str, calling_ae: str) -> StoreOutcome:
