@@ -83,6 +83,9 @@ class ArchiveConfig:
     workers: int = 8
     #: DICOMweb (QIDO/WADO/STOW-RS) on this port of ``host``; 0 = a free port, None = off.
     dicomweb_port: int | None = None
+    #: Store objects with malformed UIDs (``1.02.3``, ``1.2.abc``) as a legacy PACS did;
+    #: False (the reference target) refuses them with 0xA900 (store.py says why).
+    lenient_uids: bool = False
 
     def __post_init__(self) -> None:
         if self.commitment_reply not in REPLY_MODES:
@@ -90,6 +93,8 @@ class ArchiveConfig:
                               commitment_reply=self.commitment_reply)
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535", port=self.port)
+        if not isinstance(self.lenient_uids, bool):
+            raise ConfigError("lenient_uids must be true or false", lenient_uids=self.lenient_uids)
         if self.dicomweb_port is not None and not 0 <= self.dicomweb_port <= 65535:
             raise ConfigError("dicomweb_port must be between 0 and 65535",
                               dicomweb_port=self.dicomweb_port)
@@ -134,7 +139,7 @@ class Archive(Actor):
         root = config.storage_dir
         if root is None:
             self._temp_dir = root = Path(tempfile.mkdtemp(prefix="pacsim-archive-"))
-        self._store = DicomStore(root)
+        self._store = DicomStore(root, lenient_uids=config.lenient_uids)
         self._commitment = CommitmentScp(self._store, ae_title=config.ae_title,
                                          reply_mode=config.commitment_reply,  # type: ignore[arg-type]
                                          destinations=dict(config.destinations),

@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         destinations[endpoint.ae_title] = (endpoint.host, endpoint.port)
     archive = Archive(ArchiveConfig(name="legacy", host=args.host, port=args.port,
                                     ae_title=args.ae_title, storage_dir=args.directory,
-                                    destinations=destinations))
+                                    destinations=destinations, lenient_uids=True))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -30,7 +30,8 @@ class BulkIndexer:
 
     def add(self, keys: dict[str, str], path: Path, *, transfer_syntax: str, size: int) -> None:
         """Queue one written object file for the index."""
-        self._pending.append(index_rows(keys, path, transfer_syntax, "", size, ""))
+        self._pending.append(index_rows(keys, self._store.relative(path), transfer_syntax, "",
+                                        size, ""))
         if len(self._pending) >= self._batch:
             self.flush()
 

@@ -27,10 +27,22 @@ implementation-defined, so it is documented here and reported in the outcome):
   with an Error Comment saying the first copy was kept;
 * missing SOP Class/Instance, Study or Series Instance UID: failure **0xA900**
   (PS3.4 B.2.3 "Data Set does not match SOP Class": a Type 1 attribute is absent);
+* one of those UIDs present but malformed (not PS3.5 9.1: ``1.2.3/../..``, ``1.02.3``,
+  over 64 characters, ...): also **0xA900**, unless the store is ``lenient_uids`` (a
+  legacy archive keeping what it was sent). Why A900 and not Cxxx: the data set
+  *was* parsed into elements - "Cannot understand" (PS3.4 B.2.3, PS3.7 C.5.3) is
+  for one that cannot be - but a Type 1 attribute of the IOD has no valid value,
+  which is the same failure as an absent one: the data set does not conform to its
+  SOP Class. Refusing keeps invalid UIDs out of the reference target's index, file
+  names and every C-FIND/C-MOVE answer built from them;
 * a data set whose SOP Class/Instance UID differs from the C-STORE request's:
   **0xA900**; one that cannot be read at all: **0xC210** (cannot understand);
 * disk or index failure: :class:`StoreError`, which the SCP turns into 0xA700
   (out of resources).
+
+The index names each file relative to the store root (store_index.py's docstring), so
+the directory is self-contained: moved, copied, or opened by a relative path, it still
+serves what it lists, and an index from before (absolute paths) is rewritten on open.
 
 Patient, study and series rows keep the attributes of the *first* instance that
 created them (legacy PACS behaviour); later instances never rewrite them.
@@ -79,6 +91,7 @@ from simulators.dicom.store_index import (
     StudySummary, index_rows, studies_by_date,
 )
 from simulators.errors import StoreError
+from simulators.world.seeding import is_valid_uid
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +102,8 @@ STATUS_MISSING_ATTRIBUTE = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC210
 
+#: The UIDs that place an object in the index's hierarchy; a file without one is quarantined.
+_HIERARCHY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 _SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _STRIPES = 64
 
@@ -120,6 +135,17 @@ def _missing(keys: dict[str, str]) -> StoreOutcome | None:
                         comment=f"missing Type 1 attribute(s): {', '.join(missing)}")
 
 
+def _malformed(keys: dict[str, str]) -> StoreOutcome | None:
+    """The 0xA900 refusal for an object whose Type 1 UIDs are present but not valid
+    UIDs (PS3.5 9.1; why A900: the module docstring), else None."""
+    bad = [kw for kw in REQUIRED_KEYS if keys[kw] and not is_valid_uid(keys[kw])]
+    if not bad:
+        return None
+    shown = ", ".join(f"{kw} {keys[kw][:70]!r}" for kw in bad)
+    return StoreOutcome(STATUS_MISSING_ATTRIBUTE, keys["SOPInstanceUID"],
+                        comment=f"invalid UID value(s): {shown}"[:1024])
+
+
 class DicomStore:
     """Files under ``root/objects`` and their index in ``root/index.sqlite``.
 
@@ -129,16 +155,26 @@ class DicomStore:
     connection per thread (:class:`~simulators.dicom.store_index.StoreIndex`).
     """
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path, *, lenient_uids: bool = False) -> None:
+        #: Store objects whose UIDs are malformed (a legacy archive); False refuses them.
+        self.lenient_uids = lenient_uids
+        # absolute (not resolved: a symlinked root stays as named), so a later chdir
+        # cannot move the store under a process that opened it by a relative path
+        self.root = Path(os.path.abspath(root))
         self.objects = self.root / "objects"
+        #: Where reconcile moves object files it cannot index (outside ``objects``, so
+        #: the walk never meets them again; kept, not deleted, for a person to look at).
+        self.quarantine_dir = self.root / "quarantine"
+        #: Files this open's reconcile moved into :attr:`quarantine_dir`.
+        self.quarantined = 0
         self._tmp = self.root / "incoming"
         for directory in (self.root, self.objects, self._tmp):
             directory.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "index.sqlite"
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._known_dirs: set[Path] = {self.objects}
-        self._index = StoreIndex(self.db_path)
+        self._index = StoreIndex(self.db_path, self.root)
+        self._index.migrate_paths()
         if self._index.sealed:  # a bulk load completed and nothing was stored since: no walk
             for leftover in self._tmp.iterdir():
                 leftover.unlink(missing_ok=True)
@@ -149,19 +185,37 @@ class DicomStore:
         """Index object files the index lacks (after a crash); returns how many.
 
         Temp files in ``incoming`` were never acknowledged and are removed. A file
-        that cannot be read or clashes with an indexed SOP Instance is logged and
-        left alone.
+        that cannot be parsed, or lacks a Study, Series or SOP Instance UID, is never
+        indexed - it used to become a phantom study with empty UIDs answering every
+        C-FIND - but moved into ``quarantine/`` (:meth:`_quarantine`, counted in
+        :attr:`quarantined`). A file the OS will not let us read, or one that clashes
+        with an indexed SOP Instance, is logged and left alone (nothing is wrong with
+        its content).
         """
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
         indexed = self._index.indexed_paths()
         added = 0
         for path in sorted(self.objects.rglob("*.dcm")):
-            if str(path) in indexed:
+            if self.relative(path) in indexed:
                 continue
             try:
                 instance = read_part10(path)
                 keys = read_index_keys(instance.data, instance.transfer_syntax)
+            except StoreError as exc:
+                if isinstance(exc.__cause__, OSError):  # unreadable, not malformed
+                    log.warning("reconcile: cannot read %s: %s", path, exc)
+                else:
+                    self._quarantine(path, f"cannot be parsed: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - pydicom raises many types
+                self._quarantine(path, f"cannot be parsed: {exc}")
+                continue
+            missing = [kw for kw in _HIERARCHY_UIDS if not keys[kw]]
+            if missing:
+                self._quarantine(path, f"lacks {', '.join(missing)}")
+                continue
+            try:
                 self._add(keys, path, instance.transfer_syntax, "", path.stat().st_size, "")
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the archive
                 log.warning("reconcile: cannot index %s: %s", path, exc)
@@ -170,6 +224,24 @@ class DicomStore:
         if added:
             log.warning("reconcile: indexed %d object file(s) missing from the index", added)
         return added
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        """Move an object file reconcile cannot index to ``quarantine/`` (same relative
+        place as under ``objects/``, a numbered name if taken), with one warning line."""
+        target = self.quarantine_dir / path.relative_to(self.objects)
+        number = 1
+        while target.exists():
+            target = target.with_name(f"{path.stem}.{number}{path.suffix}")
+            number += 1
+        try:
+            self._ensure_dir(target.parent)
+            os.replace(path, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            log.warning("reconcile: %s %s; cannot move it to quarantine: %s", path, why, exc)
+            return
+        self.quarantined += 1
+        log.warning("reconcile: quarantined %s (%s) as %s", path, why, target)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one read-only SQL statement on the index - for tests and by-hand
@@ -206,9 +278,9 @@ class DicomStore:
                 keys = read_index_keys(payload, transfer_syntax)
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types
                 raise StoreError(f"data set cannot be read: {exc}") from exc
-        missing = _missing(keys)
-        if missing:
-            return missing
+        refused = self._refusal(keys)
+        if refused:
+            return refused
         meta = file_meta_bytes(keys["SOPClassUID"], keys["SOPInstanceUID"], str(transfer_syntax),
                                calling_ae)
         staged = self._stage(keys["SOPInstanceUID"], meta, payload)
@@ -238,15 +310,19 @@ class DicomStore:
             if keys[keyword] and keys[keyword] != expected:
                 return StoreOutcome(STATUS_MISSING_ATTRIBUTE, sop_uid,
                                     comment=f"SOP {what} UID differs from the request's")
-        missing = _missing(keys)
-        if missing:
-            return missing
+        refused = self._refusal(keys)
+        if refused:
+            return refused
         meta = file_meta_bytes(sop_class, sop_uid, str(transfer_syntax), calling_ae)
         staged = self._stage(sop_uid, meta, payload)
         try:
             return self._commit(keys, staged, len(meta), payload, str(transfer_syntax), calling_ae)
         finally:
             staged.unlink(missing_ok=True)  # gone already once published
+
+    def _refusal(self, keys: dict[str, str]) -> StoreOutcome | None:
+        """Why an object must not be stored (missing or, unless lenient, malformed UIDs)."""
+        return _missing(keys) or (None if self.lenient_uids else _malformed(keys))
 
     def _commit(self, keys: dict[str, str], staged: Path, meta_size: int, payload: bytes,
                 transfer_syntax: str, calling_ae: str) -> StoreOutcome:
@@ -358,7 +434,17 @@ class DicomStore:
 
     def _add(self, keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
              size: int, digest: str) -> None:
-        self._index.add(index_rows(keys, path, transfer_syntax, calling_ae, size, digest), path)
+        self._index.add(index_rows(keys, self.relative(path), transfer_syntax, calling_ae, size,
+                                   digest), path)
+
+    def relative(self, path: Path) -> str:
+        """How the index names ``path``: relative to the root (POSIX separators), so the
+        store directory can be moved, copied or opened by another path; a file outside
+        the root keeps its absolute path."""
+        absolute = Path(os.path.abspath(path))
+        if absolute.is_relative_to(self.root):
+            return absolute.relative_to(self.root).as_posix()
+        return str(absolute)
 
     # -- reading -----------------------------------------------------------------
     def instances(self, study_uid: str | None = None, series_uid: str | None = None,
@@ -380,8 +466,9 @@ class DicomStore:
         return self._index.studies()
 
     def stats(self) -> dict[str, int]:
-        """Counts per level and bytes on disk, for reports and load runs."""
-        return self._index.stats()
+        """Counts per level and bytes on disk, for reports and load runs, and how many
+        object files this open quarantined (``quarantined``)."""
+        return {**self._index.stats(), "quarantined": self.quarantined}
 
     def find_matches(self, level: str, matches: Sequence[KeyMatch],
                      returned: Sequence[str]) -> list[MatchRow]:

@@ -15,6 +15,12 @@ anyway); reads use one connection per thread, so a C-FIND runs while another
 association stores. WAL with ``synchronous=NORMAL`` (why: store.py's docstring);
 the seal row is the one write committed with a synced log.
 
+Paths: ``instances.path`` is relative to the store root (``objects/<study>/...``) and
+resolved against the root this index was opened under, so a store directory that is
+moved, copied or opened by a relative path still serves every file it lists. Indexes
+written before that held absolute (or working-directory-relative) paths; they are
+rewritten once on open (:meth:`StoreIndex.migrate_paths`).
+
 C-FIND: the caller (qr.py) applies PS3.4 semantics - which keys match at a level,
 universal matching, which values are wildcards or ranges - and hands over
 :class:`KeyMatch` conditions; this module turns them into SQL on the tables.
@@ -22,6 +28,8 @@ universal matching, which values are wildcards or ranges - and hands over
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -33,6 +41,11 @@ from typing import Any, Iterator, Literal, Mapping, NamedTuple, Sequence
 from simulators.dicom.matching import match_range, match_string
 from simulators.dicom.part10 import normalise_time
 from simulators.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+#: ``store_meta`` row recording that every instance path is root-relative.
+_PATHS_KEY, _PATHS_RELATIVE = "paths", "relative"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -203,9 +216,12 @@ _ORDER = {"PATIENT": "p.rowid", "STUDY": "st.rowid", "SERIES": "se.rowid",
 _INSTANCE_COLUMNS = "i.sop_class, i.sop_uid, i.study_uid, i.series_uid, i.path, i.transfer_syntax"
 
 
-def index_rows(keys: dict[str, str], path: Path, transfer_syntax: str, calling_ae: str,
+def index_rows(keys: dict[str, str], path: str | Path, transfer_syntax: str, calling_ae: str,
                size: int, digest: str) -> IndexRows:
-    """The patient, study, series and instance rows of one object (see ``_INSERTS``)."""
+    """The patient, study, series and instance rows of one object (see ``_INSERTS``).
+
+    ``path`` should be relative to the store root (:meth:`DicomStore.relative`); the
+    index stores it as given."""
     k = keys
     return ((k["PatientID"], k["IssuerOfPatientID"], k["PatientName"], k["PatientBirthDate"],
              k["PatientSex"]),
@@ -220,10 +236,14 @@ def index_rows(keys: dict[str, str], path: Path, transfer_syntax: str, calling_a
 
 
 class StoreIndex:
-    """The index file of one store root: connections, writes and named reads."""
+    """The index file of one store root: connections, writes and named reads.
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
+    ``root`` (default: the index file's folder) is what stored paths are relative to.
+    """
+
+    def __init__(self, db_path: Path, root: Path | None = None) -> None:
+        self.db_path = Path(os.path.abspath(db_path))
+        self.root = Path(os.path.abspath(root)) if root is not None else self.db_path.parent
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -348,15 +368,63 @@ class StoreIndex:
             conn.execute("PRAGMA synchronous=NORMAL")
         self._sealed = sealed
 
+    def migrate_paths(self) -> int:
+        """Rewrite absolute or working-directory-relative instance paths to root-relative
+        ones, once per index (a ``store_meta`` row records it); returns the rows rewritten.
+
+        Why: indexes written before paths were relative name files by the path the store
+        was opened with, so a moved store served nothing (C-GET 0xA702) and re-indexed
+        every file on each start. A row under the root becomes relative; a row elsewhere
+        whose file is gone but which names an ``objects/...`` tail is taken to be this
+        store's file from before a move; any other row (a file really kept outside the
+        root) is left as it is - pathlib resolves an absolute row unchanged.
+        """
+        if self.query("SELECT 1 FROM store_meta WHERE key = ?", (_PATHS_KEY,)):
+            return 0
+        rows = self.query("SELECT rowid, path FROM instances WHERE path NOT LIKE 'objects/%'")
+        updates: list[tuple[str, int]] = []
+        for row in rows:
+            relative = self._relative_row(row["path"])
+            if relative is not None and relative != row["path"]:
+                updates.append((relative, row["rowid"]))
+        try:
+            with self._transaction() as conn:
+                conn.executemany("UPDATE instances SET path = ? WHERE rowid = ?", updates)
+                conn.execute("INSERT OR REPLACE INTO store_meta VALUES (?, ?)",
+                             (_PATHS_KEY, _PATHS_RELATIVE))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate index paths: {exc}", path=str(self.db_path)) from exc
+        if updates:
+            log.warning("index %s: rewrote %d instance path(s) relative to the store root",
+                        self.db_path, len(updates))
+        return len(updates)
+
+    def _relative_row(self, stored: str) -> str | None:
+        """The root-relative form of an old row's path, or None to leave it."""
+        path = Path(os.path.abspath(stored))  # an old relative row was relative to the cwd
+        if path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        if path.exists():
+            return None  # a file kept outside the root: still readable where it is
+        parts = Path(stored).parts
+        if "objects" in parts:
+            tail = Path(*parts[len(parts) - 1 - parts[::-1].index("objects"):])
+            return tail.as_posix()
+        return None
+
+    def resolve(self, stored: str) -> Path:
+        """A stored path as a file path: relative rows under the root, absolute as they are."""
+        return self.root / stored
+
     # -- reading -----------------------------------------------------------------
     def indexed_paths(self) -> set[str]:
-        """The file path of every indexed object (reconcile skips those)."""
+        """The stored (root-relative) path of every indexed object (reconcile skips those)."""
         return {row[0] for row in self.query("SELECT path FROM instances")}
 
     def stored_copy(self, sop_uid: str) -> StoredCopy | None:
         """The first indexed copy of ``sop_uid`` in any study, or None."""
         rows = self.query("SELECT digest, path FROM instances WHERE sop_uid = ?", (sop_uid,))
-        return StoredCopy(Path(rows[0]["path"]), rows[0]["digest"]) if rows else None
+        return StoredCopy(self.resolve(rows[0]["path"]), rows[0]["digest"]) if rows else None
 
     def instances(self, study_uid: str | None = None, series_uid: str | None = None,
                   sop_uids: Sequence[str] | None = None) -> list[StoredInstance]:
@@ -373,7 +441,7 @@ class StoreIndex:
             clauses.append(f"sop_uid IN ({','.join('?' * len(sop_uids))})")
             params.extend(sop_uids)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return _instances(self.query(
+        return self._instances(self.query(
             "SELECT sop_class, sop_uid, study_uid, series_uid, path, transfer_syntax "
             f"FROM instances {where} ORDER BY study_uid, series_uid, "
             "CAST(instance_number AS INTEGER), sop_uid", params))
@@ -406,6 +474,10 @@ class StoreIndex:
             "(SELECT COALESCE(SUM(size), 0) FROM instances) AS bytes")[0]
         return {key: int(row[key]) for key in row.keys()}
 
+    def _instances(self, rows: list[sqlite3.Row]) -> list[StoredInstance]:
+        return [StoredInstance(r["sop_class"], r["sop_uid"], r["study_uid"], r["series_uid"],
+                               self.resolve(r["path"]), r["transfer_syntax"]) for r in rows]
+
     # -- C-FIND ------------------------------------------------------------------
     def find(self, level: str, matches: Sequence[KeyMatch],
              returned: Sequence[str]) -> list[MatchRow]:
@@ -424,7 +496,7 @@ class StoreIndex:
         study, series and instance number."""
         params: list[Any] = []
         where = _where(matches, params)
-        return _instances(self.query(
+        return self._instances(self.query(
             f"SELECT {_INSTANCE_COLUMNS} {_FROM['IMAGE']} {where} "
             f"ORDER BY st.rowid, se.rowid, {_ORDER['IMAGE']}", params))
 
@@ -480,11 +552,6 @@ def _typed(value: Any, kind: str) -> Any:
 
 def _modalities(concatenated: str | None) -> tuple[str, ...]:
     return tuple(sorted(filter(None, (concatenated or "").split(","))))
-
-
-def _instances(rows: list[sqlite3.Row]) -> list[StoredInstance]:
-    return [StoredInstance(r["sop_class"], r["sop_uid"], r["study_uid"], r["series_uid"],
-                           Path(r["path"]), r["transfer_syntax"]) for r in rows]
 
 
 def _sql_match(key: str, value: str | None, vr: str) -> bool:

@@ -98,6 +98,7 @@ def open_endpoints(stack: ExitStack, source_spec: str, target_spec: str, *, repo
     if source_dir is not None:
         source_archive = Archive(ArchiveConfig(
             name="legacy", ae_title=LEGACY_AE, port=legacy_port, storage_dir=source_dir,
+            lenient_uids=True,  # a legacy archive holds what it was sent (dirt profiles)
             destinations={target.ae_title: (target.host, target.port)}), events)
         stack.enter_context(source_archive)
         source = AeAddress(ae_title=LEGACY_AE, host="127.0.0.1", port=source_archive.port)

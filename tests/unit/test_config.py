@@ -59,3 +59,16 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         build_config(Sample, file=tmp_path / "absent.yaml", environ={})
+
+
+def test_archive_lenient_uids_comes_from_yaml_and_the_environment(tmp_path: Path) -> None:
+    """A legacy archive keeps malformed UIDs only when its config says so (issue 13)."""
+    from simulators.actors.archive import ArchiveConfig
+
+    assert build_config(ArchiveConfig, environ={}).lenient_uids is False
+    file = tmp_path / "legacy.yaml"
+    file.write_text("lenient_uids: true\n", encoding="utf-8")
+    assert build_config(ArchiveConfig, file=file, environ={}).lenient_uids is True
+    assert build_config(ArchiveConfig, environ={"PACSIM_LENIENT_UIDS": "no"}).lenient_uids is False
+    with pytest.raises(ConfigError):
+        ArchiveConfig(lenient_uids="yes")  # type: ignore[arg-type]

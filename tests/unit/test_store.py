@@ -119,10 +119,17 @@ def test_missing_type1_uid_is_refused_and_nothing_written(store: DicomStore, mis
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
-def test_hostile_uid_cannot_escape_the_store(store: DicomStore) -> None:
+def test_hostile_uid_is_refused_and_cannot_escape_a_lenient_store(store: DicomStore,
+                                                                   tmp_path: Path) -> None:
     ds = make_image(study_uid="../../../etc")
-    outcome = store.put(ds, transfer_syntax=TS)
-    assert outcome.ok and store.objects in outcome.path.parents
+    refused = store.put(ds, transfer_syntax=TS)
+    assert refused.status == STATUS_MISSING_ATTRIBUTE and refused.path is None
+    lenient = DicomStore(tmp_path / "legacy", lenient_uids=True)  # keeps it, inside objects/
+    try:
+        outcome = lenient.put(ds, transfer_syntax=TS)
+        assert outcome.ok and lenient.objects in outcome.path.parents
+    finally:
+        lenient.close()
 
 
 def test_concurrent_puts_from_several_threads(store: DicomStore) -> None:
