@@ -36,7 +36,7 @@ LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
 #: Every command-line tool a test may require, and its lane.
 TOOL_LANES = {
     **dict.fromkeys(("echoscu", "storescu", "storescp", "findscu", "movescu", "getscu", "dcmqrscp",
-                     "wlmscpfs", "dump2dcm"), "dcmtk"),
+                     "wlmscpfs", "dump2dcm", "dcmdump", "dcmconv"), "dcmtk"),
     "dciodvfy": "dciodvfy",
     "Orthanc": "orthanc",
     "prometheus": "prometheus",

@@ -20,6 +20,7 @@ from simulators import __version__
 from simulators.actors.registry import KINDS, build_actor
 from simulators.cli.demo import run_demo
 from simulators.cli.faults import register as register_fault_commands
+from simulators.cli.generate import register as register_generate_commands
 from simulators.cli.legacy import register as register_legacy_commands
 from simulators.cli.migration import register as register_migration_commands
 from simulators.cli.probe import register as register_probe_commands
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_runtime_commands(sub)
 
     register_legacy_commands(sub)
+
+    register_generate_commands(sub)
 
     register_migration_commands(sub)
 
