@@ -10,8 +10,8 @@ ACK policy (HL7 v2.5.1 chapter 2, table 0357), original acknowledgment mode:
 * AA: accepted and applied;
 * AE 101 required field missing (no PID-3, no OBR-18...), AE 102 bad date,
   AE 103 table value not found (sex ``Q``, order control ``ZZ``), AE 204 unknown
-  key (cancel for an order the RIS never had), AE 205 duplicate key (NW for an
-  accession that is already being performed);
+  key (cancel or change, CA/XO, for an order the RIS never had), AE 205
+  duplicate key (NW for an accession that is already being performed);
 * AR 200 unsupported message type, AR 201 unsupported trigger event;
 * a repeated MSH-10 from the same sender gets the *identical* ACK again and has no
   second effect (senders retry after a lost ACK; a retry must not double-book).
@@ -141,20 +141,34 @@ class RisHl7Handler:
         fields = order_fields(msg)
         control = fields["control"]
         if control == "CA":
-            existing = (self.book.order(fields["accession"]) if fields["accession"] else None) \
-                or (self.book.find_by_placer(fields["placer"]) if fields["placer"] else None)
-            if existing is None:
-                raise Hl7Error("no such order to cancel", hl7_code=204, location="ORC^1^2")
+            existing = self._existing_order(fields, "cancel")
             cancelled = self.book.cancel(existing.accession)
             if cancelled is not None:
                 self._notify(cancelled, "CA")
             return
+        if control == "XO":
+            # A change names an order we must already hold: booking it as new would
+            # schedule an exam nobody ordered (issue 13). Refused exactly like CA.
+            self._existing_order(fields, "change")
         order = fill_order_gaps(order_from_message(msg), self.stations, self.default_station)
         try:
             scheduled = self.book.schedule(order)
         except WorldError as exc:
             raise Hl7Error(exc.message, hl7_code=205, location="OBR^1^18") from exc
         self._notify(scheduled, control)
+
+    def _existing_order(self, fields: Mapping[str, object], action: str) -> Order:
+        """The order a CA/XO refers to (by accession, else placer number).
+
+        Raises :class:`Hl7Error` 204 (unknown key, AE) at ORC-2 when the RIS never had
+        it: CA and XO share this so both refuse an unknown order the same way.
+        """
+        accession, placer = str(fields["accession"] or ""), str(fields["placer"] or "")
+        existing = (self.book.order(accession) if accession else None) \
+            or (self.book.find_by_placer(placer) if placer else None)
+        if existing is None:
+            raise Hl7Error(f"no such order to {action}", hl7_code=204, location="ORC^1^2")
+        return existing
 
     def _notify(self, order: Order, control: str) -> None:
         if self.on_order is None:

@@ -5,6 +5,7 @@ over the wire (or from the RIS after a wire exchange)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import socket
 import subprocess
 import time
@@ -26,7 +27,7 @@ from simulators.dicom.fast import codec, dimse
 from simulators.events import EventBus, Exchange
 from simulators.faults.raw_dicom import RawAssociation, oversized_pdata, status_of
 from simulators.hl7 import messages
-from simulators.hl7.er7 import ack_code
+from simulators.hl7.er7 import ack_code, err_code
 from simulators.hl7.mllp import MllpClient
 from simulators.world.models import Order, Patient, Procedure, ScheduledStep
 from tests.helpers import require_tool
@@ -490,3 +491,30 @@ def test_undecodable_identifier_is_c000_and_acse_policy_is_enforced() -> None:
             raw.send(oversized_pdata(raw.context_id(MWL_UID), ris.settings.max_pdu + 1))
             assert raw.read_message(timeout=10) == "aborted"        # A-ABORT, PS3.8 D.1
         assert accessions(ris) == {"ACC1"}                         # still serving
+
+
+def test_change_order_for_an_unknown_order_is_refused_like_a_cancel(ris: Ris) -> None:
+    """Issue 13 #5: XO for an order the RIS never had must not create one.
+
+    A change request names an existing order; accepting it as new would book an exam
+    nobody ordered. The answer is the cancel path's: AE, ERR 204 at ORC-2."""
+    order = make_order(50)
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        change = client.send(messages.orm_o01(order, "XO"))
+        cancel = client.send(messages.orm_o01(make_order(51), "CA"))
+    for reply in (change, cancel):
+        assert ack_code(reply) == "AE", reply
+        assert err_code(reply) == 204, reply
+    err_segment = next(s for s in change.split("\r") if s.startswith("ERR"))
+    assert "ORC^1^2" in err_segment, change
+    assert ris.orders() == []
+    assert accessions(ris) == set()
+
+
+def test_change_order_for_a_known_order_still_replaces_it(ris: Ris) -> None:
+    order = make_order(52)
+    moved = order.with_changes(step=replace(order.step, station_ae="CT02"))
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        assert ack_code(client.send(messages.orm_o01(order, "NW"))) == "AA"
+        assert ack_code(client.send(messages.orm_o01(moved, "XO"))) == "AA"
+    assert [o.step.station_ae for o in ris.orders()] == ["CT02"]
