@@ -14,11 +14,19 @@ ACK policy (HL7 v2.5.1 chapter 2, table 0357), original acknowledgment mode:
   duplicate key (NW for an accession that is already being performed);
 * AR 200 unsupported message type, AR 201 unsupported trigger event;
 * a repeated MSH-10 from the same sender gets the *identical* ACK again and has no
-  second effect (senders retry after a lost ACK; a retry must not double-book).
+  second effect (senders retry after a lost ACK; a retry must not double-book);
+* AR 205 (duplicate key, at MSH-10) for a *different* message under an MSH-10 the
+  same sender already used: replaying the first ACK would tell the sender a message
+  we never processed was accepted (issue 13). "The same message" means the same
+  decoded text with MSH-7 (date/time of message) ignored, because a retry may be
+  restamped; every other byte, other MSH fields included, must match. AR, not AE:
+  the envelope is wrong, the content was never looked at. The AR is not remembered,
+  so the original retransmission keeps getting its own ACK.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -32,6 +40,7 @@ from simulators.actors.ris_orders import OrderBook
 from simulators.errors import Hl7Error, WorldError
 from simulators.hl7.ack import ack
 from simulators.hl7.er7 import Header, read_header
+from simulators.hl7.framing import normalize_segments
 from simulators.hl7.parsing import (
     merged_patient_id, order_fields, order_from_message, parse, patient_from_message,
 )
@@ -75,6 +84,22 @@ def fill_order_gaps(order: Order, stations: Mapping[str, Station],
     )
 
 
+def message_fingerprint(text: str) -> str:
+    """A digest of the message with MSH-7 blanked: equal for a true retransmission.
+
+    Senders retrying after a lost ACK sometimes restamp MSH-7 (date/time of message)
+    and nothing else; any other difference makes it a different message.
+    """
+    lines = normalize_segments(text.lstrip()).split("\r")
+    first = lines[0]
+    if first.startswith("MSH") and len(first) > 3:
+        fields = first.split(first[3])
+        if len(fields) > 6:  # fields[6] is MSH-7 (fields[1] is MSH-2)
+            fields[6] = ""
+        lines[0] = first[3].join(fields)
+    return hashlib.sha256("\r".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class RisHl7Handler:
     """Callable for :class:`~simulators.hl7.mllp.MllpServer`: message text in, ACK out."""
 
@@ -87,16 +112,26 @@ class RisHl7Handler:
         self.on_order = on_order
         self.application = application
         self._lock = threading.Lock()
-        self._answers: OrderedDict[tuple[str, str], str] = OrderedDict()
+        #: (sender, MSH-10) -> (fingerprint of the message, the ACK it got)
+        self._answers: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
 
     def __call__(self, text: str) -> str:
         header = read_header(text)  # no MSH at all: Hl7Error 100, the server NACKs it
         key = (header.sending_application, header.control_id)
+        fingerprint = message_fingerprint(text)
         with self._lock:
             if header.control_id and key in self._answers:
-                log.info("duplicate control ID %s from %s: same ACK, no effect",
-                         header.control_id, header.sending_application or "?")
-                return self._answers[key]
+                seen, answer = self._answers[key]
+                if seen == fingerprint:
+                    log.info("duplicate control ID %s from %s: same ACK, no effect",
+                             header.control_id, header.sending_application or "?")
+                    return answer
+                log.warning("control ID %s from %s reused for a different message: AR 205",
+                            header.control_id, header.sending_application or "?")
+                return ack(text, "AR", error_code=205, error_location="MSH^1^10",
+                           error_text=f"message control ID {header.control_id} already "
+                                      "used for a different message",
+                           sending_application=self.application)
             try:
                 self._dispatch(parse(text), header)
                 reply = ack(text, "AA", sending_application=self.application)
@@ -105,7 +140,7 @@ class RisHl7Handler:
                 reply = ack(text, exc.ack_code, error_code=exc.hl7_code, error_text=exc.message,
                             error_location=exc.location, sending_application=self.application)
             if header.control_id:
-                self._answers[key] = reply
+                self._answers[key] = (fingerprint, reply)
                 while len(self._answers) > CONTROL_ID_MEMORY:
                     self._answers.popitem(last=False)
             return reply
@@ -179,4 +214,4 @@ class RisHl7Handler:
             log.exception("order listener failed for %s", order.accession)
 
 
-__all__ = ["RisHl7Handler", "fill_order_gaps", "ADT_REGISTER_EVENTS", "ORDER_TRIGGERS"]
+__all__ = ["RisHl7Handler", "fill_order_gaps", "message_fingerprint", "ADT_REGISTER_EVENTS", "ORDER_TRIGGERS"]

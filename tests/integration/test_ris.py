@@ -27,7 +27,7 @@ from simulators.dicom.fast import codec, dimse
 from simulators.events import EventBus, Exchange
 from simulators.faults.raw_dicom import RawAssociation, oversized_pdata, status_of
 from simulators.hl7 import messages
-from simulators.hl7.er7 import ack_code, err_code
+from simulators.hl7.er7 import ack_code, err_code, msa_field, read_header
 from simulators.hl7.mllp import MllpClient
 from simulators.world.models import Order, Patient, Procedure, ScheduledStep
 from tests.helpers import require_tool
@@ -518,3 +518,27 @@ def test_change_order_for_a_known_order_still_replaces_it(ris: Ris) -> None:
         assert ack_code(client.send(messages.orm_o01(order, "NW"))) == "AA"
         assert ack_code(client.send(messages.orm_o01(moved, "XO"))) == "AA"
     assert [o.step.station_ae for o in ris.orders()] == ["CT02"]
+
+
+def test_reused_control_id_on_a_different_message_is_rejected_not_replayed(ris: Ris) -> None:
+    """Issue 13 #6: a *different* order under an already used MSH-10 was dropped while
+    the first ACK (AA) was replayed, so the sender believed it booked. A true
+    retransmission (same content, even restamped MSH-7) still gets the same ACK."""
+    first = messages.orm_o01(make_order(60), control_id="CTRL-REUSED")
+    other = messages.orm_o01(make_order(61), control_id="CTRL-REUSED")
+    msh = first.split("\r")[0].split("|")
+    msh[6] = "20990101000000"  # MSH-7: a sender's retry may restamp it
+    restamped = "\r".join(["|".join(msh), *first.split("\r")[1:]])
+    assert restamped != first and read_header(restamped).control_id == "CTRL-REUSED"
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        accepted = client.send(first)
+        retry = client.send(restamped)
+        clash = client.send(other)
+        again = client.send(first)
+    assert ack_code(accepted) == "AA" and retry == accepted and again == accepted
+    assert ack_code(clash) == "AR", clash
+    assert err_code(clash) == 205, clash
+    assert msa_field(clash, 2) == "CTRL-REUSED"
+    err_segment = next(s for s in clash.split("\r") if s.startswith("ERR"))
+    assert "MSH^1^10" in err_segment, clash
+    assert [o.accession for o in ris.orders()] == ["ACC60"]
