@@ -542,3 +542,48 @@ def test_reused_control_id_on_a_different_message_is_rejected_not_replayed(ris: 
     err_segment = next(s for s in clash.split("\r") if s.startswith("ERR"))
     assert "MSH^1^10" in err_segment, clash
     assert [o.accession for o in ris.orders()] == ["ACC60"]
+
+
+def send_raw(ris: Ris, payload: bytes) -> str:
+    """One MLLP exchange with bytes exactly as given (no re-encoding by a client)."""
+    with socket.create_connection(ris.hl7_address, timeout=10) as sock:
+        sock.sendall(b"\x0b" + payload + b"\x1c\r")
+        reply = b""
+        while not reply.endswith(b"\x1c\r"):
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {reply!r}"
+            reply += chunk
+    return reply[1:-2].decode("utf-8")
+
+
+def with_msh_18(message: str, charset: str) -> str:
+    """``message`` with MSH-18 (character set, table 0211) set to ``charset``."""
+    first, *rest = message.split("\r")
+    fields = first.split("|") + [""] * 18
+    fields = fields[:max(18, len(first.split("|")))]
+    fields[17] = charset  # fields[n - 1] is MSH-n
+    return "\r".join(["|".join(fields), *rest])
+
+
+def test_order_in_iso_8859_2_is_decoded_by_msh_18(ris: Ris) -> None:
+    """Issue 13 #4: MSH-18 ``8859/2`` was ignored and the frame read as latin-1, so the
+    worklist said ``Dvoøák``. The RIS keeps names as ISO_IR 192 (UTF-8) whatever the
+    HL7 character set, so the worklist item carries ISO_IR 192 and the right name."""
+    patient = Patient("PID70", "PACSIM", "Dvořák", "Antonín", dt.date(1941, 9, 8), "M",
+                      "ISO_IR 192")
+    text = with_msh_18(messages.orm_o01(make_order(70, patient=patient)), "8859/2")
+    assert "Dvořák^Antonín" in text
+    reply = send_raw(ris, text.replace("\n", "\r").encode("iso8859_2"))
+    assert ack_code(reply) == "AA", reply
+    found, _ = c_find(ris, mwl_query(PatientID="PID70"))
+    assert [str(ds.PatientName) for ds in found] == ["Dvořák^Antonín"]
+    assert found[0].SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_unknown_msh_18_is_refused_not_guessed(ris: Ris) -> None:
+    text = with_msh_18(messages.orm_o01(make_order(71)), "KLINGON-1")
+    reply = send_raw(ris, text.encode("ascii"))
+    assert ack_code(reply) == "AE", reply
+    assert err_code(reply) == 103, reply
+    assert "MSH^1^18" in next(s for s in reply.split("\r") if s.startswith("ERR")), reply
+    assert ris.orders() == []

@@ -301,3 +301,18 @@ def test_extractors_report_missing_and_bad_fields_with_locations() -> None:
 def test_parse_accepts_lf_separated_text() -> None:
     text = adt("A04", sample_patient()).replace("\r", "\n")
     assert patient_from_message(parse(text)) == sample_patient()
+
+
+def test_msh_18_values_map_to_codecs_and_unknown_ones_are_refused() -> None:
+    from simulators.hl7.charsets import codec_for, decode_message
+
+    assert codec_for("8859/2") == "iso8859_2" and codec_for("8859/15") == "iso8859_15"
+    assert codec_for("UNICODE UTF-8") == codec_for("UNICODE/UTF-8") == "utf-8"
+    assert codec_for("UNICODE") == "utf-8" and codec_for("") is None
+    with pytest.raises(Hl7Error) as unknown:
+        codec_for("UNICODE UTF-16")  # cannot travel in a plain MLLP frame
+    assert (unknown.value.hl7_code, unknown.value.location) == (103, "MSH^1^18")
+    declared_ascii = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5.1||||||ASCII\rPID|1||1||Müller"
+    with pytest.raises(Hl7Error) as wrong_bytes:
+        decode_message(declared_ascii.encode("latin-1"))
+    assert wrong_bytes.value.hl7_code == 102
