@@ -44,7 +44,9 @@ class EhrConfig:
     receiving_application: str = "PACSIM_RIS"
     receiving_facility: str = "PACSIM"
     timeout: float = 10.0
-    hl7_version: str = "2.5.1"  # ADT and ORM^O01; "2.3.1" for most existing sites
+    #: MSH-12 of every message the EHR builds; "2.3.1" for most existing sites
+    #: (OMG^O19 then raises ConfigError: it needs v2.5+).
+    hl7_version: str = "2.5.1"
     #: Fault profile (``simulators.injection.profile``): HL7 content and MLLP framing faults
     #: applied to outgoing messages (ids, profile names or {id, rate, nth, every, seed}).
     faults: tuple[Any, ...] = ()
@@ -170,7 +172,10 @@ class Ehr(Actor):
             return orm_o01(order, control, endpoints=self.config.endpoints,
                            version=self.config.hl7_version)
         if style == "OMG":
-            return omg_o19(order, control, endpoints=self.config.endpoints)
+            # The configured version, like every other message: omg_o19 refuses one
+            # that has no OMG^O19 instead of the EHR sending 2.5.1 behind its back.
+            return omg_o19(order, control, endpoints=self.config.endpoints,
+                           version=self.config.hl7_version)
         raise ConfigError(f"unknown order style {style!r}", supported=ORDER_STYLES)
 
     def _send(self, message: str) -> AckResult:

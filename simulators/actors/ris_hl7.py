@@ -10,15 +10,23 @@ ACK policy (HL7 v2.5.1 chapter 2, table 0357), original acknowledgment mode:
 * AA: accepted and applied;
 * AE 101 required field missing (no PID-3, no OBR-18...), AE 102 bad date,
   AE 103 table value not found (sex ``Q``, order control ``ZZ``), AE 204 unknown
-  key (cancel for an order the RIS never had), AE 205 duplicate key (NW for an
-  accession that is already being performed);
+  key (cancel or change, CA/XO, for an order the RIS never had), AE 205
+  duplicate key (NW for an accession that is already being performed);
 * AR 200 unsupported message type, AR 201 unsupported trigger event;
 * a repeated MSH-10 from the same sender gets the *identical* ACK again and has no
-  second effect (senders retry after a lost ACK; a retry must not double-book).
+  second effect (senders retry after a lost ACK; a retry must not double-book);
+* AR 205 (duplicate key, at MSH-10) for a *different* message under an MSH-10 the
+  same sender already used: replaying the first ACK would tell the sender a message
+  we never processed was accepted (issue 13). "The same message" means the same
+  decoded text with MSH-7 (date/time of message) ignored, because a retry may be
+  restamped; every other byte, other MSH fields included, must match. AR, not AE:
+  the envelope is wrong, the content was never looked at. The AR is not remembered,
+  so the original retransmission keeps getting its own ACK.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -32,6 +40,7 @@ from simulators.actors.ris_orders import OrderBook
 from simulators.errors import Hl7Error, WorldError
 from simulators.hl7.ack import ack
 from simulators.hl7.er7 import Header, read_header
+from simulators.hl7.framing import normalize_segments
 from simulators.hl7.parsing import (
     merged_patient_id, order_fields, order_from_message, parse, patient_from_message,
 )
@@ -75,6 +84,22 @@ def fill_order_gaps(order: Order, stations: Mapping[str, Station],
     )
 
 
+def message_fingerprint(text: str) -> str:
+    """A digest of the message with MSH-7 blanked: equal for a true retransmission.
+
+    Senders retrying after a lost ACK sometimes restamp MSH-7 (date/time of message)
+    and nothing else; any other difference makes it a different message.
+    """
+    lines = normalize_segments(text.lstrip()).split("\r")
+    first = lines[0]
+    if first.startswith("MSH") and len(first) > 3:
+        fields = first.split(first[3])
+        if len(fields) > 6:  # fields[6] is MSH-7 (fields[1] is MSH-2)
+            fields[6] = ""
+        lines[0] = first[3].join(fields)
+    return hashlib.sha256("\r".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class RisHl7Handler:
     """Callable for :class:`~simulators.hl7.mllp.MllpServer`: message text in, ACK out."""
 
@@ -87,16 +112,26 @@ class RisHl7Handler:
         self.on_order = on_order
         self.application = application
         self._lock = threading.Lock()
-        self._answers: OrderedDict[tuple[str, str], str] = OrderedDict()
+        #: (sender, MSH-10) -> (fingerprint of the message, the ACK it got)
+        self._answers: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
 
     def __call__(self, text: str) -> str:
         header = read_header(text)  # no MSH at all: Hl7Error 100, the server NACKs it
         key = (header.sending_application, header.control_id)
+        fingerprint = message_fingerprint(text)
         with self._lock:
             if header.control_id and key in self._answers:
-                log.info("duplicate control ID %s from %s: same ACK, no effect",
-                         header.control_id, header.sending_application or "?")
-                return self._answers[key]
+                seen, answer = self._answers[key]
+                if seen == fingerprint:
+                    log.info("duplicate control ID %s from %s: same ACK, no effect",
+                             header.control_id, header.sending_application or "?")
+                    return answer
+                log.warning("control ID %s from %s reused for a different message: AR 205",
+                            header.control_id, header.sending_application or "?")
+                return ack(text, "AR", error_code=205, error_location="MSH^1^10",
+                           error_text=f"message control ID {header.control_id} already "
+                                      "used for a different message",
+                           sending_application=self.application)
             try:
                 self._dispatch(parse(text), header)
                 reply = ack(text, "AA", sending_application=self.application)
@@ -105,7 +140,7 @@ class RisHl7Handler:
                 reply = ack(text, exc.ack_code, error_code=exc.hl7_code, error_text=exc.message,
                             error_location=exc.location, sending_application=self.application)
             if header.control_id:
-                self._answers[key] = reply
+                self._answers[key] = (fingerprint, reply)
                 while len(self._answers) > CONTROL_ID_MEMORY:
                     self._answers.popitem(last=False)
             return reply
@@ -141,20 +176,34 @@ class RisHl7Handler:
         fields = order_fields(msg)
         control = fields["control"]
         if control == "CA":
-            existing = (self.book.order(fields["accession"]) if fields["accession"] else None) \
-                or (self.book.find_by_placer(fields["placer"]) if fields["placer"] else None)
-            if existing is None:
-                raise Hl7Error("no such order to cancel", hl7_code=204, location="ORC^1^2")
+            existing = self._existing_order(fields, "cancel")
             cancelled = self.book.cancel(existing.accession)
             if cancelled is not None:
                 self._notify(cancelled, "CA")
             return
+        if control == "XO":
+            # A change names an order we must already hold: booking it as new would
+            # schedule an exam nobody ordered (issue 13). Refused exactly like CA.
+            self._existing_order(fields, "change")
         order = fill_order_gaps(order_from_message(msg), self.stations, self.default_station)
         try:
             scheduled = self.book.schedule(order)
         except WorldError as exc:
             raise Hl7Error(exc.message, hl7_code=205, location="OBR^1^18") from exc
         self._notify(scheduled, control)
+
+    def _existing_order(self, fields: Mapping[str, object], action: str) -> Order:
+        """The order a CA/XO refers to (by accession, else placer number).
+
+        Raises :class:`Hl7Error` 204 (unknown key, AE) at ORC-2 when the RIS never had
+        it: CA and XO share this so both refuse an unknown order the same way.
+        """
+        accession, placer = str(fields["accession"] or ""), str(fields["placer"] or "")
+        existing = (self.book.order(accession) if accession else None) \
+            or (self.book.find_by_placer(placer) if placer else None)
+        if existing is None:
+            raise Hl7Error(f"no such order to {action}", hl7_code=204, location="ORC^1^2")
+        return existing
 
     def _notify(self, order: Order, control: str) -> None:
         if self.on_order is None:
@@ -165,4 +214,4 @@ class RisHl7Handler:
             log.exception("order listener failed for %s", order.accession)
 
 
-__all__ = ["RisHl7Handler", "fill_order_gaps", "ADT_REGISTER_EVENTS", "ORDER_TRIGGERS"]
+__all__ = ["RisHl7Handler", "fill_order_gaps", "message_fingerprint", "ADT_REGISTER_EVENTS", "ORDER_TRIGGERS"]

@@ -102,9 +102,15 @@ def orm_o01(order: Order, control: str = "NW", *, endpoints: Endpoints | None = 
 def omg_o19(order: Order, control: str = "NW", *, endpoints: Endpoints | None = None,
             version: str = DEFAULT_VERSION, control_id: str | None = None,
             when: dt.datetime | None = None) -> str:
-    """OMG^O19 (RAD-2 in IHE SWF.b, HL7 v2.5.1): timing in TQ1 instead of ORC-7/OBR-27."""
+    """OMG^O19 (RAD-2 in IHE SWF.b, HL7 v2.5.1): timing in TQ1 instead of ORC-7/OBR-27.
+
+    Refused with :class:`ConfigError` before v2.5: OMG^O19 does not exist in v2.3.1
+    (it came with v2.4) and the TQ1 segment it carries here came with v2.5, so an
+    older version cannot be honoured and must not be silently replaced by 2.5.1.
+    """
     if version_tuple(version) < (2, 5):
-        raise ConfigError("OMG^O19 needs HL7 v2.5 or later", version=version)
+        raise ConfigError("OMG^O19 needs HL7 v2.5 or later (not in v2.3.1; TQ1 is v2.5); "
+                          "use ORM^O01 for older versions", version=version)
     ends = endpoints or Endpoints()
     now = when or dt.datetime.now()
     tq1 = _segment("TQ1", version, {1: "1", 7: hl7_timestamp(order.step.start),
@@ -138,7 +144,13 @@ def oru_r01(order: Order, report_text: str, *, endpoints: Endpoints | None = Non
 # -- segments -----------------------------------------------------------------------
 def _message(message_type: str, body: list[str], endpoints: Endpoints | None, version: str,
              control_id: str | None, when: dt.datetime) -> str:
-    """MSH plus body; MSH-18 says UTF-8 when any value is not plain ASCII."""
+    """MSH plus body; MSH-18 says UTF-8 when any value is not plain ASCII.
+
+    The MSH-18 value must be one of *this version's* table 0211: ``UNICODE UTF-8``
+    only exists from v2.5, and a v2.3.1/v2.4 receiver validating MSH-18 would refuse
+    it (issue 13), so those get their only Unicode value, ``UNICODE``, which
+    receivers (pacsim's included, see :mod:`simulators.hl7.charsets`) read as UTF-8.
+    """
     ends = endpoints or Endpoints()
     non_ascii = any(not segment.isascii() for segment in body)
     msh = Segment("MSH", version=version)
@@ -154,7 +166,7 @@ def _message(message_type: str, body: list[str], endpoints: Endpoints | None, ve
     msh.msh_11 = "P"
     msh.msh_12 = version
     if non_ascii:
-        msh.msh_18 = "UNICODE UTF-8"
+        msh.msh_18 = "UNICODE UTF-8" if version_tuple(version) >= (2, 5) else "UNICODE"
     return "\r".join([msh.to_er7(), *body])
 
 

@@ -21,6 +21,10 @@ split over two TCP segments comes back truncated. Here:
 * the handler runs in a thread pool, so a slow handler does not stall other
   connections, and a handler exception becomes an AE ACK with ERR (207), never a
   silent close; :class:`Hl7Error` from the handler picks the ACK code and ERR itself;
+* each frame is decoded in the character set its MSH-18 declares
+  (:mod:`simulators.hl7.charsets`); ``encoding`` is only the default for frames
+  without MSH-18, and an unknown MSH-18 is answered AE 103 without reaching the
+  handler (issue 13: ISO-8859-2 names were read as latin-1 and accepted);
 * every message is one event: ``hl7.receive`` on the server, ``hl7.send`` on the
   client, with the ACK code (MSA-1) as status.
 """
@@ -40,6 +44,7 @@ from typing import Callable, Self
 from simulators.errors import ConfigError, Hl7Error, MllpError, PortInUse
 from simulators.events import EventBus, bus as default_bus
 from simulators.hl7.ack import ack
+from simulators.hl7.charsets import decode_message
 from simulators.hl7.er7 import message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
@@ -245,11 +250,16 @@ class MllpServer:
 
     async def _answer(self, frame: bytes, peer: str) -> str | None:
         """Run the handler off the loop; turn its exceptions into AE/AR ACKs."""
-        text = decode_frame(frame, self.encoding)
+        try:
+            text, refused = decode_message(frame, self.encoding), None
+        except Hl7Error as exc:  # unknown MSH-18 or bytes not in it: refuse, never guess
+            text, refused = decode_frame(frame, "latin-1"), exc  # enough to address a NACK
         with self.events.exchange("hl7.receive", self.name, peer,
                                   message=message_label(text)) as event:
             event.bytes = len(frame)
             try:
+                if refused is not None:
+                    raise refused
                 reply = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self.handler, text)
             except Hl7Error as exc:

@@ -94,7 +94,13 @@ def parse_dtm(value: str, location: str) -> dt.datetime:
 
 
 def patient_from_message(msg: Message) -> Patient:
-    """The PID patient (ID, issuer, name, birth date, sex) as a world ``Patient``."""
+    """The PID patient (ID, issuer, name, birth date, sex) as a world ``Patient``.
+
+    The name is already text (the listener decoded the frame by MSH-18), so a
+    non-ASCII name always gets DICOM ``ISO_IR 192`` (UTF-8), whatever HL7 character
+    set it arrived in: one DICOM set for every worklist item is simpler for the
+    modalities than mirroring 8859/2 as ISO_IR 101 and so on, and UTF-8 holds all.
+    """
     patient_id = _require(msg, "PID", 3, "patient ID")
     family = _require(msg, "PID", 5, "patient family name")
     birth = _require(msg, "PID", 7, "birth date")

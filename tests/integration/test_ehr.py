@@ -144,3 +144,31 @@ def test_lifecycle_is_idempotent_and_needs_a_ris_port() -> None:
     assert not ehr.running
     with pytest.raises(ConfigError, match="order style"):
         ehr.place_order(sample_order(), style="XML")
+
+
+def test_configured_version_is_what_goes_on_the_wire(ris: tuple[FakeRis, MllpServer]) -> None:
+    """Issue 13 #8: with ``hl7_version: 2.3.1`` every message the EHR builds says 2.3.1
+    (with a 2.3.1 MSH-18), and OMG^O19, which 2.3.1 does not have, is refused with a
+    ConfigError instead of silently going out as 2.5.1."""
+    host, port = ris[1].address
+    config = EhrConfig(name="ehr-231", ris_host=host, ris_port=port, timeout=5.0,
+                       hl7_version="2.3.1")
+    order = sample_order(sample_patient(family="Dvořák", given="Antonín"), accession="ACC-231")
+    with Ehr(config) as ehr:
+        assert ehr.admit(order.patient).code == "AA"
+        assert ehr.place_order(order, style="ORM").code == "AA"
+        with pytest.raises(ConfigError, match="OMG"):
+            ehr.place_order(order, style="OMG")
+    headers = [read_header(text) for text in ris[0].messages]
+    assert [(h.message_type, h.version, h.charset) for h in headers] == [
+        ("ADT", "2.3.1", "UNICODE"), ("ORM", "2.3.1", "UNICODE")]
+    assert patient_from_message(parse(ris[0].messages[1])).family_name == "Dvořák"
+
+
+def test_omg_follows_the_configured_version(ris: tuple[FakeRis, MllpServer]) -> None:
+    host, port = ris[1].address
+    config = EhrConfig(name="ehr-26", ris_host=host, ris_port=port, timeout=5.0,
+                       hl7_version="2.6")
+    with Ehr(config) as ehr:
+        assert ehr.place_order(sample_order(accession="ACC-26"), style="OMG").code == "AA"
+    assert read_header(ris[0].messages[0]).version == "2.6"

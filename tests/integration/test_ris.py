@@ -5,6 +5,7 @@ over the wire (or from the RIS after a wire exchange)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import socket
 import subprocess
 import time
@@ -26,7 +27,7 @@ from simulators.dicom.fast import codec, dimse
 from simulators.events import EventBus, Exchange
 from simulators.faults.raw_dicom import RawAssociation, oversized_pdata, status_of
 from simulators.hl7 import messages
-from simulators.hl7.er7 import ack_code
+from simulators.hl7.er7 import ack_code, err_code, msa_field, read_header
 from simulators.hl7.mllp import MllpClient
 from simulators.world.models import Order, Patient, Procedure, ScheduledStep
 from tests.helpers import require_tool
@@ -490,3 +491,99 @@ def test_undecodable_identifier_is_c000_and_acse_policy_is_enforced() -> None:
             raw.send(oversized_pdata(raw.context_id(MWL_UID), ris.settings.max_pdu + 1))
             assert raw.read_message(timeout=10) == "aborted"        # A-ABORT, PS3.8 D.1
         assert accessions(ris) == {"ACC1"}                         # still serving
+
+
+def test_change_order_for_an_unknown_order_is_refused_like_a_cancel(ris: Ris) -> None:
+    """Issue 13 #5: XO for an order the RIS never had must not create one.
+
+    A change request names an existing order; accepting it as new would book an exam
+    nobody ordered. The answer is the cancel path's: AE, ERR 204 at ORC-2."""
+    order = make_order(50)
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        change = client.send(messages.orm_o01(order, "XO"))
+        cancel = client.send(messages.orm_o01(make_order(51), "CA"))
+    for reply in (change, cancel):
+        assert ack_code(reply) == "AE", reply
+        assert err_code(reply) == 204, reply
+    err_segment = next(s for s in change.split("\r") if s.startswith("ERR"))
+    assert "ORC^1^2" in err_segment, change
+    assert ris.orders() == []
+    assert accessions(ris) == set()
+
+
+def test_change_order_for_a_known_order_still_replaces_it(ris: Ris) -> None:
+    order = make_order(52)
+    moved = order.with_changes(step=replace(order.step, station_ae="CT02"))
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        assert ack_code(client.send(messages.orm_o01(order, "NW"))) == "AA"
+        assert ack_code(client.send(messages.orm_o01(moved, "XO"))) == "AA"
+    assert [o.step.station_ae for o in ris.orders()] == ["CT02"]
+
+
+def test_reused_control_id_on_a_different_message_is_rejected_not_replayed(ris: Ris) -> None:
+    """Issue 13 #6: a *different* order under an already used MSH-10 was dropped while
+    the first ACK (AA) was replayed, so the sender believed it booked. A true
+    retransmission (same content, even restamped MSH-7) still gets the same ACK."""
+    first = messages.orm_o01(make_order(60), control_id="CTRL-REUSED")
+    other = messages.orm_o01(make_order(61), control_id="CTRL-REUSED")
+    msh = first.split("\r")[0].split("|")
+    msh[6] = "20990101000000"  # MSH-7: a sender's retry may restamp it
+    restamped = "\r".join(["|".join(msh), *first.split("\r")[1:]])
+    assert restamped != first and read_header(restamped).control_id == "CTRL-REUSED"
+    with MllpClient(*ris.hl7_address, timeout=10) as client:
+        accepted = client.send(first)
+        retry = client.send(restamped)
+        clash = client.send(other)
+        again = client.send(first)
+    assert ack_code(accepted) == "AA" and retry == accepted and again == accepted
+    assert ack_code(clash) == "AR", clash
+    assert err_code(clash) == 205, clash
+    assert msa_field(clash, 2) == "CTRL-REUSED"
+    err_segment = next(s for s in clash.split("\r") if s.startswith("ERR"))
+    assert "MSH^1^10" in err_segment, clash
+    assert [o.accession for o in ris.orders()] == ["ACC60"]
+
+
+def send_raw(ris: Ris, payload: bytes) -> str:
+    """One MLLP exchange with bytes exactly as given (no re-encoding by a client)."""
+    with socket.create_connection(ris.hl7_address, timeout=10) as sock:
+        sock.sendall(b"\x0b" + payload + b"\x1c\r")
+        reply = b""
+        while not reply.endswith(b"\x1c\r"):
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {reply!r}"
+            reply += chunk
+    return reply[1:-2].decode("utf-8")
+
+
+def with_msh_18(message: str, charset: str) -> str:
+    """``message`` with MSH-18 (character set, table 0211) set to ``charset``."""
+    first, *rest = message.split("\r")
+    fields = first.split("|") + [""] * 18
+    fields = fields[:max(18, len(first.split("|")))]
+    fields[17] = charset  # fields[n - 1] is MSH-n
+    return "\r".join(["|".join(fields), *rest])
+
+
+def test_order_in_iso_8859_2_is_decoded_by_msh_18(ris: Ris) -> None:
+    """Issue 13 #4: MSH-18 ``8859/2`` was ignored and the frame read as latin-1, so the
+    worklist said ``Dvoøák``. The RIS keeps names as ISO_IR 192 (UTF-8) whatever the
+    HL7 character set, so the worklist item carries ISO_IR 192 and the right name."""
+    patient = Patient("PID70", "PACSIM", "Dvořák", "Antonín", dt.date(1941, 9, 8), "M",
+                      "ISO_IR 192")
+    text = with_msh_18(messages.orm_o01(make_order(70, patient=patient)), "8859/2")
+    assert "Dvořák^Antonín" in text
+    reply = send_raw(ris, text.replace("\n", "\r").encode("iso8859_2"))
+    assert ack_code(reply) == "AA", reply
+    found, _ = c_find(ris, mwl_query(PatientID="PID70"))
+    assert [str(ds.PatientName) for ds in found] == ["Dvořák^Antonín"]
+    assert found[0].SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_unknown_msh_18_is_refused_not_guessed(ris: Ris) -> None:
+    text = with_msh_18(messages.orm_o01(make_order(71)), "KLINGON-1")
+    reply = send_raw(ris, text.encode("ascii"))
+    assert ack_code(reply) == "AE", reply
+    assert err_code(reply) == 103, reply
+    assert "MSH^1^18" in next(s for s in reply.split("\r") if s.startswith("ERR")), reply
+    assert ris.orders() == []

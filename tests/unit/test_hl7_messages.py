@@ -301,3 +301,39 @@ def test_extractors_report_missing_and_bad_fields_with_locations() -> None:
 def test_parse_accepts_lf_separated_text() -> None:
     text = adt("A04", sample_patient()).replace("\r", "\n")
     assert patient_from_message(parse(text)) == sample_patient()
+
+
+def test_msh_18_values_map_to_codecs_and_unknown_ones_are_refused() -> None:
+    from simulators.hl7.charsets import codec_for, decode_message
+
+    assert codec_for("8859/2") == "iso8859_2" and codec_for("8859/15") == "iso8859_15"
+    assert codec_for("UNICODE UTF-8") == codec_for("UNICODE/UTF-8") == "utf-8"
+    assert codec_for("UNICODE") == "utf-8" and codec_for("") is None
+    with pytest.raises(Hl7Error) as unknown:
+        codec_for("UNICODE UTF-16")  # cannot travel in a plain MLLP frame
+    assert (unknown.value.hl7_code, unknown.value.location) == (103, "MSH^1^18")
+    declared_ascii = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5.1||||||ASCII\rPID|1||1||Müller"
+    with pytest.raises(Hl7Error) as wrong_bytes:
+        decode_message(declared_ascii.encode("latin-1"))
+    assert wrong_bytes.value.hl7_code == 102
+
+
+@pytest.mark.parametrize(("version", "charset"), [("2.3.1", "UNICODE"), ("2.4", "UNICODE"),
+                                                  ("2.5.1", "UNICODE UTF-8")])
+def test_msh_18_is_a_table_0211_value_of_the_message_version(version: str, charset: str) -> None:
+    """Issue 13 #8: ``UNICODE UTF-8`` is a v2.5 value; a v2.3.1 receiver validating MSH-18
+    against its own table 0211 rejects it. v2.3.1/2.4 only have ``UNICODE``."""
+    from hl7apy import load_library
+
+    order = sample_order(sample_patient(family="Dvořák", given="Antonín"))
+    for text in (adt("A01", order.patient, version=version), orm_o01(order, version=version)):
+        header = read_header(text)
+        assert (header.version, header.charset) == (version, charset)
+        assert charset in load_library(version).TABLES["HL70211"][1]
+
+
+def test_omg_o19_is_refused_before_v2_5() -> None:
+    """OMG^O19 does not exist in v2.3.1, and pacsim's carries TQ1, which is v2.5+."""
+    for version in ("2.3.1", "2.4"):
+        with pytest.raises(ConfigError, match="OMG"):
+            omg_o19(sample_order(), version=version)
