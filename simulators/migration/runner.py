@@ -318,7 +318,11 @@ class _Run:
             transfer = None
             state = self.checkpoint.state(uid)
             if state in ("pending", "failed", "moving") and not self.options.validate_only:
-                missing = _missing_on_target(inventory, sessions) if state == "moving" else None
+                # A study interrupted mid-move, or whose transfer failed on our side (the
+                # legacy may still have completed its sub-operations), is first looked up on
+                # the target: a re-run moves nothing the target already holds.
+                missing = (_missing_on_target(inventory, sessions)
+                           if state in ("moving", "failed") else None)
                 if missing == set():
                     self.checkpoint.set_state(uid, "moved", "found complete on the target")
                 else:
