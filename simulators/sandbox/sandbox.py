@@ -40,8 +40,7 @@ from simulators.sandbox.arrivals import Arrival, ArrivalSchedule, build_streams
 from simulators.sandbox.clock import SimClock, format_pace, parse_pace
 from simulators.sandbox.identity import Epoch
 from simulators.sandbox.pathways import PathwayCounters, PathwayRun, load_day, parse_pathways
-from simulators.runtime.sites import starter_for
-from simulators.site.site import Site
+from simulators.runtime.sites import open_site
 from simulators.site.models import Environment
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,6 @@ class Sandbox:
                  pace: float | str = 1.0, seed: int | None = None, day: str | None = None,
                  start_time: dt.time = dt.time(8, 0), duration: float | None = None,
                  max_running: int = MAX_RUNNING, events: EventBus | None = None) -> None:
-        starter = starter_for(runtime)  # an unknown runtime is refused before anything starts
         self.runtime = runtime
         self.environment = environment
         self.seed = environment.seed if seed is None else int(seed)
@@ -84,7 +82,7 @@ class Sandbox:
         document = load_day(day)
         self.pathways = parse_pathways(document)
         self._arrivals_data = document.get("arrivals") or {}
-        self.site = Site(environment, self.events, starter, runtime=runtime)
+        self.site = open_site(environment, self.events, runtime)  # refuses an unknown runtime
         self.rate_factor = 1.0
         self.finished = threading.Event()
         self._lock = threading.Lock()
