@@ -39,7 +39,7 @@ def _migrate(args: argparse.Namespace) -> int:
         logging.getLogger("simulators.dicom.fast").setLevel(logging.ERROR)
     options = MigrationOptions(
         source=args.source, target=args.target, strategy=args.strategy, since=args.since,
-        batch=args.batch, workers=args.workers, sample=args.sample,
+        batch=args.batch, check_every=args.check_every, workers=args.workers, sample=args.sample,
         rollback_threshold=parse_rate(args.rollback_threshold),
         report_dir=Path(args.report), via=args.via, rules=args.rules, seed=args.seed,
         progress=sys.stderr)
@@ -69,6 +69,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--since", default=None, metavar="PERIOD",
                         help="staged/parallel window, e.g. 2y (default 2y)")
     parser.add_argument("--batch", type=int, default=50, metavar="N")
+    parser.add_argument("--check-every", type=int, default=20, metavar="N",
+                        help="check the rollback trigger every N studies of the bulk run "
+                             "(default 20)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="parallel associations to the legacy")
     parser.add_argument("--sample", type=int, default=0, metavar="N",

@@ -9,7 +9,12 @@ again blindly: the runner first asks the target whether it already holds it.
 
 States: ``pending`` -> ``moving`` -> ``moved`` | ``failed`` -> ``validated`` |
 ``mismatch``. Findings (data quality and transfer mismatches) live here too, so a
-resumed run's report covers the studies validated before the crash.
+resumed run's report covers the studies validated before the crash; so do each
+study's :class:`~simulators.migration.judge.Evidence` and the identities of its source
+files (the cross-study state: ``demo`` and ``sops``, the tables
+:class:`~simulators.quality.checks.CrossStudyChecker` reads), written in the same
+transaction as the study's final state. A kill -9 therefore loses either a whole
+study (redone on resume) or nothing: the cross-study checks never see half an archive.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from simulators.errors import ConfigError
+from simulators.migration.judge import Evidence
 from simulators.migration.plan import StudyRef
+from simulators.quality.checks import CROSS_SCHEMA, INSERT_DEMO, INSERT_SOP
 
 STATES = ("pending", "moving", "moved", "failed", "validated", "mismatch")
 DONE_STATES = ("validated", "mismatch")
@@ -38,9 +45,7 @@ CREATE TABLE IF NOT EXISTS findings (
     study_uid TEXT NOT NULL, cls TEXT NOT NULL, detail TEXT NOT NULL,
     kind TEXT NOT NULL, PRIMARY KEY (study_uid, cls, kind));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS patient_values (
-    patient_id TEXT NOT NULL, keyword TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (patient_id, keyword, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evidence (study_uid TEXT PRIMARY KEY, json TEXT NOT NULL);
 """
 
 
@@ -66,6 +71,7 @@ class Checkpoint:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            self._conn.executescript(CROSS_SCHEMA)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the checkpoint {self.path}: {exc}") from exc
 
@@ -121,15 +127,50 @@ class Checkpoint:
                     (state, detail, int(moved), seconds, study_uid))
 
     def record(self, study_uid: str, findings: Iterable[tuple[str, str, str]], state: str,
-               seconds: float | None = None) -> None:
-        """Replace a study's findings ``(cls, detail, kind)`` and set its final state, atomically."""
+               seconds: float | None = None, *, evidence: Evidence | None = None,
+               identities: Iterable[tuple[tuple[str, ...], tuple[str, ...]]] = ()) -> None:
+        """Replace a study's findings ``(cls, detail, kind)``, store its evidence and its
+        files' identities, and set its final state: one transaction."""
+        pairs = list(identities)
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.execute("DELETE FROM findings WHERE study_uid = ?", (study_uid,))
             self._conn.executemany("INSERT OR REPLACE INTO findings VALUES (?,?,?,?)",
                                    [(study_uid, c, d, k) for c, d, k in findings])
+            # evidence of an earlier attempt must not outlive a failed retry
+            self._conn.execute("DELETE FROM evidence WHERE study_uid = ?", (study_uid,))
+            if evidence is not None:
+                self._conn.execute("INSERT INTO evidence VALUES (?, ?)",
+                                   (study_uid, evidence.to_json()))
+            self._conn.executemany(INSERT_DEMO, [demo for demo, _ in pairs])
+            self._conn.executemany(INSERT_SOP, [sop for _, sop in pairs])
             self._conn.execute("UPDATE studies SET state = ?, seconds = seconds + COALESCE(?, 0) "
                                "WHERE study_uid = ?", (state, seconds, study_uid))
+            self._conn.execute("COMMIT")
+
+    def replace_verdict(self, study_uid: str, rows: Iterable[tuple[str, str, str]],
+                        state: str) -> None:
+        """Re-judged transfer findings (kinds ``transfer``/``explained``) and the state
+        that follows from them; quality findings stay."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.execute("DELETE FROM findings WHERE study_uid = ? AND kind IN "
+                               "('transfer', 'explained')", (study_uid,))
+            self._conn.executemany("INSERT OR REPLACE INTO findings VALUES (?,?,?,?)",
+                                   [(study_uid, c, d, k) for c, d, k in rows])
+            self._conn.execute("UPDATE studies SET state = ? WHERE study_uid = ?",
+                               (state, study_uid))
+            self._conn.execute("COMMIT")
+
+    def replace_quality(self, classes: Iterable[str], rows: Iterable[FindingRow]) -> None:
+        """Replace every quality finding of ``classes`` (the cross-study ones) at once."""
+        wanted = list(classes)
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.execute(f"DELETE FROM findings WHERE kind = 'quality' AND cls IN "
+                               f"({','.join('?' * len(wanted))})", wanted)
+            self._conn.executemany("INSERT OR REPLACE INTO findings VALUES (?,?,?,?)",
+                                   [(r.study_uid, r.cls, r.detail, r.kind) for r in rows])
             self._conn.execute("COMMIT")
 
     def add_findings(self, rows: Iterable[FindingRow]) -> None:
@@ -190,45 +231,39 @@ class Checkpoint:
         return {row[0] for row in self._rows(
             "SELECT cls FROM findings WHERE study_uid = ? AND kind = ?", (study_uid, kind))}
 
-    def mark_explained(self, study_uid: str, cls: str, detail: str | None = None) -> None:
-        """A transfer mismatch the source's defects account for: keep it, as ``explained``."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.execute("DELETE FROM findings WHERE study_uid = ? AND cls = ? AND "
-                               "kind = 'explained'", (study_uid, cls))
-            self._conn.execute("UPDATE findings SET kind = 'explained', "
-                               "detail = COALESCE(?, detail) WHERE study_uid = ? AND "
-                               "cls = ? AND kind = 'transfer'", (detail, study_uid, cls))
-            self._conn.execute("COMMIT")
+    # ------------------------------------------------------------------ facts (judge.Facts)
+    def patient_values(self, patient_id: str, column: str) -> set[str]:
+        """Values of ``column`` (patient_name, birth_date, sex) the files of an ID carry."""
+        if column not in ("patient_name", "birth_date", "sex"):
+            raise ValueError(column)
+        return {row[0] for row in self._rows(
+            f"SELECT DISTINCT {column} FROM demo WHERE patient_id = ?", (patient_id,))}
 
-    def settle_states(self) -> None:
-        """``mismatch`` studies left without a transfer finding become ``validated``."""
-        self._write("UPDATE studies SET state = 'validated' WHERE state = 'mismatch' AND "
-                    "NOT EXISTS (SELECT 1 FROM findings f WHERE f.study_uid = studies.study_uid "
-                    "AND f.kind = 'transfer')")
+    def holders(self, sop_uid: str) -> list[str]:
+        """Source studies whose files hold ``sop_uid``."""
+        return [row[0] for row in self._rows(
+            "SELECT study_uid FROM sops WHERE sop_uid = ? ORDER BY study_uid", (sop_uid,))]
 
-    # ------------------------------------------------------------------ patient values
-    def add_patient_values(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Demographic values the source files carry per PatientID (explains conflicts)."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR IGNORE INTO patient_values VALUES (?,?,?)",
-                                   list(rows))
-            self._conn.execute("COMMIT")
+    def evidence(self, study_uid: str) -> Evidence | None:
+        rows = self._rows("SELECT json FROM evidence WHERE study_uid = ?", (study_uid,))
+        return Evidence.from_json(rows[0][0]) if rows else None
 
-    def carries(self, patient_ids: Iterable[str], keyword: str, value: str) -> bool:
-        """True when a source file of one of ``patient_ids`` carries ``keyword`` = ``value``."""
-        ids = [p for p in dict.fromkeys(patient_ids)]
-        if not ids:
-            return False
-        rows = self._rows("SELECT 1 FROM patient_values WHERE keyword = ? AND value = ? AND "
-                          f"patient_id IN ({','.join('?' * len(ids))}) LIMIT 1",
-                          (keyword, value, *ids))
-        return bool(rows)
-
-    def patient_of(self, study_uid: str) -> str:
-        rows = self._rows("SELECT patient_id FROM studies WHERE study_uid = ?", (study_uid,))
-        return rows[0][0] if rows else ""
+    def judged_studies(self, only: Iterable[str] | None = None) -> Iterator[str]:
+        """Studies with recorded evidence (all, or those of ``only``), in pages."""
+        if only is not None:
+            for uid in only:
+                if self._rows("SELECT 1 FROM evidence WHERE study_uid = ?", (uid,)):
+                    yield uid
+            return
+        last = ""
+        while True:
+            rows = self._rows("SELECT study_uid FROM evidence WHERE study_uid > ? "
+                              "ORDER BY study_uid LIMIT 1000", (last,))
+            if not rows:
+                return
+            for (uid,) in rows:
+                yield uid
+            last = rows[-1][0]
 
     def seconds_total(self) -> float:
         return float(self._rows("SELECT COALESCE(SUM(seconds), 0) FROM studies")[0][0])

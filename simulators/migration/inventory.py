@@ -38,6 +38,9 @@ class StudyInventory:
     study_uid: str
     found: bool = False
     demographics: dict[str, str] = field(default_factory=dict)
+    #: Every STUDY-level match's demographics (an archive that keys studies by patient,
+    #: such as Orthanc, answers a split study twice).
+    answers: list[dict[str, str]] = field(default_factory=list)
     series: dict[str, str] = field(default_factory=dict)  # series UID -> Modality
     instances: dict[str, tuple[str, str]] = field(default_factory=dict)  # SOP -> (series, class)
 
@@ -53,7 +56,8 @@ def take_inventory(session: QrClient, study_uid: str) -> StudyInventory:
     if not studies:
         return inventory
     inventory.found = True
-    inventory.demographics = {k: text(studies[0], k) for k in DEMOGRAPHICS}
+    inventory.answers = [{k: text(match, k) for k in DEMOGRAPHICS} for match in studies]
+    inventory.demographics = inventory.answers[0]
     for series in session.find_matches("SERIES", {"StudyInstanceUID": study_uid},
                                        keys=SERIES_KEYS):
         series_uid = text(series, "SeriesInstanceUID")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import Callable
 
 from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import EncodedInstance, FastClient
@@ -36,13 +37,25 @@ STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 @dataclass
 class TransferOutcome:
-    """What one study's transfer did; ``rejected`` lists (SOP UID, status) the target refused."""
+    """What one study's transfer did.
+
+    ``rejected`` lists (SOP UID, status) the *target itself* answered to a C-STORE
+    (only the relay sees them); ``failure`` says why the transfer as such failed (the
+    legacy did not deliver every instance it lists, or a C-MOVE reported failed
+    sub-operations, whose cause pacsim cannot see), empty when it did not. The
+    validator never excuses a failure.
+    """
 
     ok: bool
     completed: int = 0
     failed: int = 0
     detail: str = ""
     rejected: list[tuple[str, int]] = field(default_factory=list)
+    failure: str = ""
+    #: C-MOVE only: the failed sub-operations and the UIDs the legacy listed for them
+    #: (the validator may prove they are exactly the instances the target refuses).
+    failed_uids: list[str] = field(default_factory=list)
+    failed_subops: int = 0
 
 
 @dataclass
@@ -62,8 +75,12 @@ class Mover:
 
     def __init__(self, source: AeAddress, target: AeAddress, *, via: str = "move",
                  morphs: tuple[Morph, ...] = (), events: EventBus | None = None,
-                 calling_ae: str = MIGRATOR_AE, timeout: float = 120.0) -> None:
+                 calling_ae: str = MIGRATOR_AE, timeout: float = 120.0,
+                 excluded: Callable[[str], bool] | None = None) -> None:
         self.source, self.target, self.via, self.morphs = source, target, via, morphs
+        #: SOP class -> True when the ingestion rules say the target does not store it:
+        #: such instances are not sent at all (the report lists them as excluded).
+        self.excluded = excluded or (lambda sop_class: False)
         self.events = events or EventBus()
         self.calling_ae, self.timeout = calling_ae, timeout
         self._local = threading.local()
@@ -95,8 +112,18 @@ class Mover:
 
     def transfer(self, inventory: StudyInventory, only: set[str] | None = None) -> TransferOutcome:
         """Transfer the study ``inventory`` describes (as the legacy answered C-FIND);
-        ``only`` limits it to those SOP Instance UIDs (completing an interrupted move)."""
+        ``only`` limits it to those SOP Instance UIDs (completing an interrupted move).
+        Instances of excluded SOP classes are never sent: when a study has some, only
+        the others are retrieved, at IMAGE level."""
+        wanted = {uid for uid, (_series, sop_class) in inventory.instances.items()
+                  if not self.excluded(sop_class)}
+        if only is None and wanted != set(inventory.instances):
+            only = wanted
         if only is not None:
+            only = only & wanted
+            if not only:
+                return TransferOutcome(True, detail="nothing to send: every instance left is "
+                                                    "of a SOP class the ingestion rules exclude")
             return self._complete(inventory, only)
         if self.via == "move":
             return self._move("STUDY", {"StudyInstanceUID": inventory.study_uid})
@@ -113,9 +140,12 @@ class Mover:
                             else self._relay(inventory, "IMAGE", match))
         return TransferOutcome(all(o.ok for o in outcomes), sum(o.completed for o in outcomes),
                                sum(o.failed for o in outcomes),
-                               f"completed {len(only)} missing instance(s): "
+                               f"{len(only)} instance(s) by IMAGE-level retrieve: "
                                + "; ".join(o.detail for o in outcomes),
-                               [r for o in outcomes for r in o.rejected])
+                               [r for o in outcomes for r in o.rejected],
+                               "; ".join(o.failure for o in outcomes if o.failure),
+                               [u for o in outcomes for u in o.failed_uids],
+                               sum(o.failed_subops for o in outcomes))
 
     def _move(self, level: str, match: dict[str, str]) -> TransferOutcome:
         with self._lock:
@@ -124,8 +154,13 @@ class Mover:
                                              study_uid=match.get("StudyInstanceUID", ""))
         detail = (f"C-MOVE 0x{result.status:04X}: {result.completed} completed, "
                   f"{result.failed} failed")
-        return TransferOutcome(result.ok, result.completed, result.failed, detail,
-                               [(uid, result.status) for uid in result.failed_uids])
+        # Through C-MOVE the target's own C-STORE status is invisible: a failed
+        # sub-operation is a failed transfer, never "refused as the rules predict".
+        failure = "" if result.ok else (
+            f"{detail}{' ' + str(result.failed_uids[:3]) if result.failed_uids else ''}; "
+            "the target's own status is not visible through C-MOVE (--via get shows it)")
+        return TransferOutcome(result.ok, result.completed, result.failed, detail, [], failure,
+                               list(result.failed_uids), result.failed)
 
     def _relay(self, inventory: StudyInventory, level: str, match: dict[str, str]
                ) -> TransferOutcome:
@@ -133,8 +168,15 @@ class Mover:
         result = source.get(match, inventory.sop_classes, level=level, keep=True)
         received = result.instances
         if result.status not in (0x0000, 0xB000):
-            return TransferOutcome(False, 0, result.failed,
-                                   f"C-GET from the legacy failed: 0x{result.status:04X}")
+            detail = f"C-GET from the legacy failed: 0x{result.status:04X}"
+            return TransferOutcome(False, 0, result.failed, detail, [], detail)
+        expected = self._expected(inventory, match)
+        undelivered = sorted(expected - {item.sop_instance for item in received})
+        failure = ""
+        if result.failed or undelivered:
+            failure = (f"the legacy delivered {len(received)} of {len(expected)} instance(s) "
+                       f"by C-GET (0x{result.status:04X}, {result.failed} failed "
+                       f"sub-operation(s)){' e.g. ' + str(undelivered[:3]) if undelivered else ''}")
         objects = [self._morphed(item) for item in received] if self.morphs else received
         statuses = self._store(objects)
         rejected = [(item.sop_instance, status) for item, status in zip(objects, statuses)
@@ -143,8 +185,15 @@ class Mover:
         detail = f"C-GET {len(received)} received, C-STORE {completed} stored"
         if rejected:
             detail += f", {len(rejected)} rejected"
-        return TransferOutcome(not rejected and result.failed == 0, completed,
-                               len(rejected) + result.failed, detail, rejected)
+        return TransferOutcome(not rejected and not failure, completed,
+                               len(rejected) + result.failed, detail, rejected, failure)
+
+    @staticmethod
+    def _expected(inventory: StudyInventory, match: dict[str, str]) -> set[str]:
+        """The SOP Instance UIDs the legacy lists for what ``match`` asks."""
+        if "SOPInstanceUID" in match:
+            return set(match["SOPInstanceUID"].split("\\"))
+        return set(inventory.instances)
 
     def _morphed(self, item: EncodedInstance) -> EncodedInstance:
         ds = decode_dataset(BytesIO(item.data), item.transfer_syntax)

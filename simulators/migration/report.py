@@ -6,9 +6,12 @@ classes as in the seeder's manifest, transfer classes as in validation.py), with
 ``counts`` per class, ``totals``, ``rates``, ``timings``, ``strategy``, ``stages``,
 ``signed_off`` (true only when no transfer mismatch and no failed study remains
 and the run was not stopped), ``stopped``/``stop_reason``/``tripped`` for the sample
-pass and the rollback trigger, ``explained`` (transfer differences the source's own
-defects account for) and, for a seeded directory source, ``manifest``: detected and
-missed per injected class and false mismatches on clean studies. HTML in the house
+pass and the rollback trigger, ``explained`` (transfer differences proven to be what
+a source defect predicts; each names that class), ``conflicts`` (each cross-study
+defect once, with every study it involves) and, for a seeded directory source,
+``manifest``: the self-check against the seeder's ground truth, counted in
+(study, class) pairs: detected and missed per injected class, and every pair found
+that the manifest does not list (``false_mismatches``). HTML in the house
 style of the load report: inline CSS, no scripts, every peer value escaped.
 """
 
@@ -17,16 +20,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
 from simulators.migration.checkpoint import Checkpoint, FindingRow
-from simulators.migration.validation import EXPLAINED_BY, TRANSFER_CLASSES
 from simulators.common.formatting import jsonable, show
+from simulators.migration.judge import TRANSFER_CLASSES
+from simulators.quality.checks import Conflict
 
 FORMAT = "pacsim-migration-validation"
-VERSION = 1
+VERSION = 2
+#: How the checkpoint stores an excused difference: ``[by <class>] detail``.
+_BY = re.compile(r"^\[by ([^\]]+)\] ")
 
 
 def _entry(row: FindingRow) -> dict[str, str]:
@@ -35,7 +42,8 @@ def _entry(row: FindingRow) -> dict[str, str]:
 
 def build_report(checkpoint: Checkpoint, *, options: Any, endpoints: Any, stages: Sequence[Any],
                  timings: dict[str, float], stopped: str | None, stop_reason: str,
-                 tripped: list[dict[str, str]]) -> dict[str, Any]:
+                 tripped: list[dict[str, str]],
+                 conflicts: Sequence[Conflict] = ()) -> dict[str, Any]:
     """The report dict of the run so far (a resumed run reports every study it knows)."""
     quality = checkpoint.findings("quality")
     transfer = checkpoint.findings("transfer")
@@ -76,6 +84,9 @@ def build_report(checkpoint: Checkpoint, *, options: Any, endpoints: Any, stages
         "stopped": stopped, "stop_reason": stop_reason, "tripped": tripped,
         "mismatches": mismatches,
         "explained": [_entry(r) for r in explained if (r.study_uid, r.cls) not in merged_into],
+        "conflicts": [{"class": c.cls, "key": c.key, "values": c.values,
+                       "studies": list(c.studies)} for c in list(conflicts)[:1000]],
+        "conflict_count": len(conflicts),
     }
     if endpoints.source_dir is not None:
         report["manifest"] = compare_manifest(Path(endpoints.source_dir) / "manifest.json",
@@ -83,8 +94,14 @@ def build_report(checkpoint: Checkpoint, *, options: Any, endpoints: Any, stages
     return report
 
 
+def explained_by(row: FindingRow) -> str:
+    """The data-quality class an excused difference names (``a+b`` when two did)."""
+    match = _BY.match(row.detail)
+    return match.group(1) if match else ""
+
+
 def _explaining(row: FindingRow, quality: list[FindingRow]) -> FindingRow | None:
-    classes = EXPLAINED_BY.get(row.cls, ())
+    classes = explained_by(row).split("+")
     return next((q for q in quality if q.study_uid == row.study_uid and q.cls in classes), None)
 
 
@@ -94,7 +111,8 @@ def _merge(quality: list[FindingRow], explained: list[FindingRow]) -> list[dict[
     for row in explained:
         owner = _explaining(row, quality)
         if owner is not None:
-            entries[(owner.study_uid, owner.cls)]["detail"] += f" (explains {row.cls}: {row.detail})"
+            entries[(owner.study_uid, owner.cls)]["detail"] += (
+                f" (explains {row.cls}: {_BY.sub('', row.detail)})")
     return list(entries.values())
 
 
@@ -109,24 +127,32 @@ def compare_manifest(path: Path, mismatches: list[dict[str, str]],
         return None
     manifest = json.loads(path.read_text("utf-8"))
     defects = manifest.get("defects", [])
-    found = {(m["study_uid"], m["class"]) for m in mismatches}
-    dirty = {d["study_uid"] for d in defects}
+    injected = {(d["study_uid"], d["class"]) for d in defects}
+    found = {(m["study_uid"], m["class"]) for m in mismatches if m["class"] not in TRANSFER_CLASSES}
     per_class: dict[str, dict[str, int]] = {}
     missed: list[dict[str, str]] = []
-    for defect in defects:
-        figures = per_class.setdefault(defect["class"], {"injected": 0, "detected": 0,
-                                                         "missed": 0, "not_validated": 0})
+    for study_uid, cls in sorted(injected):
+        figures = per_class.setdefault(cls, {"injected": 0, "detected": 0, "missed": 0,
+                                             "not_validated": 0, "unlisted": 0})
         figures["injected"] += 1
-        if checkpoint.state(defect["study_uid"]) not in ("validated", "mismatch"):
+        if checkpoint.state(study_uid) not in ("validated", "mismatch"):
             figures["not_validated"] += 1
-        elif (defect["study_uid"], defect["class"]) in found:
+        elif (study_uid, cls) in found:
             figures["detected"] += 1
         else:
             figures["missed"] += 1
-            missed.append({"study_uid": defect["study_uid"], "class": defect["class"]})
-    false = [m for m in mismatches if m["study_uid"] not in dirty]
+            missed.append({"study_uid": study_uid, "class": cls})
+    # every (study, class) pair found that the manifest does not list: a false alarm,
+    # whether or not the study carries some other injected defect
+    false = [m for m in mismatches if m["class"] not in TRANSFER_CLASSES
+             and (m["study_uid"], m["class"]) not in injected]
+    for item in false:
+        per_class.setdefault(item["class"], {"injected": 0, "detected": 0, "missed": 0,
+                                             "not_validated": 0, "unlisted": 0})["unlisted"] += 1
     return {"path": str(path), "seed": manifest.get("seed"), "dirt": manifest.get("dirt"),
+            "counted_in": "(study, class) pairs",
             "classes": dict(sorted(per_class.items())), "missed": missed[:200],
+            "missed_count": len(missed),
             "false_mismatches": false[:200], "false_mismatch_count": len(false),
             "all_detected": not missed, "no_false_mismatches": not false}
 
@@ -188,10 +214,19 @@ def render_html(report: dict[str, Any]) -> str:
     if report.get("manifest"):
         m = report["manifest"]
         manifest = ("<h2>Against the seeder's manifest</h2>" + _table(
-            ("class", "injected", "detected", "missed", "not validated"),
-            [(c, f["injected"], f["detected"], f["missed"], f["not_validated"])
-             for c, f in m["classes"].items()]) +
-            f"<p>False mismatches on clean studies: {m['false_mismatch_count']}</p>")
+            ("class", "injected", "detected", "missed", "not validated", "found, not listed"),
+            [(c, f["injected"], f["detected"], f["missed"], f["not_validated"],
+              f.get("unlisted", 0)) for c, f in m["classes"].items()]) +
+            f"<p>Counted in (study, class) pairs. Found but not in the manifest: "
+            f"{m['false_mismatch_count']}.</p>")
+    conflicts = ""
+    if report.get("conflicts"):
+        conflicts = (f"<h2>Cross-study conflicts ({report['conflict_count']})</h2>"
+                     "<p class=muted>Each once, with every study it involves.</p>" + _table(
+                         ("class", "shared", "values (studies)", "studies"),
+                         [(c["class"], c["key"],
+                           ", ".join(f"{v} ({n})" for v, n in c["values"].items()),
+                           ", ".join(c["studies"])) for c in report["conflicts"][:500]]))
     tripped = ("<h2>Mismatches that tripped the stop</h2>" + _table(
         ("study", "class", "detail"), [(t["study_uid"], t["class"], t["detail"])
                                        for t in report["tripped"]])) if report["tripped"] else ""
@@ -210,7 +245,7 @@ Rollback threshold {report['rollback_threshold']:.2%}.</p>{stopped}
 rollback. Only transfer mismatches (data lost or changed by the migration) do.</p>
 <h2>Stages</h2>{stages}
 <h2>Findings per class</h2>{counts}
-{tripped}{manifest}
+{tripped}{manifest}{conflicts}
 <h2>Mismatches</h2>{mismatches}
 </body></html>
 """

@@ -9,18 +9,19 @@ The order of work and why:
    migrated and validated before anything else. If more than the rollback
    threshold of them show a transfer mismatch, the run stops *before* the bulk run:
    a systematic error (a wrong morph rule) costs N studies, not the archive.
-3. **Bulk run**, stage by stage, in batches on ``--workers`` threads. After each
-   batch the running mismatch rate is checked once at least
+3. **Bulk run**, stage by stage, on ``--workers`` threads. Every ``--check-every``
+   studies (default 20) the running mismatch rate is checked, once at least
    :data:`ROLLBACK_MINIMUM` studies are done (below that, one transient failure
    would read as a 5%+ rate and abort a run of 100,000 studies over a blip, while a
-   systematic error still shows within the first batch).
+   systematic error still shows within the first 20 studies).
 4. **Cross-study checks and final classification**, then the reports.
 
 What trips the threshold: only *transfer* mismatches (data lost or changed by the
 migration). Data-quality findings are defects of the source, known before the run
 and listed in the report; they never stop a migration (the ingestion rules have no
-setting that asks for it). A transfer mismatch the source's own defects explain is
-not counted either (see :mod:`simulators.migration.validation`).
+setting that asks for it). A transfer difference proven to be what a source defect
+predicts is not counted either (see :mod:`simulators.migration.judge`); a failed
+transfer always is.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class MigrationOptions:
     strategy: str = "full"
     since: str | None = None
     batch: int = 50
+    #: The rollback trigger is checked every this many studies of the bulk run.
+    check_every: int = ROLLBACK_MINIMUM
     workers: int = 1
     sample: int = 0
     rollback_threshold: float = 0.005
@@ -81,6 +84,7 @@ class MigrationOptions:
         if self.via not in VIA:
             raise ConfigError(f"--via: expected move or get, got {self.via!r}", field="via")
         for name, value, low in (("batch", self.batch, 1), ("workers", self.workers, 1),
+                                 ("check-every", self.check_every, 1),
                                  ("sample", self.sample, 0)):
             if value < low:
                 raise ConfigError(f"--{name}: must be at least {low}, got {value}", field=name)
@@ -132,11 +136,10 @@ def run_migration(options: MigrationOptions, *, endpoints: Endpoints | None = No
         checkpoint = Checkpoint(report_dir / "checkpoint.sqlite")
         stack.callback(checkpoint.close)
         mover = Mover(endpoints.source, endpoints.target, via=options.via, morphs=morphs,
-                      events=events, calling_ae=options.calling_ae)
+                      events=events, calling_ae=options.calling_ae,
+                      excluded=lambda sop_class: not rules.sop_class_allowed(sop_class))
         stack.callback(mover.close)
-        validator = Validator(rules, checkpoint, report_dir / "cross-study.sqlite",
-                              _header_source(endpoints), seed=options.seed)
-        stack.callback(validator.close)
+        validator = Validator(rules, checkpoint, _header_source(endpoints), seed=options.seed)
         run = _Run(options, endpoints, checkpoint, mover, validator)
         report = run.execute()
         return MigrationResult(report, report_dir, mover.move_requests)
@@ -201,12 +204,13 @@ class _Run:
         self.timings["bulk_s"] = time.monotonic() - phase
         progress.finish(self.stop_reason)
         phase = time.monotonic()
-        finalise(self.checkpoint, self.validator.cross_findings())
+        conflicts = finalise(self.checkpoint, self.validator)
         self.timings["classify_s"] = time.monotonic() - phase
         self.timings["total_s"] = time.monotonic() - started
         report = build_report(self.checkpoint, options=self.options, endpoints=self.endpoints,
                               stages=self.stages, timings=self.timings, stopped=self.stopped,
-                              stop_reason=self.stop_reason, tripped=self.tripped)
+                              stop_reason=self.stop_reason, tripped=self.tripped,
+                              conflicts=conflicts)
         write_reports(report, Path(self.options.report_dir))
         return report
 
@@ -238,7 +242,7 @@ class _Run:
             self.checkpoint.remember("sample_uids", chosen)
         refs = [planning.StudyRef(uid) for uid in chosen]
         self._process(refs, progress)
-        finalise(self.checkpoint, self.validator.cross_findings(), only=chosen)
+        finalise(self.checkpoint, self.validator, only=chosen)
         bad = self._mismatched(chosen)
         studies = len({item["study_uid"] for item in bad})
         rate = studies / len(chosen) if chosen else 0.0
@@ -255,8 +259,9 @@ class _Run:
     def _bulk(self, stage: planning.Stage, progress: Progress) -> bool:
         states = ACTIVE_STATES + (("validated", "mismatch") if self.options.validate_only else ())
         refs = self.checkpoint.in_state(*states, stage=stage.name)
-        for batch in planning.batches(refs, self.options.batch):
-            self._process(batch, progress)
+        # the rollback trigger is checked every ``check_every`` studies, whatever the batch
+        for chunk in planning.batches(refs, min(self.options.batch, self.options.check_every)):
+            self._process(chunk, progress)
             if self._rollback_tripped():
                 return False
         return True
@@ -269,7 +274,7 @@ class _Run:
         rate = (counts["mismatch"] + counts["failed"]) / done
         if rate <= self.options.rollback_threshold:
             return False
-        finalise(self.checkpoint, self.validator.cross_findings())  # late explanations
+        finalise(self.checkpoint, self.validator)  # late proofs may excuse a difference
         counts = self.checkpoint.counts()
         bad_count = counts["mismatch"] + counts["failed"]
         rate = bad_count / done
@@ -306,7 +311,6 @@ class _Run:
             # or every batch leaves 2 x workers open on the legacy until it refuses more
             # (A-ASSOCIATE-RJ transient, local limit exceeded).
             self.mover.close()
-        self.validator.flush_identities()
 
     def _study(self, uid: str) -> None:
         started = time.monotonic()
@@ -331,14 +335,13 @@ class _Run:
                     self.checkpoint.set_state(uid, "moved", transfer.detail, moved=True)
             verdict = self.validator.validate(inventory, transfer, sessions)
         except (PacsimError, OSError) as exc:
-            self.checkpoint.record(uid, [("missing-study", f"transfer failed: {exc}", "transfer")],
-                                   "failed", time.monotonic() - started)
+            self.checkpoint.record(uid, [("transfer-failed", f"transfer failed: {exc}",
+                                          "transfer")], "failed", time.monotonic() - started)
             sessions.source.close()
             sessions.target.close()
             return
-        rows = [(f.cls, f.detail, f.kind) for f in (*verdict.findings, *verdict.explained)]
-        self.checkpoint.record(uid, rows, "mismatch" if verdict.transfer else "validated",
-                               time.monotonic() - started)
+        self.checkpoint.record(uid, verdict.rows(), verdict.state, time.monotonic() - started,
+                               evidence=verdict.evidence, identities=verdict.identities)
 
 
 def _missing_on_target(inventory: StudyInventory, sessions: Sessions) -> set[str] | None:

@@ -11,10 +11,10 @@ Two kinds, because defects come in two kinds (see the contract in defects.md):
   shows: one patient ID with several names or birth dates, a SOP Instance UID in two
   studies, a study split across patient IDs.
 
-Which study is to blame is decided the way a migration team would: the canonical
-name of a patient ID is the one on most studies (ties: the earliest StudyDate, then
-the first seen), the later study holds the duplicated SOP Instance UID, and a split
-study is reported once. Clean studies raise nothing.
+A cross-study defect involves a set of studies, and every study of the set carries
+the class (the seeder's manifest lists them by the same rule): no "odd one out" is
+chosen, so the result never depends on the order studies are seen. Clean studies
+raise nothing.
 """
 
 from __future__ import annotations
@@ -188,49 +188,101 @@ def _check_instance(ds: pydicom.Dataset, rules: IngestionRules,
     return [Finding(study_uid, cls, detail) for cls, detail in found.items()]
 
 
-_SCHEMA = """
+#: The cross-study state: one row per distinct (study, patient identity) and one per
+#: (SOP Instance UID, study). A migration keeps these tables in its checkpoint and fills
+#: them in the same transaction that records a study (durable across kill -9); the
+#: audit keeps them in a scratch file.
+CROSS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS demo (
     study_uid TEXT NOT NULL, patient_id TEXT NOT NULL, patient_name TEXT NOT NULL,
-    birth_date TEXT NOT NULL, study_date TEXT NOT NULL, seen INTEGER NOT NULL,
-    UNIQUE (study_uid, patient_id, patient_name, birth_date));
+    birth_date TEXT NOT NULL, sex TEXT NOT NULL, study_date TEXT NOT NULL,
+    UNIQUE (study_uid, patient_id, patient_name, birth_date, sex));
+CREATE INDEX IF NOT EXISTS demo_patient ON demo(patient_id);
 CREATE TABLE IF NOT EXISTS sops (
-    sop_uid TEXT NOT NULL, study_uid TEXT NOT NULL, study_date TEXT NOT NULL,
-    seen INTEGER NOT NULL, PRIMARY KEY (sop_uid, study_uid)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS flagged (
-    study_uid TEXT NOT NULL, cls TEXT NOT NULL, detail TEXT NOT NULL,
-    PRIMARY KEY (study_uid, cls)) WITHOUT ROWID;
+    sop_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
+    PRIMARY KEY (sop_uid, study_uid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sops_study ON sops(study_uid);
 """
+INSERT_DEMO = "INSERT OR IGNORE INTO demo VALUES (?,?,?,?,?,?)"
+INSERT_SOP = "INSERT OR IGNORE INTO sops VALUES (?,?)"
+
+
+def identity_rows(study_uid: str, sop_uid: str, patient_id: str, patient_name: str,
+                  birth_date: str, study_date: str = "", sex: str = ""
+                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (demo, sops) rows of one instance, values normalised as the checks compare them."""
+    return ((study_uid, patient_id.strip(), str(patient_name).strip(), birth_date.strip(),
+             sex.strip(), study_date.strip()), (sop_uid, study_uid))
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One cross-study defect and every study it involves (reported once, as a group).
+
+    ``key`` names what the studies share (``PatientID X`` or ``SOP Instance UID Y``),
+    ``values`` what differs among them (value -> number of studies carrying it).
+    """
+
+    cls: str
+    key: str
+    values: dict[str, int]
+    studies: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        shown = ", ".join(f"{v!r} ({n} stud{'y' if n == 1 else 'ies'})"
+                          for v, n in sorted(self.values.items()))
+        if self.cls == C.DUPLICATE_SOP_UID:
+            return f"{self.key} is in {len(self.studies)} studies: {', '.join(self.studies)}"
+        if self.cls == C.SPLIT_STUDY:
+            return f"one study under {len(self.values)} patient IDs: {shown}"
+        return (f"{self.key}: {len(self.values)} different values across "
+                f"{len(self.studies)} studies: {shown}")
 
 
 class CrossStudyChecker:
-    """Streaming cross-study checks; all state lives in SQLite at ``db_path``.
+    """Cross-study checks over SQLite: every study a conflict involves is flagged.
 
-    Feed every instance with :meth:`add_instance` (any order), then iterate
-    :meth:`findings`. ``study_date`` (optional) decides which study is the later
-    copy and breaks ties between names; without it, the first one seen wins.
+    Why every study and not "the odd one out": which of a patient's names is the
+    right one is a decision for the migration lead, not a fact pacsim can read off
+    the data, and a verdict that blames one study depends on the order studies were
+    seen. A conflict is a property of the *set* of a patient's studies (or of the
+    studies sharing a SOP Instance UID), so it is reported once, as a
+    :class:`Conflict`, with every study involved, and :meth:`findings` gives each of
+    those studies the class. The result depends only on which instances were added,
+    never on their order.
+
+    Feed every instance with :meth:`add_instance` (any order), then read
+    :meth:`conflicts` or :meth:`findings`. ``attach=True`` opens an existing database
+    whose tables another writer fills in its own transactions (the migration's
+    checkpoint): no journal changes, nothing buffered.
     """
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, attach: bool = False) -> None:
         self.db_path = Path(db_path)
         try:
-            self._db = sqlite3.connect(self.db_path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.executescript(_SCHEMA)
+            self._db = sqlite3.connect(self.db_path, isolation_level=None,
+                                       check_same_thread=not attach)
+            if attach:
+                self._db.execute("PRAGMA busy_timeout=30000")
+            else:
+                self._db.execute("PRAGMA journal_mode=OFF")
+                self._db.execute("PRAGMA synchronous=OFF")
+            self._db.executescript(CROSS_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the cross-study database: {exc}",
                              path=str(self.db_path)) from exc
-        self._seen = 0
         self._demo: list[tuple[str, ...]] = []
         self._sops: list[tuple[str, ...]] = []
 
     def add_instance(self, study_uid: str, series_uid: str, sop_uid: str, patient_id: str,
-                     patient_name: str, birth_date: str, *, study_date: str = "") -> None:
+                     patient_name: str, birth_date: str, *, study_date: str = "",
+                     sex: str = "") -> None:
         """Remember one instance's identity (buffered; flushed in batches)."""
-        self._seen += 1
-        self._demo.append((study_uid, patient_id.strip(), str(patient_name).strip(),
-                           birth_date.strip(), study_date.strip(), self._seen))
-        self._sops.append((sop_uid, study_uid, study_date.strip(), self._seen))
+        demo, sop = identity_rows(study_uid, sop_uid, patient_id, patient_name, birth_date,
+                                  study_date, sex)
+        self._demo.append(demo)
+        self._sops.append(sop)
         if len(self._sops) >= _FLUSH_EVERY:
             self._flush()
 
@@ -239,76 +291,69 @@ class CrossStudyChecker:
             return
         db = self._db
         db.execute("BEGIN")
-        db.executemany("INSERT OR IGNORE INTO demo VALUES (?,?,?,?,?,?)", self._demo)
-        db.executemany("INSERT OR IGNORE INTO sops VALUES (?,?,?,?)", self._sops)
+        db.executemany(INSERT_DEMO, self._demo)
+        db.executemany(INSERT_SOP, self._sops)
         db.execute("COMMIT")
         self._demo.clear()
         self._sops.clear()
 
-    def findings(self) -> Iterator[Finding]:
-        """Every cross-study finding, one per (study, class), ordered by study UID."""
+    def conflicts(self) -> Iterator[Conflict]:
+        """Every cross-study defect once, with all the studies it involves."""
         self._flush()
-        db = self._db
-        db.execute("DELETE FROM flagged")
-        db.execute("BEGIN")
         for column, cls in (("patient_name", C.PATIENT_NAME_CONFLICT),
                             ("birth_date", C.BIRTH_DATE_CONFLICT)):
-            self._flag(self._conflicts(column, cls))
-        self._flag(self._duplicates())
-        self._flag(self._splits())
-        db.execute("COMMIT")
-        for study_uid, cls, detail in db.execute(
-                "SELECT study_uid, cls, detail FROM flagged ORDER BY study_uid, cls"):
+            yield from self._value_conflicts(column, cls)
+        yield from self._duplicates()
+        yield from self._splits()
+
+    def findings(self) -> Iterator[Finding]:
+        """One finding per (study, class), ordered by study UID then class."""
+        rows: dict[tuple[str, str], str] = {}
+        for conflict in self.conflicts():
+            for study_uid in conflict.studies:
+                rows.setdefault((study_uid, conflict.cls), conflict.detail)
+        for (study_uid, cls), detail in sorted(rows.items()):
             yield Finding(study_uid, cls, detail)
 
-    def _flag(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO flagged VALUES (?,?,?)", rows)
-
-    def _conflicts(self, column: str, cls: str) -> Iterator[tuple[str, str, str]]:
-        """Studies whose ``column`` differs from the canonical value of their patient ID."""
-        # one row per (patient, value) with the studies carrying it; empty values are
-        # "missing", a missing-type2 matter, never a conflict
-        groups = self._db.execute(
-            f"SELECT patient_id, {column}, COUNT(DISTINCT study_uid), MIN(study_date), "
-            f"MIN(seen) FROM demo WHERE {column} != '' AND patient_id IN ("
+    def _value_conflicts(self, column: str, cls: str) -> Iterator[Conflict]:
+        """Patient IDs whose files carry more than one non-empty ``column`` value."""
+        # empty values are "missing", a missing-type2 matter, never a conflict
+        rows = self._db.execute(
+            f"SELECT patient_id, {column}, COUNT(DISTINCT study_uid) FROM demo "
+            f"WHERE {column} != '' AND patient_id IN ("
             f"  SELECT patient_id FROM demo WHERE {column} != '' GROUP BY patient_id "
             f"  HAVING COUNT(DISTINCT {column}) > 1) "
             f"GROUP BY patient_id, {column} ORDER BY patient_id").fetchall()
-        by_patient: dict[str, list[tuple[str, int, str, int]]] = {}
-        for patient_id, value, studies, first_date, first_seen in groups:
-            by_patient.setdefault(patient_id, []).append((value, studies, first_date, first_seen))
+        values: dict[str, dict[str, int]] = {}
+        for patient_id, value, studies in rows:
+            values.setdefault(patient_id, {})[value] = int(studies)
         reader = self._db.cursor()
-        for patient_id, values in by_patient.items():
-            values.sort(key=lambda v: (-v[1], v[2], v[3]))
-            canonical, count = values[0][0], values[0][1]
-            for value, _studies, _date, _seen in values[1:]:
-                for (study_uid,) in reader.execute(
-                        f"SELECT DISTINCT study_uid FROM demo WHERE patient_id = ? "
-                        f"AND {column} = ?", (patient_id, value)):
-                    yield (study_uid, cls,
-                           f"PatientID {patient_id}: {column} {value!r} here, {canonical!r} "
-                           f"on {count} other stud{'y' if count == 1 else 'ies'}")
+        for patient_id, found in values.items():
+            studies = tuple(uid for (uid,) in reader.execute(
+                "SELECT DISTINCT study_uid FROM demo WHERE patient_id = ? ORDER BY study_uid",
+                (patient_id,)))
+            yield Conflict(cls, f"PatientID {patient_id}", found, studies)
 
-    def _duplicates(self) -> Iterator[tuple[str, str, str]]:
-        """Every study but the earliest holding a SOP Instance UID seen in several."""
-        for sop_uid, study_uid, first_study in self._db.cursor().execute(
-                "SELECT sop_uid, study_uid, first FROM ("
-                "  SELECT sop_uid, study_uid, "
-                "    ROW_NUMBER() OVER (PARTITION BY sop_uid ORDER BY study_date, seen) AS rn, "
-                "    FIRST_VALUE(study_uid) OVER (PARTITION BY sop_uid "
-                "      ORDER BY study_date, seen) AS first "
-                "  FROM sops WHERE sop_uid IN ("
-                "    SELECT sop_uid FROM sops GROUP BY sop_uid HAVING COUNT(*) > 1)"
-                ") WHERE rn > 1"):
-            yield (study_uid, C.DUPLICATE_SOP_UID,
-                   f"SOP Instance UID {sop_uid} is also in earlier study {first_study}")
+    def _duplicates(self) -> Iterator[Conflict]:
+        """SOP Instance UIDs held by more than one study."""
+        for sop_uid, studies in self._db.cursor().execute(
+                "SELECT sop_uid, group_concat(study_uid, '|') FROM ("
+                "  SELECT sop_uid, study_uid FROM sops WHERE sop_uid IN ("
+                "    SELECT sop_uid FROM sops GROUP BY sop_uid HAVING COUNT(*) > 1) "
+                "  ORDER BY sop_uid, study_uid) GROUP BY sop_uid"):
+            involved = tuple(sorted(studies.split("|")))
+            yield Conflict(C.DUPLICATE_SOP_UID, f"SOP Instance UID {sop_uid}",
+                           {sop_uid: len(involved)}, involved)
 
-    def _splits(self) -> Iterator[tuple[str, str, str]]:
+    def _splits(self) -> Iterator[Conflict]:
         """Studies whose instances carry more than one patient ID."""
-        for study_uid, ids in self._db.cursor().execute(
-                "SELECT study_uid, group_concat(DISTINCT patient_id) FROM demo "
-                "GROUP BY study_uid HAVING COUNT(DISTINCT patient_id) > 1"):
-            yield (study_uid, C.SPLIT_STUDY, f"one study under patient IDs {ids}")
+        reader = self._db.cursor()
+        for (study_uid,) in self._db.cursor().execute(
+                "SELECT study_uid FROM demo GROUP BY study_uid "
+                "HAVING COUNT(DISTINCT patient_id) > 1 ORDER BY study_uid"):
+            ids = {pid: 1 for (pid,) in reader.execute(
+                "SELECT DISTINCT patient_id FROM demo WHERE study_uid = ?", (study_uid,))}
+            yield Conflict(C.SPLIT_STUDY, f"Study {study_uid}", ids, (study_uid,))
 
     def close(self) -> None:
         """Close the database (the file stays for inspection)."""
@@ -321,4 +366,5 @@ class CrossStudyChecker:
         self.close()
 
 
-__all__ = ["Finding", "check_instance", "CrossStudyChecker", "SOP_CLASS_MODALITIES"]
+__all__ = ["Finding", "Conflict", "check_instance", "CrossStudyChecker", "SOP_CLASS_MODALITIES",
+           "CROSS_SCHEMA", "INSERT_DEMO", "INSERT_SOP", "identity_rows"]

@@ -236,7 +236,7 @@ def _cross(tmp_path: Path, rows: list[tuple[str, ...]]) -> set[tuple[str, str]]:
         return {(f.study_uid, f.cls) for f in checker.findings()}
 
 
-def test_cross_study_blames_the_odd_study_out(tmp_path: Path) -> None:
+def test_cross_study_flags_every_study_a_conflict_involves(tmp_path: Path) -> None:
     rows = [("A", "a1", "P1", "DOE^JO", "19700101", "20200101"),
             ("A", "a2", "P1", "DOE^JO", "19700101", "20200101"),
             ("B", "b1", "P1", "DOE^JO", "19700101", "20210101"),
@@ -245,14 +245,42 @@ def test_cross_study_blames_the_odd_study_out(tmp_path: Path) -> None:
             ("E", "e1", "P3", "ROE^BO", "19800101", "20230101"),
             ("E", "e2", "P4", "ZED^AL", "19810101", "20230101"),     # split study
             ("F", "f1", "P5", "SOLO^X", "19900101", "20230101")]     # clean
-    assert _cross(tmp_path, rows) == {("C", C.PATIENT_NAME_CONFLICT),
-                                      ("C", C.BIRTH_DATE_CONFLICT),
-                                      ("D", C.DUPLICATE_SOP_UID), ("E", C.SPLIT_STUDY)}
+    involved = {"A", "B", "C"}   # the whole patient P1, not "the odd one out"
+    assert _cross(tmp_path, rows) == {
+        *((s, C.PATIENT_NAME_CONFLICT) for s in involved),
+        *((s, C.BIRTH_DATE_CONFLICT) for s in involved),
+        ("A", C.DUPLICATE_SOP_UID), ("D", C.DUPLICATE_SOP_UID), ("E", C.SPLIT_STUDY)}
 
 
-def test_cross_study_ties_go_to_the_earliest_and_empty_is_not_a_conflict(tmp_path: Path) -> None:
+def test_cross_study_result_does_not_depend_on_order(tmp_path: Path) -> None:
+    rows = [("A", "a1", "P1", "DOE^JO", "19700101", "20200101"),
+            ("B", "b1", "P1", "DOE^JO", "19700101", "20210101"),
+            ("C", "c1", "P1", "DOE^JOE", "19700101", "20190101"),
+            ("D", "a1", "P2", "ROE^AL", "", "20220101")]
+    (tmp_path / "forward").mkdir()
+    (tmp_path / "backward").mkdir()
+    forward = _cross(tmp_path / "forward", rows)
+    assert forward == _cross(tmp_path / "backward", rows[::-1])
+    assert len(forward) == 5   # A, B, C name conflict; A, D duplicate
+
+
+def test_conflict_is_reported_once_with_every_study(tmp_path: Path) -> None:
+    with CrossStudyChecker(tmp_path / "cross.sqlite") as checker:
+        for study, name in (("A", "Meadows^Jason"), ("B", "Meadows^Jason"),
+                            ("C", "MEADOWS^JASON")):
+            checker.add_instance(study, study + ".s", study + ".1", "P1", name, "19700101")
+        conflicts = list(checker.conflicts())
+    assert len(conflicts) == 1
+    conflict = conflicts[0]
+    assert conflict.studies == ("A", "B", "C")
+    assert conflict.values == {"Meadows^Jason": 2, "MEADOWS^JASON": 1}
+    assert "3 studies" in conflict.detail
+
+
+def test_cross_study_empty_value_is_not_a_conflict(tmp_path: Path) -> None:
     rows = [("A", "a1", "P1", "DOE^JO", "", "20200101"),
             ("B", "b1", "P1", "DOE^JOE", "19700101", "20190101"),
             ("C", "c1", "P2", "X^Y", "19700101", "20200101"),
             ("D", "d1", "P2", "X^Y", "", "20200101")]
-    assert _cross(tmp_path, rows) == {("A", C.PATIENT_NAME_CONFLICT)}
+    assert _cross(tmp_path, rows) == {("A", C.PATIENT_NAME_CONFLICT),
+                                      ("B", C.PATIENT_NAME_CONFLICT)}

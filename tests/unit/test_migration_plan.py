@@ -14,13 +14,14 @@ from simulators.errors import ConfigError
 from simulators.migration.checkpoint import Checkpoint
 from simulators.cli.migration import parse_rate
 from simulators.dicom.address import parse_ae_address as parse_peer
+from simulators.migration.judge import Evidence
 from simulators.migration.morph import load_rules, parse_morphs
+from simulators.quality.checks import identity_rows
 from simulators.migration.plan import (
     Stage, StudyRef, batches, parse_since, stages_for, studies_by_find, studies_from_index,
 )
 from simulators.migration.progress import Progress, format_eta
 from simulators.migration.runner import _reservoir
-from simulators.migration.validation import describe_changes, parse_changes
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -102,10 +103,27 @@ def test_checkpoint_resume_rules(tmp_path: Path) -> None:
     assert again.add(refs, "all") == 0  # nothing new, nothing reset
     assert again.state("1.1") == "validated" and again.moves_of("1.1") == 1
     assert [r.study_uid for r in again.in_state("pending")] == ["1.3", "1.4", "1.5"]
-    again.mark_explained("1.2", "demographics")
-    again.settle_states()
+    again.replace_verdict("1.2", [("demographics", "[by patient-name-conflict] x",
+                                   "explained")], "validated")
     assert again.state("1.2") == "validated"
     assert [f.kind for f in again.findings()] == ["quality", "explained"]
+
+
+def test_checkpoint_keeps_evidence_and_identities_with_the_state(tmp_path: Path) -> None:
+    """The cross-study state is written in the study's own transaction (kill -9 safe),
+    and a failed retry drops the evidence of the earlier attempt."""
+    checkpoint = Checkpoint(tmp_path / "cp.sqlite")
+    checkpoint.add([StudyRef("1.1", "20200101", "P")], "all")
+    evidence = Evidence("1.1", found=True, source_count=1, target_count=1)
+    ids = [identity_rows("1.1", "9.1", "P", "DOE^JO", "19700101")]
+    checkpoint.record("1.1", [], "validated", evidence=evidence, identities=ids)
+    checkpoint.close()
+    again = Checkpoint(tmp_path / "cp.sqlite")
+    assert again.evidence("1.1") == evidence
+    assert again.holders("9.1") == ["1.1"]
+    assert again.patient_values("P", "patient_name") == {"DOE^JO"}
+    again.record("1.1", [("transfer-failed", "boom", "transfer")], "failed")
+    assert again.evidence("1.1") is None and again.state("1.1") == "failed"
 
 
 def test_reservoir_sample_is_seeded_and_bounded() -> None:
@@ -165,11 +183,6 @@ def test_parse_peer() -> None:
     for bad in ("OLD_PACS@host", "@host:104", "A@h:0", "A@h:99999", "WAY_TOO_LONG_AE_TITLE@h:1"):
         with pytest.raises(ConfigError, match="--source"):
             parse_peer(bad, "--source")
-
-
-def test_demographic_changes_round_trip() -> None:
-    changes = {"PatientName": ("O'Brien^Ann", 'Ann^O"Brien'), "PatientID": ("P1", "LEG-P1")}
-    assert parse_changes(describe_changes(changes)) == changes
 
 
 def test_progress_line() -> None:
