@@ -119,7 +119,8 @@ def _report(args: argparse.Namespace) -> int:
     rule = RegressionRule(ratio=args.ratio, floor=args.floor)
     since, baseline = args.since, args.baseline or args.since
     with ResultStore(args.store) as store:
-        rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target)
+        rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target,
+                       probes=PROBES)
     if args.json:
         print(as_json(rows, rule, since_seconds=since, baseline_seconds=baseline))
     else:
