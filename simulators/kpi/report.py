@@ -188,11 +188,14 @@ def format_table(rows: list[ProbeComparison], rule: RegressionRule) -> str:
     return "\n".join(lines)
 
 
-def as_json(rows: list[ProbeComparison], rule: RegressionRule, **window: Any) -> str:
+def as_json(rows: list[ProbeComparison], rule: RegressionRule, *,
+            golive: dict[str, Any] | None = None, **window: Any) -> str:
+    """The comparison as JSON; ``golive`` (the review figures) is added under its own key."""
     def stats(s: WindowStats) -> dict[str, Any]:
         return {**asdict(s), "failure_rate": round(s.failure_rate, 6)}
+    extra = {} if golive is None else {"golive": golive}
     return json.dumps({
-        "window": window, "rule": {**asdict(rule), "text": rule.describe()},
+        **extra, "window": window, "rule": {**asdict(rule), "text": rule.describe()},
         "regressions": sum(1 for r in rows if r.regressed),
         "probes": [{"probe": r.probe, "target": r.target, "current": stats(r.current),
                     "baseline": stats(r.baseline), "regressed": r.regressed, "flags": r.flags,
