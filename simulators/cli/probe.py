@@ -8,6 +8,8 @@ probe report --since 7d`` reports; ``--store`` is accepted in either place.
 Exit codes: a bounded run (``--once``/``--count``) exits 1 when any probe failed or
 timed out ("not measured" is not a failure); an endless run exits 0 on SIGTERM or
 Ctrl-C after finishing its cycle. ``report`` exits 1 when it flags a regression.
+``report --html FILE`` also writes the go-live review as one self-contained page;
+the exit code is the comparison's alone (the weekly table informs, it does not page).
 """
 
 from __future__ import annotations

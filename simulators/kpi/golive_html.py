@@ -31,10 +31,10 @@ th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.nm{color:#888;font-style:italic} td.bad{color:#c62828;font-weight:600}
 .muted{color:#666;font-size:.9em} .charts{display:flex;flex-wrap:wrap;gap:.8em}
-figure{margin:0} figcaption{font-size:.85em;color:#444;margin-top:.2em;max-width:320px}
+figure{margin:0} figcaption{font-size:.85em;color:#444;margin-top:.2em;max-width:300px}
 svg{background:#fff;border:1px solid #e4e4e4}
 """
-_WIDTH, _HEIGHT = 320, 170
+_WIDTH, _HEIGHT = 300, 170
 _LEFT, _RIGHT, _TOP, _BOTTOM = 52, 8, 24, 40
 _BAR, _P95, _OUTSIDE = "#1565c0", "#e65100", "#f0f0f0"
 
@@ -98,6 +98,13 @@ def chart(week_label: str, bw: BenchmarkWeek) -> str:
         parts.append(f'<rect x="{x + slot * 0.2:.1f}" y="{_TOP + plot_h - height:.1f}" '
                      f'width="{slot * 0.6:.1f}" height="{max(height, 1.0):.1f}" fill="{_BAR}">'
                      f'<title>{escape(tip)}</title></rect>')
+        if kind == AVAILABILITY and value < 100.0:
+            # 99.7 % and 100 % look alike on a 0-100 scale: say the figure.
+            bar_top = _TOP + plot_h - height
+            inside = height > 14  # else above the short bar, where there is room
+            parts.append(f'<text x="{centre:.1f}" y="{bar_top + 10 if inside else bar_top - 3:.1f}"'
+                         f' font-size="8" fill="{"#fff" if inside else "#c62828"}" '
+                         f'text-anchor="middle">{value:.1f}%</text>')
         if kind != AVAILABILITY and day.p95 is not None:
             y = _TOP + plot_h * (1 - min(day.p95 / top, 1.0))
             parts.append(f'<line x1="{x + slot * 0.1:.1f}" y1="{y:.1f}" '
