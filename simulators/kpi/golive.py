@@ -350,8 +350,14 @@ def change_text(week: BenchmarkWeek) -> str:
     return text + ("; REGRESSION: " + "; ".join(week.flags) if week.flags else "")
 
 
-def outage_probes(outage: Outage, many_targets: bool) -> str:
-    return ", ".join(f"{p}@{t} x{n}" if many_targets else f"{p} x{n}"
+def many_targets(report: GoLiveReport) -> bool:
+    """More than one target in the report: outages then name probe@target."""
+    return len({a.target for a in report.availability}) > 1
+
+
+def outage_probes(outage: Outage, with_target: bool) -> str:
+    """"echo x2, load_cget x1": each failing probe with its failed runs in the outage."""
+    return ", ".join(f"{p}@{t} x{n}" if with_target else f"{p} x{n}"
                      for (p, t), n in sorted(outage.failing.items()))
 
 
@@ -363,7 +369,7 @@ def format_text(report: GoLiveReport) -> str:
                      f"{percent(a.percent)}")
     o = report.overall
     lines.append(f"  {'overall':<20} {'':<24} {o.passed:>6}/{o.runs:<6} {percent(o.percent)}")
-    many = len(report.overall.target.split(",")) > 1
+    many = many_targets(report)
     lines += ["", f"outages ({len(report.outages)})"]
     for outage in report.outages:
         lines.append(f"  {utc(outage.start)} -> {utc(outage.end)}"
@@ -416,5 +422,5 @@ def as_dict(report: GoLiveReport) -> dict[str, Any]:
 
 __all__ = ["BENCHMARKS", "Benchmark", "Availability", "Outage", "Week", "BenchmarkWeek",
            "GoLiveReport", "build", "outages", "format_text", "as_dict", "iso_week_start",
-           "iso_week_label", "benchmark_value", "change_text", "outage_probes", "utc", "ms",
-           "percent", "LATENCY", "AVAILABILITY"]
+           "iso_week_label", "benchmark_value", "change_text", "outage_probes", "many_targets",
+           "utc", "ms", "percent", "LATENCY", "AVAILABILITY"]

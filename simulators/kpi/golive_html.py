@@ -20,7 +20,7 @@ from pathlib import Path
 from simulators.common.fields import format_duration
 from simulators.common.formatting import show
 from simulators.kpi.golive import (AVAILABILITY, BenchmarkWeek, GoLiveReport, benchmark_value,
-                                   change_text, outage_probes, percent, utc)
+                                   change_text, many_targets, outage_probes, percent, utc)
 from simulators.kpi.report import NOT_MEASURED
 
 _CSS = """
@@ -137,7 +137,7 @@ def _availability_table(report: GoLiveReport) -> str:
 def _outage_table(report: GoLiveReport) -> str:
     if not report.outages:
         return "<p>No outage: no probe failed in the window.</p>"
-    many = len(report.overall.target.split(",")) > 1
+    many = many_targets(report)
     rows = "".join(
         "<tr>" + _cell(utc(o.start)) + _cell(utc(o.end) + (" (ongoing)" if o.ongoing else ""))
         + _cell(format_duration(o.end - o.start), "num")

@@ -195,12 +195,12 @@ def as_json(rows: list[ProbeComparison], rule: RegressionRule, *,
         return {**asdict(s), "failure_rate": round(s.failure_rate, 6)}
     extra = {} if golive is None else {"golive": golive}
     return json.dumps({
-        **extra, "window": window, "rule": {**asdict(rule), "text": rule.describe()},
+        "window": window, "rule": {**asdict(rule), "text": rule.describe()},
         "regressions": sum(1 for r in rows if r.regressed),
         "probes": [{"probe": r.probe, "target": r.target, "current": stats(r.current),
                     "baseline": stats(r.baseline), "regressed": r.regressed, "flags": r.flags,
                     "verdict": r.verdict}
-                   for r in rows]}, indent=2)
+                   for r in rows], **extra}, indent=2)
 
 
 __all__ = ["NOT_MEASURED", "NO_BASELINE", "compare", "judge", "RegressionRule", "WindowStats", "ProbeComparison",

@@ -139,6 +139,9 @@ def test_outages_merge_overlapping_probes_and_keep_an_unrecovered_one_open(tmp_p
     assert third.targets == ["OTHER@pacs"] and third.end == t + 9100
     document = golive.as_dict(report)
     assert document["outages"][0]["from"] == t + 300 and document["outages"][1]["ongoing"]
+    text = golive.format_text(report)
+    assert "echo@NEWPACS@pacs x2, load_cget@NEWPACS@pacs x1" in text  # two targets: named
+    assert "order_to_worklist@OTHER@pacs x1" in text and text.count("(ongoing)") == 1
 
 
 def test_iso_weeks_and_partial_edges() -> None:
