@@ -335,8 +335,8 @@ def benchmark_value(week: BenchmarkWeek) -> str:
 def change_text(week: BenchmarkWeek) -> str:
     """Week-over-week change as one cell; a regression (by the report's rule) is named."""
     if week.change is None:
-        return week.change_note
-    if week.benchmark.kind == AVAILABILITY:
+        text = week.change_note
+    elif week.benchmark.kind == AVAILABILITY:
         text = f"{week.change['availability_points']:+.2f} points"
     else:
         parts = []

@@ -116,6 +116,17 @@ def test_week_over_week_change_and_regression(tmp_path) -> None:
     assert [d.runs for d in loads.days] == [20, 0, 0, 0, 0, 0, 0]
 
 
+def test_a_week_of_only_failures_has_no_latency_change_but_a_failure_regression(tmp_path
+                                                                                 ) -> None:
+    results = [run("load_cmove", MONDAY + i * 600) for i in range(10)]
+    results += [run("load_cmove", MONDAY + WEEK + i * 600, FAIL) for i in range(5)]
+    week2 = bench(build(tmp_path, results), 1, "image_load")
+    assert week2.stats.p50 is None and week2.change is None
+    assert golive.benchmark_value(week2) == "no successful run (5 runs)"
+    assert golive.change_text(week2) == ("no successful runs to compare; "
+                                         "REGRESSION: failures 0.0% -> 100.0%")
+
+
 def test_outages_merge_overlapping_probes_and_keep_an_unrecovered_one_open(tmp_path) -> None:
     t = MONDAY + 3600
     results = [
