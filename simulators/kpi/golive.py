@@ -41,6 +41,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from simulators.common.fields import format_duration
 from simulators.kpi.report import NO_BASELINE, NOT_MEASURED, RegressionRule, WindowStats, judge
 from simulators.kpi.result import OK, SKIPPED, TIMEOUT, ProbeResult
 from simulators.kpi.store import ResultStore
@@ -373,7 +374,9 @@ def format_text(report: GoLiveReport) -> str:
     lines += ["", f"outages ({len(report.outages)})"]
     for outage in report.outages:
         lines.append(f"  {utc(outage.start)} -> {utc(outage.end)}"
-                     f"{' (ongoing)' if outage.ongoing else ''}: {outage_probes(outage, many)}")
+                     f"{' (ongoing)' if outage.ongoing else ''}, "
+                     f"{format_duration(outage.end - outage.start)}: "
+                     f"{outage_probes(outage, many)}")
     if not report.outages:
         lines.append("  none")
     lines += ["", "weekly benchmarks (p50 / p95 of successful runs; uptime = C-ECHO "

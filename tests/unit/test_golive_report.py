@@ -153,6 +153,7 @@ def test_outages_merge_overlapping_probes_and_keep_an_unrecovered_one_open(tmp_p
     text = golive.format_text(report)
     assert "echo@NEWPACS@pacs x2, load_cget@NEWPACS@pacs x1" in text  # two targets: named
     assert "order_to_worklist@OTHER@pacs x1" in text and text.count("(ongoing)") == 1
+    assert "(ongoing), 2.50s: load_wado@NEWPACS@pacs x1" in text
 
 
 def test_iso_weeks_and_partial_edges() -> None:
