@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.errors import ConfigError
-from simulators.kpi import golive
+from simulators.kpi import golive, golive_text
 from simulators.kpi.embedded import ProbeSession, SessionOptions
 from simulators.kpi.golive_html import write_html
 from simulators.kpi.metrics import ProbeMetrics
@@ -131,10 +131,10 @@ def _report(args: argparse.Namespace) -> int:
         review = golive.build(store, start=now - since, end=now, probes=PROBES,
                               target=args.for_target, rule=rule)
     if args.json:
-        print(as_json(rows, rule, golive=golive.as_dict(review), since_seconds=since,
+        print(as_json(rows, rule, golive=golive_text.as_dict(review), since_seconds=since,
                       baseline_seconds=baseline))
     else:
-        print(format_table(rows, rule) + "\n\n" + golive.format_text(review))
+        print(format_table(rows, rule) + "\n\n" + golive_text.format_text(review))
     if args.html is not None:
         path = write_html(review, args.html)
         if not args.json:

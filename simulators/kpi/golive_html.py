@@ -19,8 +19,9 @@ from pathlib import Path
 
 from simulators.common.fields import format_duration
 from simulators.common.formatting import show
-from simulators.kpi.golive import (AVAILABILITY, BenchmarkWeek, GoLiveReport, benchmark_value,
-                                   change_text, many_targets, outage_probes, percent, utc)
+from simulators.kpi.golive import AVAILABILITY, BenchmarkWeek, GoLiveReport
+from simulators.kpi.golive_text import (benchmark_value, change_text, many_targets,
+                                        outage_probes, percent, utc)
 from simulators.kpi.report import NOT_MEASURED
 
 _CSS = """

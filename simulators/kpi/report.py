@@ -203,5 +203,6 @@ def as_json(rows: list[ProbeComparison], rule: RegressionRule, *,
                    for r in rows], **extra}, indent=2)
 
 
-__all__ = ["NOT_MEASURED", "NO_BASELINE", "compare", "judge", "RegressionRule", "WindowStats", "ProbeComparison",
+__all__ = ["NOT_MEASURED", "NO_BASELINE", "compare", "judge", "RegressionRule", "WindowStats",
+           "ProbeComparison",
            "format_table", "as_json", "parse_window"]

@@ -15,9 +15,8 @@ from html.parser import HTMLParser
 import pytest
 
 from simulators.cli import main
-from simulators.kpi import golive
+from simulators.kpi import golive, golive_text
 from simulators.kpi.golive_html import render_html
-from simulators.kpi.report import RegressionRule
 from simulators.kpi.result import FAIL, OK, SKIPPED, TIMEOUT, ProbeResult
 from simulators.kpi.runner import PROBES
 from simulators.kpi.store import ResultStore
@@ -66,13 +65,13 @@ def test_zero_run_probe_reads_not_measured_everywhere(tmp_path) -> None:
     assert set(table) == set(PROBES)  # load_wado never ran and is still listed
     for probe in ("order_to_report", "load_wado"):
         assert table[probe].runs == 0 and table[probe].percent is None
-    text = golive.format_text(report)
+    text = golive_text.format_text(report)
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("order_to_report"))
     assert line.rstrip().endswith("not measured")
     turnaround = bench(report, 0, "report_turnaround")
-    assert not turnaround.measured and golive.benchmark_value(turnaround) == "not measured"
-    assert golive.change_text(bench(report, 1, "report_turnaround")) == "not measured"
-    document = golive.as_dict(report)
+    assert not turnaround.measured and golive_text.benchmark_value(turnaround) == "not measured"
+    assert golive_text.change_text(bench(report, 1, "report_turnaround")) == "not measured"
+    document = golive_text.as_dict(report)
     row = next(a for a in document["availability"] if a["probe"] == "load_wado")
     assert row["availability_percent"] is None and row["measured"] is False
 
@@ -86,8 +85,8 @@ def test_an_empty_previous_week_gives_no_baseline_and_no_regression(tmp_path) ->
     for key in ("image_load", "uptime"):
         week2 = bench(report, 1, key)
         assert week2.measured and week2.flags == [] and week2.change is None
-        assert golive.change_text(week2) == "no baseline"
-    assert "REGRESSION" not in golive.format_text(report)
+        assert golive_text.change_text(week2) == "no baseline"
+    assert "REGRESSION" not in golive_text.format_text(report)
 
 
 def test_week_over_week_change_and_regression(tmp_path) -> None:
@@ -105,7 +104,7 @@ def test_week_over_week_change_and_regression(tmp_path) -> None:
     assert loads.change["p50_seconds"] == pytest.approx(0.100)
     assert loads.change["p50_ratio"] == pytest.approx(1.0)
     assert loads.flags == ["p95 100 -> 200 ms"]
-    assert "p50 +100.0 ms (+100%)" in golive.change_text(loads)
+    assert "p50 +100.0 ms (+100%)" in golive_text.change_text(loads)
     worklist = bench(report, 1, "worklist_query")
     assert worklist.change["p95_seconds"] == pytest.approx(0.0) and worklist.flags == []
     uptime = bench(report, 1, "uptime")
@@ -122,8 +121,8 @@ def test_a_week_of_only_failures_has_no_latency_change_but_a_failure_regression(
     results += [run("load_cmove", MONDAY + WEEK + i * 600, FAIL) for i in range(5)]
     week2 = bench(build(tmp_path, results), 1, "image_load")
     assert week2.stats.p50 is None and week2.change is None
-    assert golive.benchmark_value(week2) == "no successful run (5 runs)"
-    assert golive.change_text(week2) == ("no successful runs to compare; "
+    assert golive_text.benchmark_value(week2) == "no successful run (5 runs)"
+    assert golive_text.change_text(week2) == ("no successful runs to compare; "
                                          "REGRESSION: failures 0.0% -> 100.0%")
 
 
@@ -148,9 +147,9 @@ def test_outages_merge_overlapping_probes_and_keep_an_unrecovered_one_open(tmp_p
     assert (second.start, second.end, second.ongoing) == (t + 7000, t + 7002.5, True)
     assert second.probes == ["load_wado"]
     assert third.targets == ["OTHER@pacs"] and third.end == t + 9100
-    document = golive.as_dict(report)
+    document = golive_text.as_dict(report)
     assert document["outages"][0]["from"] == t + 300 and document["outages"][1]["ongoing"]
-    text = golive.format_text(report)
+    text = golive_text.format_text(report)
     assert "echo@NEWPACS@pacs x2, load_cget@NEWPACS@pacs x1" in text  # two targets: named
     assert "order_to_worklist@OTHER@pacs x1" in text and text.count("(ongoing)") == 1
     assert "(ongoing), 2.50s: load_wado@NEWPACS@pacs x1" in text
