@@ -8,6 +8,8 @@ probe report --since 7d`` reports; ``--store`` is accepted in either place.
 Exit codes: a bounded run (``--once``/``--count``) exits 1 when any probe failed or
 timed out ("not measured" is not a failure); an endless run exits 0 on SIGTERM or
 Ctrl-C after finishing its cycle. ``report`` exits 1 when it flags a regression.
+``report --html FILE`` also writes the go-live review as one self-contained page;
+the exit code is the comparison's alone (the weekly table informs, it does not page).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from simulators.errors import ConfigError
+from simulators.kpi import golive, golive_text
 from simulators.kpi.embedded import ProbeSession, SessionOptions
+from simulators.kpi.golive_html import write_html
 from simulators.kpi.metrics import ProbeMetrics
 from simulators.kpi.report import RegressionRule, as_json, compare, format_table, parse_window
 from simulators.kpi.result import FAIL, TIMEOUT, ProbeResult
@@ -116,14 +121,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """The comparison (exit code), then the go-live figures over the ``--since`` window."""
     rule = RegressionRule(ratio=args.ratio, floor=args.floor)
     since, baseline = args.since, args.baseline or args.since
+    now = time.time()
     with ResultStore(args.store) as store:
-        rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target)
+        rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target,
+                       probes=PROBES, now=now)
+        review = golive.build(store, start=now - since, end=now, probes=PROBES,
+                              target=args.for_target, rule=rule)
     if args.json:
-        print(as_json(rows, rule, since_seconds=since, baseline_seconds=baseline))
+        print(as_json(rows, rule, golive=golive_text.as_dict(review), since_seconds=since,
+                      baseline_seconds=baseline))
     else:
-        print(format_table(rows, rule))
+        print(format_table(rows, rule) + "\n\n" + golive_text.format_text(review))
+    if args.html is not None:
+        path = write_html(review, args.html)
+        if not args.json:
+            print(f"\nHTML report: {path}")
     return 1 if any(row.regressed for row in rows) else 0
 
 
@@ -172,7 +187,10 @@ def register(subparsers: Any) -> None:
     report = actions.add_parser(
         "report", help="this window vs the one before; exit 1 on a regression",
         description="Per probe: runs, p50/p95 of successful runs, failure rate; flags a "
-                    "regression by: " + RegressionRule().describe() + ".")
+                    "regression by: " + RegressionRule().describe() + ". Then, over the "
+                    "--since window: availability per probe and overall, outages, and the "
+                    "playbook's weekly benchmarks (image load, worklist query, uptime, "
+                    "report turnaround) per ISO week with the change from the week before.")
     report.add_argument("--since", type=_duration, default=parse_window("7d"),
                         metavar="WINDOW", help="current window, e.g. 7d (default)")
     report.add_argument("--baseline", type=_duration, metavar="WINDOW",
@@ -180,6 +198,9 @@ def register(subparsers: Any) -> None:
     report.add_argument("--store", type=Path, default=argparse.SUPPRESS, metavar="DIR")
     report.add_argument("--for-target", metavar="LABEL", help="only this target label")
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--html", type=Path, metavar="FILE",
+                        help="also write the go-live report (availability, outages, weekly "
+                             "benchmarks and charts) as one self-contained HTML file")
     report.add_argument("--ratio", type=float, default=0.20, help="p95 worse by more than "
                         "this fraction (0.20)")
     report.add_argument("--floor", type=float, default=0.05, help="... and by more than "

@@ -14,6 +14,10 @@ The regression rule (the go-live playbook's "early warning"), per probe:
 
 Defaults: ratio 0.20, floor 0.05 s, rate_step 0.01 (1 percentage point),
 min_failures 2, min_samples 5.
+
+No regression is ever claimed against a baseline window with zero measured runs: an
+empty window is an absence of evidence, not a 0 % failure rate (the row reads "no
+baseline"). A probe with zero measured runs now reads "not measured", never "ok".
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from simulators.load.stats import percentile
 from simulators.common.fields import parse_duration
 
 _DAY = 86_400.0
+NOT_MEASURED = "not measured"
+NO_BASELINE = "no baseline"
 
 
 def parse_window(text: str) -> float:
@@ -95,9 +101,23 @@ class ProbeComparison:
     def regressed(self) -> bool:
         return bool(self.flags)
 
+    @property
+    def verdict(self) -> str:
+        """What the row says: only measured runs earn "ok" or a regression."""
+        if self.current.runs == 0:
+            return NOT_MEASURED
+        if self.flags:
+            return "REGRESSION: " + "; ".join(self.flags)
+        return NO_BASELINE if self.baseline.runs == 0 else "ok"
+
 
 def judge(current: WindowStats, baseline: WindowStats, rule: RegressionRule) -> list[str]:
-    """Why this probe regressed (empty: it did not), by the module's rule."""
+    """Why this probe regressed (empty: it did not), by the module's rule.
+
+    Either window without a measured run gives no flag: there is nothing to compare.
+    """
+    if current.runs == 0 or baseline.runs == 0:
+        return []
     flags = []
     ok_now = current.runs - current.failures
     ok_before = baseline.runs - baseline.failures
@@ -113,16 +133,23 @@ def judge(current: WindowStats, baseline: WindowStats, rule: RegressionRule) -> 
 
 
 def compare(store: ResultStore, *, since: float, baseline: float, now: float | None = None,
-            rule: RegressionRule | None = None, target: str | None = None
-            ) -> list[ProbeComparison]:
-    """Compare [now - since, now) with the ``baseline`` seconds before it."""
+            rule: RegressionRule | None = None, target: str | None = None,
+            probes: Iterable[str] = ()) -> list[ProbeComparison]:
+    """Compare [now - since, now) with the ``baseline`` seconds before it.
+
+    ``probes``: every probe the report must show; one absent from both windows gets a
+    "not measured" row (per target seen, or ``target``) instead of silently vanishing.
+    """
     rule = rule or RegressionRule()
     end = time.time() if now is None else now
     start = end - since
     current = _grouped(store.between(start, end, target))
     before = _grouped(store.between(start - baseline, start, target))
+    keys = set(current) | set(before)
+    targets = {target} if target is not None else {t for _, t in keys} or {"-"}
+    keys |= {(probe, t) for probe in probes for t in targets}
     rows = []
-    for key in sorted(set(current) | set(before)):
+    for key in sorted(keys):
         now_stats = WindowStats.of(current.get(key, []))
         before_stats = WindowStats.of(before.get(key, []))
         rows.append(ProbeComparison(key[0], key[1], now_stats, before_stats,
@@ -141,32 +168,41 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f}"
 
 
+def _rate(stats: WindowStats) -> str:
+    """A failure rate, or "-" for a window without measured runs (not 0.0 %)."""
+    return f"{stats.failure_rate * 100:.1f}%" if stats.runs else "-"
+
+
 def format_table(rows: list[ProbeComparison], rule: RegressionRule) -> str:
     header = (f"{'probe':<20} {'target':<24} {'runs':>6} {'p50 ms':>9} {'p95 ms':>9} "
               f"{'fail %':>7} | {'base p95':>9} {'base fail':>9}  verdict")
     lines = [header, "-" * len(header)]
     for row in rows:
         c, b = row.current, row.baseline
-        verdict = "REGRESSION: " + "; ".join(row.flags) if row.flags else "ok"
         lines.append(f"{row.probe:<20} {row.target[:24]:<24} {c.runs:>6} {_ms(c.p50):>9} "
-                     f"{_ms(c.p95):>9} {c.failure_rate * 100:>6.1f}% | {_ms(b.p95):>9} "
-                     f"{b.failure_rate * 100:>8.1f}%  {verdict}")
+                     f"{_ms(c.p95):>9} {_rate(c):>7} | {_ms(b.p95):>9} "
+                     f"{_rate(b):>9}  {row.verdict}")
     if not rows:
         lines.append("(no probe results in either window)")
     lines.append(f"rule: {rule.describe()}")
     return "\n".join(lines)
 
 
-def as_json(rows: list[ProbeComparison], rule: RegressionRule, **window: Any) -> str:
+def as_json(rows: list[ProbeComparison], rule: RegressionRule, *,
+            golive: dict[str, Any] | None = None, **window: Any) -> str:
+    """The comparison as JSON; ``golive`` (the review figures) is added under its own key."""
     def stats(s: WindowStats) -> dict[str, Any]:
         return {**asdict(s), "failure_rate": round(s.failure_rate, 6)}
+    extra = {} if golive is None else {"golive": golive}
     return json.dumps({
         "window": window, "rule": {**asdict(rule), "text": rule.describe()},
         "regressions": sum(1 for r in rows if r.regressed),
         "probes": [{"probe": r.probe, "target": r.target, "current": stats(r.current),
-                    "baseline": stats(r.baseline), "regressed": r.regressed, "flags": r.flags}
-                   for r in rows]}, indent=2)
+                    "baseline": stats(r.baseline), "regressed": r.regressed, "flags": r.flags,
+                    "verdict": r.verdict}
+                   for r in rows], **extra}, indent=2)
 
 
-__all__ = ["compare", "judge", "RegressionRule", "WindowStats", "ProbeComparison",
+__all__ = ["NOT_MEASURED", "NO_BASELINE", "compare", "judge", "RegressionRule", "WindowStats",
+           "ProbeComparison",
            "format_table", "as_json", "parse_window"]

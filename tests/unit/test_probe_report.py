@@ -110,3 +110,37 @@ def test_windows_parse_days_and_weeks() -> None:
     assert parse_window("90m") == 5400
     with pytest.raises(ConfigError):
         parse_window("soon")
+
+
+def test_no_regression_is_claimed_against_a_baseline_with_zero_runs(tmp_path, capsys) -> None:
+    """Failures this week, nothing at all the week before: there is nothing to regress from."""
+    with ResultStore(tmp_path) as store:
+        fill(store, "echo", days_ago=1, latencies=[0.01] * 20, failures=4)
+        fill(store, "load_cget", days_ago=1, latencies=[0.01] * 10)
+        fill(store, "load_cget", days_ago=8, latencies=[], skipped=5)  # only "not measured"
+        fill(store, "load_cget", days_ago=1.5, latencies=[], failures=3)
+        rows = by_probe(store)
+    assert rows["echo"].baseline.runs == 0 and not rows["echo"].regressed
+    assert rows["load_cget"].baseline.runs == 0 and not rows["load_cget"].regressed
+    assert rows["echo"].verdict == "no baseline"
+    assert judge(WindowStats(20, 5, 0.01, 0.02), WindowStats(0, 0, None, None),
+                 RegressionRule()) == []
+
+
+def test_cli_shows_not_measured_for_a_probe_with_zero_runs(tmp_path, capsys) -> None:
+    import time
+    now = time.time()
+    with ResultStore(tmp_path) as store:
+        store.add([ProbeResult("order_to_report", "builtin", SKIPPED, 0.0, now - DAY + i)
+                   for i in range(5)])
+        store.add([ProbeResult("echo", "builtin", OK, 0.01, now - DAY + i) for i in range(5)])
+        store.add([ProbeResult("echo", "builtin", OK, 0.01, now - 8 * DAY + i)
+                   for i in range(5)])
+    assert main(["probe", "report", "--store", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0]  # the comparison, before go-live
+    lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    assert lines["order_to_report"].rstrip().endswith("not measured")
+    assert lines["echo"].rstrip().endswith("ok")
+    # A probe that never ran at all is listed too, not left out of the table.
+    assert lines["load_wado"].split()[1:3] == ["builtin", "0"]
+    assert lines["load_wado"].rstrip().endswith("not measured")
