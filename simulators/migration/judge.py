@@ -19,8 +19,9 @@ The excuses, each proven on the one difference it explains (nothing else is excu
   patient record per Patient ID): a target PatientName / PatientBirthDate that this
   study's files do not carry, but another source file *of the same Patient ID* does,
   is explained by ``patient-name-conflict`` / ``birth-date-conflict`` (the patient
-  provably has two values); an *empty* value another file of the patient also lacks
-  by ``missing-type2``. Never a Patient ID change: the target's Patient ID must be
+  provably has two values); an empty value another file of the patient lacks, or a
+  value this study's files lack and another file of the patient carries, by
+  ``missing-type2``. Never a Patient ID change: the target's Patient ID must be
   one this study's own files carry (two of them for a split study).
 * **Duplicate SOP Instance UID**: an instance missing under this study is explained
   by ``duplicate-sop-uid`` only when another source study holds the same SOP Instance
@@ -283,8 +284,12 @@ def _judge_demographics(evidence: Evidence, facts: Facts, out: list[Judged]) -> 
             scoped = PATIENT_SCOPED.get(keyword)
             # the value of another file of the same patient: its conflict class, or,
             # for an empty value, the other file's missing Type 2 attribute
-            cls = "" if not scoped or target_id not in own_ids else \
-                (C.MISSING_TYPE2 if not value else scoped[0])
+            if not scoped or target_id not in own_ids:
+                cls = ""
+            elif not value or own <= {""}:
+                cls = C.MISSING_TYPE2  # the other file, or this study's, lacks the value
+            else:
+                cls = scoped[0]
             if cls and value in facts.patient_values(target_id, scoped[1]):  # type: ignore[index]
                 what = "lacks it" if not value else "carries it"
                 explained.setdefault(cls, []).append(
