@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Callable, Iterable
 
+from pydicom.dataset import FileMetaDataset
+
 from simulators.dicom.fast.files import decode_dataset
 from simulators.dicom.negotiation_probe import negotiate
 from simulators.errors import PacsimError
@@ -200,26 +202,44 @@ def pixel_digest(session: QrClient, study_uid: str, series_uid: str, sop_uid: st
     the peer returns it by C-GET; None when it did not deliver it.
 
     Why the study is checked: an archive holding the same SOP Instance UID in two
-    studies may return both copies; the one compared is the one under ``study_uid``.
+    studies may return either copy, or refuse the IMAGE-level retrieve as ambiguous;
+    the one compared is the one under ``study_uid`` (by a SERIES retrieve if need be).
     Why decoded values: a target may legitimately hold a lossless recompression, whose
     bytes differ while the pixels do not; when decoding is impossible (no codec), the
     stored bytes are digested, so a different syntax then shows as a difference.
     """
-    received = session.get({"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
-                            "SOPInstanceUID": sop_uid}, [sop_class], level="IMAGE",
-                           keep=True).instances
+    match = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
+             "SOPInstanceUID": sop_uid}
+    found = _copy_of_study(session.get(match, [sop_class], level="IMAGE", keep=True).instances,
+                           study_uid, sop_uid)
+    if found is None:
+        # An archive holding the SOP UID twice may fail the IMAGE-level retrieve as
+        # ambiguous (Orthanc answers 0xC000) while the series retrieve delivers it.
+        del match["SOPInstanceUID"]
+        found = _copy_of_study(session.get(match, [sop_class], level="SERIES",
+                                           keep=True).instances, study_uid, sop_uid)
+    return found
+
+
+def _copy_of_study(received, study_uid: str, sop_uid: str  # noqa: ANN001
+                   ) -> tuple[str, str] | None:
     for item in received:
-        ds = decode_dataset(BytesIO(item.data), item.transfer_syntax)
-        if text(ds, "StudyInstanceUID") not in (study_uid, "") or \
-                text(ds, "SOPInstanceUID") != sop_uid:
+        if item.sop_instance != sop_uid:
             continue
-        return _digest(ds), str(item.transfer_syntax)
+        ds = decode_dataset(BytesIO(item.data), item.transfer_syntax)
+        if text(ds, "StudyInstanceUID") not in (study_uid, ""):
+            continue
+        return _digest(ds, str(item.transfer_syntax)), str(item.transfer_syntax)
     return None
 
 
-def _digest(ds) -> str:  # noqa: ANN001 - a pydicom Dataset
+def _digest(ds, syntax: str) -> str:  # noqa: ANN001 - a pydicom Dataset
     if ds.get("PixelData") is None:
         return "absent"
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        # a data set decoded from a C-GET has no file meta; the decoder needs the syntax
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
     try:
         return hashlib.sha256(ds.pixel_array.tobytes()).hexdigest()
     except Exception:  # noqa: BLE001 - no codec for it: compare what is stored
