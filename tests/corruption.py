@@ -66,7 +66,7 @@ import re
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -510,14 +510,15 @@ class LossyArchive(Archive):
 
 @dataclass
 class LossyTarget:
-    """A running lossy target: its AE address, the ``--target`` spec for it, and the
-    SOP Instance UIDs it has dropped so far (``lost()``)."""
+    """A running lossy target: its AE address, the ``--target`` spec for it, the SOP
+    Instance UIDs it has dropped so far (``lost()``) and every one it was sent, in
+    arrival order (``received()``)."""
 
     address: AeAddress
     lost: Callable[[], list[str]]
+    received: Callable[[], list[str]]
     archive: LossyArchive | None = None
     orthanc: OrthancProcess | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def spec(self) -> str:
@@ -534,16 +535,19 @@ def lossy_builtin_target(keep_first: int, *, storage_dir: Path | None = None,
                                          storage_dir=storage_dir), events, keep_first=keep_first)
     with archive:
         yield LossyTarget(AeAddress(ae_title=ae_title, host="127.0.0.1", port=archive.port),
-                          lambda: list(archive.lost), archive=archive)
+                          lambda: list(archive.lost), lambda: list(archive.received),
+                          archive=archive)
 
 
 #: Lua for Orthanc: count every instance received, keep the first KEEP_FIRST, then
 #: refuse (silently: Orthanc 1.10 still answers the C-STORE with 0x0000) every one
-#: numbered 2, logging its UID so the test knows what was lost.
+#: numbered 2. Each arrival and each loss is logged (Lua's print goes to Orthanc's
+#: log) so a test knows the order and what was lost.
 _LOSSY_LUA = """\
 pacsim_received = 0
 function ReceivedInstanceFilter(dicom, origin, info)
   pacsim_received = pacsim_received + 1
+  print("pacsim-received " .. dicom.SOPInstanceUID)
   if pacsim_received > {keep_first} and tonumber(dicom.InstanceNumber) == {number} then
     print("pacsim-lost " .. dicom.SOPInstanceUID)
     return false
@@ -551,7 +555,7 @@ function ReceivedInstanceFilter(dicom, origin, info)
   return true
 end
 """
-_LOST_LINE = re.compile(r"pacsim-lost ([0-9.]+)")
+_LOG_LINE = re.compile(r"pacsim-(received|lost) ([0-9.]+)")
 
 
 @contextmanager
@@ -569,10 +573,11 @@ def lossy_orthanc(keep_first: int, workdir: Path, *, ae_title: str = "ORTHANC"
         "LuaScripts": [str(script)], "DicomAlwaysAllowStore": True,
         "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True})
     with OrthancProcess(settings) as orthanc:
-        def lost() -> list[str]:
-            return _LOST_LINE.findall(orthanc.log_path.read_text(errors="replace"))
+        def logged(what: str) -> list[str]:
+            log = orthanc.log_path.read_text(errors="replace")
+            return [uid for kind, uid in _LOG_LINE.findall(log) if kind == what]
         yield LossyTarget(AeAddress(ae_title=ae_title, host="127.0.0.1", port=orthanc.dicom_port),
-                          lost, orthanc=orthanc)
+                          lambda: logged("lost"), lambda: logged("received"), orthanc=orthanc)
 
 
 __all__ = ["Corruptor", "BuiltinCorruptor", "OrthancCorruptor", "InstanceRef", "pick_instance",

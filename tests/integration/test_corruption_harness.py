@@ -32,6 +32,7 @@ from simulators.dicom.fast.files import EncodedInstance, decode_dataset
 from simulators.dicom.qrscu import QrClient
 from simulators.dicom.store import DicomStore
 from simulators.events import EventBus
+from simulators.http.client import JsonClient
 from simulators.legacy.seed import seed_archive
 from simulators.migration.endpoints import BUILTIN_TARGET_AE, MIGRATOR_AE
 from simulators.migration.inventory import text
@@ -41,7 +42,7 @@ from tests.corruption import (
     LOST_INSTANCE_NUMBER, RECOMPRESSED_SYNTAX, BuiltinCorruptor, Corruptor, OrthancCorruptor,
     builtin_target_dir, lossy_builtin_target, lossy_orthanc,
 )
-from tests.helpers import require_tool
+from tests.helpers import needs, require_tool
 
 STUDY_KEYS = ("StudyInstanceUID", "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
               "StudyDate", "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
@@ -51,6 +52,8 @@ IMAGE_KEYS = ("SOPInstanceUID", "SOPClassUID", "InstanceNumber")
 FILE_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "Modality", "SeriesInstanceUID")
 
 View = dict[tuple[str, ...], Any]
+#: Instances a lossy target keeps before it starts losing instance 2 of each series.
+KEEP_FIRST = 6
 
 
 # ---------------------------------------------------------------------- what the target says
@@ -144,7 +147,8 @@ def choose(view: View, what: str) -> str:
         sizes = sorted((len(s) for s in info["series"].values()), reverse=True)
         if what == "alone" and patients.count(info["PatientID"]) == 1 and sum(sizes) >= 2:
             return uid
-        if what == "multi-series" and len(sizes) >= 2 and len(info["series"][min(info["series"])]) >= 2:
+        first = info["series"][min(info["series"])]
+        if what == "multi-series" and len(sizes) >= 2 and len(first) >= 2:
             return uid
         if what == "deep" and sizes[0] >= 2:
             return uid
@@ -240,26 +244,39 @@ def _orthanc_settings() -> OrthancSettings:
         "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True, "DicomAlwaysAllowStore": True})
 
 
-@pytest.fixture(params=["builtin", pytest.param("orthanc", marks=pytest.mark.orthanc)])
-def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BuiltinCase | OrthancCase]:
-    """A freshly migrated target of each kind."""
-    if request.param == "builtin":
-        root = tmp_path / "target"
-        shutil.copytree(request.getfixturevalue("migrated_builtin"), root)
-        yield BuiltinCase(root)
-        return
+@pytest.fixture
+def builtin_case(migrated_builtin: Path, tmp_path: Path) -> BuiltinCase:
+    """A freshly migrated built-in target (a copy of the module's migration)."""
+    root = tmp_path / "target"
+    shutil.copytree(migrated_builtin, root)
+    return BuiltinCase(root)
+
+
+@pytest.fixture(scope="module")
+@needs("Orthanc")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancProcess]:
+    """One Orthanc for the module (stopping one takes seconds); emptied per test."""
     require_tool("Orthanc")
-    legacy = request.getfixturevalue("legacy")
-    with OrthancProcess(_orthanc_settings()) as orthanc:
-        result = run_migration(MigrationOptions(
-            source=str(legacy), target=f"NEWPACS@127.0.0.1:{orthanc.dicom_port}",
-            report_dir=tmp_path / "report", batch=8))
-        assert result.signed_off, result.report["mismatches"]
-        yield OrthancCase(orthanc)
+    with OrthancProcess(_orthanc_settings()) as process:
+        yield process
+
+
+@pytest.fixture
+def orthanc_case(orthanc: OrthancProcess, legacy: Path, tmp_path: Path) -> OrthancCase:
+    """The module's Orthanc, emptied, with the legacy just migrated into it."""
+    rest = JsonClient(orthanc.rest_url, name="Orthanc")
+    for patient in rest.get("/patients"):
+        rest.delete(f"/patients/{patient}")
+    assert rest.get("/instances") == []
+    result = run_migration(MigrationOptions(
+        source=str(legacy), target=f"NEWPACS@127.0.0.1:{orthanc.dicom_port}",
+        report_dir=tmp_path / "report", batch=8))
+    assert result.signed_off, result.report["mismatches"]
+    return OrthancCase(orthanc)
 
 
 # ---------------------------------------------------------------------- one test per operation
-def test_drop_instance_loses_exactly_that_instance(case) -> None:
+def check_drop_instance_loses_exactly_that_instance(case: BuiltinCase | OrthancCase) -> None:
     before = case.view()
     study = choose(before, "deep")
     sop = case.corrupt(lambda c: c.drop_instance(study))
@@ -277,7 +294,7 @@ def test_drop_instance_loses_exactly_that_instance(case) -> None:
         assert int(diff[path][1]) == int(diff[path][0]) - 1
 
 
-def test_drop_study_loses_exactly_that_study(case) -> None:
+def check_drop_study_loses_exactly_that_study(case: BuiltinCase | OrthancCase) -> None:
     before = case.view()
     study = choose(before, "deep")
     case.corrupt(lambda c: c.drop_study(study))
@@ -287,14 +304,15 @@ def test_drop_study_loses_exactly_that_study(case) -> None:
     assert all(new is None for _, new in diff.values())
 
 
-@pytest.mark.parametrize("operation, keyword, value", [
+PATIENT_CHANGES = pytest.mark.parametrize("operation, keyword, value", [
     ("set_patient_id", "PatientID", "CORRUPT-77"),
     ("set_patient_name", "PatientName", "Corrupt^Name"),
     ("set_birth_date", "PatientBirthDate", "19010101"),
 ])
-def test_patient_attribute_changes_every_answer_of_the_study_only(case, operation: str,
-                                                                  keyword: str,
-                                                                  value: str) -> None:
+
+
+def check_patient_attribute_changes_every_answer_of_the_study_only(
+        case: BuiltinCase | OrthancCase, operation: str, keyword: str, value: str) -> None:
     before = case.view()
     study = choose(before, "alone")
     case.corrupt(lambda c: getattr(c, operation)(study, value))
@@ -306,7 +324,22 @@ def test_patient_attribute_changes_every_answer_of_the_study_only(case, operatio
     assert {new for _, new in diff.values()} == {value}
 
 
-def test_set_modality_relabels_one_series_only(case) -> None:
+@PATIENT_CHANGES
+def test_builtin_patient_attribute_changes_every_answer_of_the_study_only(
+        builtin_case: BuiltinCase, operation: str, keyword: str, value: str) -> None:
+    check_patient_attribute_changes_every_answer_of_the_study_only(builtin_case, operation,
+                                                                   keyword, value)
+
+
+@pytest.mark.orthanc
+@PATIENT_CHANGES
+def test_orthanc_patient_attribute_changes_every_answer_of_the_study_only(
+        orthanc_case: OrthancCase, operation: str, keyword: str, value: str) -> None:
+    check_patient_attribute_changes_every_answer_of_the_study_only(orthanc_case, operation,
+                                                                   keyword, value)
+
+
+def check_set_modality_relabels_one_series_only(case: BuiltinCase | OrthancCase) -> None:
     before = case.view()
     study = choose(before, "multi-series")
     series = case.corrupt(lambda c: c.set_modality(study, "OT"))
@@ -322,7 +355,7 @@ def test_set_modality_relabels_one_series_only(case) -> None:
     assert all(after[("file", study, sop, "Modality")] == "OT" for sop in members)
 
 
-def test_change_pixels_alters_every_pixel_and_keeps_the_syntax(case) -> None:
+def check_change_pixels_alters_every_pixel_same_syntax(case: BuiltinCase | OrthancCase) -> None:
     before = case.view()
     study = choose(before, "deep")
     case.corrupt(lambda c: c.change_pixels(study))
@@ -335,7 +368,7 @@ def test_change_pixels_alters_every_pixel_and_keeps_the_syntax(case) -> None:
                                            for sop in members}
 
 
-def test_recompress_changes_values_and_transfer_syntax(case) -> None:
+def check_recompress_changes_values_and_transfer_syntax(case: BuiltinCase | OrthancCase) -> None:
     before = case.view()
     study = choose(before, "deep")
     syntax = case.corrupt(lambda c: c.recompress(study))
@@ -348,6 +381,51 @@ def test_recompress_changes_values_and_transfer_syntax(case) -> None:
     assert case.stored_syntaxes(study) == {syntax}
     if case.delivers_as_stored:
         assert all(after[("file", study, sop, "transfer_syntax")] == syntax for sop in members)
+
+
+def test_builtin_drop_instance_loses_exactly_that_instance(builtin_case: BuiltinCase) -> None:
+    check_drop_instance_loses_exactly_that_instance(builtin_case)
+
+
+@pytest.mark.orthanc
+def test_orthanc_drop_instance_loses_exactly_that_instance(orthanc_case: OrthancCase) -> None:
+    check_drop_instance_loses_exactly_that_instance(orthanc_case)
+
+
+def test_builtin_drop_study_loses_exactly_that_study(builtin_case: BuiltinCase) -> None:
+    check_drop_study_loses_exactly_that_study(builtin_case)
+
+
+@pytest.mark.orthanc
+def test_orthanc_drop_study_loses_exactly_that_study(orthanc_case: OrthancCase) -> None:
+    check_drop_study_loses_exactly_that_study(orthanc_case)
+
+
+def test_builtin_set_modality_relabels_one_series_only(builtin_case: BuiltinCase) -> None:
+    check_set_modality_relabels_one_series_only(builtin_case)
+
+
+@pytest.mark.orthanc
+def test_orthanc_set_modality_relabels_one_series_only(orthanc_case: OrthancCase) -> None:
+    check_set_modality_relabels_one_series_only(orthanc_case)
+
+
+def test_builtin_change_pixels_alters_every_pixel_same_syntax(builtin_case: BuiltinCase) -> None:
+    check_change_pixels_alters_every_pixel_same_syntax(builtin_case)
+
+
+@pytest.mark.orthanc
+def test_orthanc_change_pixels_alters_every_pixel_same_syntax(orthanc_case: OrthancCase) -> None:
+    check_change_pixels_alters_every_pixel_same_syntax(orthanc_case)
+
+
+def test_builtin_recompress_changes_values_and_transfer_syntax(builtin_case: BuiltinCase) -> None:
+    check_recompress_changes_values_and_transfer_syntax(builtin_case)
+
+
+@pytest.mark.orthanc
+def test_orthanc_recompress_changes_values_and_transfer_syntax(orthanc_case: OrthancCase) -> None:
+    check_recompress_changes_values_and_transfer_syntax(orthanc_case)
 
 
 # ---------------------------------------------------------------------- builtin specifics
@@ -390,21 +468,24 @@ def test_builtin_corrupted_while_running_answers_at_once(migrated_builtin: Path,
 
 
 # ---------------------------------------------------------------------- lossy targets
-def _check_lossy(legacy: Path, view: View, lost: list[str], keep_first: int) -> None:
-    """The target lacks exactly the ``lost`` instances, all numbered 2, and C-STORE
-    acknowledged them: the legacy's move of every study completed without failure."""
+def _check_lossy(legacy: Path, view: View, lost: list[str], received: list[str],
+                 keep_first: int) -> None:
+    """The target lacks exactly the instances numbered 2 that arrived after the first
+    ``keep_first`` (those it says it lost), and holds every other the legacy has."""
     with Archive(ArchiveConfig(name="legacy", ae_title="LEGACY_PACS", storage_dir=legacy,
                                lenient_uids=True), EventBus()) as source:
         expected = target_view(AeAddress(ae_title="LEGACY_PACS", host="127.0.0.1",
                                          port=source.port))
+    number = {p[3]: value for p, value in expected.items()
+              if p[0] == "image" and p[4] == "InstanceNumber"}
     on_target = {p[3] for p in view if p[0] == "image"}
-    on_source = {p[3]: view_value for p, view_value in expected.items()
-                 if p[0] == "image" and p[4] == "InstanceNumber"}
-    assert lost, "the lossy target lost nothing"
-    assert set(on_source) - on_target == set(lost)
-    assert {on_source[sop] for sop in lost} == {LOST_INSTANCE_NUMBER}
-    numbered_two = [sop for sop, number in on_source.items() if number == LOST_INSTANCE_NUMBER]
-    assert len(lost) < len(numbered_two) or keep_first == 0  # the first K were kept
+    assert sorted(received) == sorted(number)  # each instance sent once, none unknown
+    should_lose = [sop for sop in received[keep_first:] if number[sop] == LOST_INSTANCE_NUMBER]
+    assert should_lose, "the seeded legacy has no instance 2 after the first K: change K"
+    assert any(number[sop] == LOST_INSTANCE_NUMBER for sop in received[:keep_first]), \
+        "no instance 2 among the first K: the test would not show that they are kept"
+    assert lost == should_lose
+    assert set(number) - on_target == set(lost)
 
 
 def test_lossy_builtin_target_acknowledges_and_loses_instance_two(legacy: Path,
@@ -413,27 +494,23 @@ def test_lossy_builtin_target_acknowledges_and_loses_instance_two(legacy: Path,
     statuses: list[str] = []
     events.subscribe(lambda e: statuses.append(e.status)
                      if e.kind == "dicom.c-store" and e.actor == "lossy-target" else None)
-    keep_first = 6
-    with lossy_builtin_target(keep_first, events=events) as target:
+    with lossy_builtin_target(KEEP_FIRST, events=events) as target:
         run_migration(MigrationOptions(source=str(legacy), target=target.spec,
                                        report_dir=tmp_path / "report", batch=8))
         view = target_view(target.address)
-        lost = target.lost()
-        assert target.archive is not None
-        first = target.archive.received[:keep_first]
-    assert not set(first) & set(lost)
-    assert statuses and set(statuses) == {"0x0000"}
-    _check_lossy(legacy, view, lost, keep_first)
+        lost, received = target.lost(), target.received()
+    assert len(statuses) == len(received) and set(statuses) == {"0x0000"}  # all acknowledged
+    _check_lossy(legacy, view, lost, received, KEEP_FIRST)
 
 
 @pytest.mark.orthanc
 def test_lossy_orthanc_acknowledges_and_loses_instance_two(legacy: Path, tmp_path: Path) -> None:
     require_tool("Orthanc")
-    with lossy_orthanc(6, tmp_path / "orthanc") as target:
+    with lossy_orthanc(KEEP_FIRST, tmp_path / "orthanc") as target:
         result = run_migration(MigrationOptions(source=str(legacy), target=target.spec,
                                                 report_dir=tmp_path / "report", batch=8))
         view = target_view(target.address)
-        lost = target.lost()
-    rejected = [m for m in result.report["mismatches"] if m["class"] == "rejected"]
-    assert rejected == []  # every C-STORE was answered with success
-    _check_lossy(legacy, view, lost, 6)
+        lost, received = target.lost(), target.received()
+    # the mover saw no refused C-STORE: Orthanc answered success for the lost ones too
+    assert [m for m in result.report["mismatches"] if m["class"] == "rejected"] == []
+    _check_lossy(legacy, view, lost, received, KEEP_FIRST)
