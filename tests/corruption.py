@@ -57,7 +57,11 @@ validator assertions are the matrix test's own)::
     # studies[1] missing-study, studies[2] demographics, studies[3] modality,
     # studies[4] and studies[5] pixel-hash; every other study validated.
 
-With Orthanc the same calls run on ``OrthancCorruptor(orthanc.rest_url)``.
+Choose the patient-level victims among studies that are alone of their patient (the
+built-in index keeps one patient row per Patient ID; see :class:`BuiltinCorruptor`).
+With ``--target orthanc`` the same calls run inside
+``with OrthancCorruptor.on_workdir(report / "orthanc") as corrupt:``; with an Orthanc
+the test started itself, on ``OrthancCorruptor(orthanc.rest_url)``.
 """
 
 from __future__ import annotations
@@ -379,6 +383,19 @@ class OrthancCorruptor:
         self.rest_url = rest_url.rstrip("/")
         self.timeout = timeout
         self._json = JsonClient(self.rest_url, timeout=timeout, name="Orthanc")
+
+    @classmethod
+    @contextmanager
+    def on_workdir(cls, workdir: Path) -> Iterator[OrthancCorruptor]:
+        """A corruptor on a stopped Orthanc's data: ``--target orthanc`` runs its own
+        Orthanc in ``<report>/orthanc`` and stops it with the run, so between the
+        migration and the validate-only run this starts one on the same storage and
+        index (REST only, fresh ports), and stops it again on exit."""
+        workdir = Path(workdir)
+        if not (workdir / "index").is_dir():
+            raise ConfigError(f"{workdir} holds no Orthanc index", field="workdir")
+        with OrthancProcess(OrthancSettings(workdir=workdir)) as orthanc:
+            yield cls(orthanc.rest_url)
 
     # -- operations ------------------------------------------------------------------
     def drop_instance(self, study_uid: str) -> str:

@@ -31,6 +31,7 @@ from simulators.dicom.address import AeAddress
 from simulators.dicom.fast.files import EncodedInstance, decode_dataset
 from simulators.dicom.qrscu import QrClient
 from simulators.dicom.store import DicomStore
+from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.http.client import JsonClient
 from simulators.legacy.seed import seed_archive
@@ -262,6 +263,7 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancProcess
 
 
 @pytest.fixture
+@needs("Orthanc")
 def orthanc_case(orthanc: OrthancProcess, legacy: Path, tmp_path: Path) -> OrthancCase:
     """The module's Orthanc, emptied, with the legacy just migrated into it."""
     rest = JsonClient(orthanc.rest_url, name="Orthanc")
@@ -433,8 +435,6 @@ def test_builtin_refuses_a_patient_change_its_index_would_spread(migrated_builti
                                                                  tmp_path: Path) -> None:
     """A study sharing its Patient ID: the archive's patient row would change the
     sibling study's answers too, so the corruptor refuses and names the field."""
-    from simulators.errors import ConfigError  # only this test needs it
-
     root = tmp_path / "target"
     shutil.copytree(migrated_builtin, root)
     case = BuiltinCase(root)
@@ -465,6 +465,30 @@ def test_builtin_corrupted_while_running_answers_at_once(migrated_builtin: Path,
     assert sop not in sops_of(after, study) and sop in sops_of(before, study)
     assert after[("series", study, series, "Modality")] == "OT"
     assert {p[1] for p in changes(before, after)} == {study}
+
+
+@pytest.mark.orthanc
+def test_orthanc_of_a_run_corrupted_between_runs(legacy: Path, tmp_path: Path) -> None:
+    """``--target orthanc``: the run's own Orthanc is stopped after it; the corruptor
+    starts one on its storage, and the next Orthanc on it answers the change."""
+    require_tool("Orthanc")
+    report = tmp_path / "report"
+    result = run_migration(MigrationOptions(source=str(legacy), target="orthanc",
+                                            report_dir=report, batch=8))
+    assert result.signed_off, result.report["mismatches"]
+
+    def view() -> View:
+        settings = _orthanc_settings()
+        settings.workdir = report / "orthanc"
+        with OrthancProcess(settings) as orthanc:
+            return OrthancCase(orthanc).view()
+
+    before = view()
+    study = choose(before, "deep")
+    with OrthancCorruptor.on_workdir(report / "orthanc") as corruptor:
+        corruptor.drop_study(study)
+    diff = changes(before, view())
+    assert diff and set(diff) == {p for p in before if p[1] == study}
 
 
 # ---------------------------------------------------------------------- lossy targets
