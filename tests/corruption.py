@@ -29,6 +29,14 @@ Two targets:
   deleted: same UIDs, so the original must go first), and a local pydicom rewrite of
   the file for pixel changes (Orthanc does not alter pixel values).
 
+After :meth:`Corruptor.recompress` the two targets answer a C-GET differently, and
+the matrix should expect it: the built-in archive never decompresses, so a C-GET
+proposing only uncompressed syntaxes (the validator's default) gets a failed
+sub-operation (0xA702, "did not return it") and only an RLE proposal gets the
+object; Orthanc decompresses it for such a C-GET (values still with the low bit
+dropped, so the pixel hash differs either way) and says RLE only through REST
+(``/instances/{id}/metadata/TransferSyntax``).
+
 Both pick the same victims for the same data (:func:`pick_instance`,
 :func:`pick_series`), and neither may run while the target is storing: the target
 is expected idle between the migration and the validate-only run.
@@ -360,7 +368,9 @@ class BuiltinCorruptor:
     def _rewrite(self, study_uid: str, victims: Sequence[InstanceRef],
                  change: Callable[[Dataset], object]) -> None:
         """Read each victim, ``change`` it, forget the originals, store the results
-        through the store's own ``put`` (new index rows written as the archive would)."""
+        through the store's own ``put`` (new index rows written as the archive would).
+        Every change is made before anything is forgotten, so one that raises (no pixel
+        data, nothing to make lossy) leaves the target as it was."""
         altered = []
         for victim in victims:
             ds = pydicom.dcmread(victim.handle)
@@ -455,7 +465,8 @@ class OrthancCorruptor:
         return reply.content
 
     def _replace(self, victims: Sequence[InstanceRef], files: Sequence[bytes]) -> None:
-        """Delete the originals first (same UIDs: Orthanc would keep the stored copy and
+        """Called once every altered file is in hand (a change that raised has deleted
+        nothing). Delete the originals first (same UIDs: Orthanc would keep the stored copy and
         ignore the upload), then upload the altered files."""
         for victim in victims:
             self._json.delete(f"/instances/{victim.handle}")
