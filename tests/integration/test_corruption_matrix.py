@@ -1,0 +1,177 @@
+"""The validator's acceptance test: a target corrupted on purpose, every corruption caught.
+
+Each case seeds a legacy (a dirt profile and a seed), migrates it, checks the run was
+signed off (no false alarm on an intact target), then damages the target behind its
+back in eight known ways, one study each (tests/corruption.py), and re-validates
+(``validate_only``). Zero escapes: every damaged study is reported with the class the
+damage predicts and is not ``validated``. Zero false alarms: every other study stays
+``validated`` with no transfer finding. The victims are chosen among studies whose
+source carries dirt whenever possible: a defect must never excuse a corruption.
+
+The built-in target runs every dirt profile (several seeds for ``heavy``); Orthanc
+(orthanc lane) runs the mixed profiles.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from simulators.dicom.address import AeAddress
+from simulators.legacy.dirt import PROFILES
+from simulators.legacy.seed import seed_archive
+from simulators.migration.judge import Evidence
+from simulators.migration.runner import MigrationOptions, run_migration
+from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+from tests.corruption import BuiltinCorruptor, Corruptor, OrthancCorruptor, builtin_target_dir
+from tests.helpers import require_tool
+
+#: corruption -> the transfer class it must be reported with
+EXPECTED = {
+    "drop_instance": {"sop-uid-set", "instance-count"},
+    "drop_study": {"missing-study"},
+    "set_patient_id": {"demographics"},
+    "set_patient_name": {"demographics"},
+    "set_birth_date": {"demographics"},
+    "set_modality": {"modality"},
+    "change_pixels": {"pixel-hash"},
+    "recompress": {"pixel-hash"},
+}
+#: Patient-level changes need a study alone of its patient (an archive shows a patient's
+#: attributes on all its studies, which would be a second, unplanned corruption).
+PATIENT_LEVEL = ("set_patient_id", "set_patient_name", "set_birth_date")
+STUDIES = 36
+
+
+def _cases() -> Iterator[tuple[str, int]]:
+    for index, profile in enumerate(sorted(PROFILES)):
+        yield profile, 11 + index
+    yield "heavy", 2
+    yield "heavy", 5
+
+
+def _run(legacy: Path, target: str, report: Path, *, validate_only: bool = False) -> dict:
+    return run_migration(MigrationOptions(source=str(legacy), target=target, report_dir=report,
+                                          rollback_threshold=1.0, workers=2,
+                                          validate_only=validate_only)).report
+
+
+def _verdicts(report: Path) -> tuple[dict[str, str], dict[str, Evidence], dict[str, set[str]]]:
+    with sqlite3.connect(report / "checkpoint.sqlite") as conn:
+        states = dict(conn.execute("SELECT study_uid, state FROM studies"))
+        evidence = {uid: Evidence.from_json(text)
+                    for uid, text in conn.execute("SELECT study_uid, json FROM evidence")}
+        findings: dict[str, set[str]] = {}
+        for uid, cls in conn.execute("SELECT study_uid, cls FROM findings "
+                                     "WHERE kind = 'transfer'"):
+            findings.setdefault(uid, set()).add(cls)
+        quality: dict[str, set[str]] = {}
+        for uid, cls in conn.execute("SELECT study_uid, cls FROM findings WHERE kind = 'quality'"):
+            quality.setdefault(uid, set()).add(cls)
+    return states, evidence, {"transfer": findings, "quality": quality}  # type: ignore[dict-item]
+
+
+def choose_victims(report: Path) -> dict[str, str]:
+    """One study per corruption: a validated study with >= 2 instances on the target,
+    in none of the cross-study groups whose excuses the damage could borrow; dirty
+    studies first, so a data-quality defect is on the victim whenever there is one."""
+    states, evidence, findings = _verdicts(report)
+    quality = findings["quality"]
+    with sqlite3.connect(report / "checkpoint.sqlite") as conn:
+        patients: dict[str, set[str]] = {}
+        for study_uid, patient_id in conn.execute("SELECT DISTINCT study_uid, patient_id "
+                                                  "FROM demo"):
+            patients.setdefault(patient_id, set()).add(study_uid)
+    alone = {next(iter(s)) for s in patients.values() if len(s) == 1}
+    borrowed = {"duplicate-sop-uid", "split-study", "patient-name-conflict",
+                "birth-date-conflict", "missing-type2", "retired-sop-class"}
+    usable = sorted((uid for uid, state in states.items()
+                     if state == "validated" and evidence[uid].target_count >= 2
+                     and not quality.get(uid, set()) & borrowed),
+                    key=lambda uid: (not quality.get(uid), uid))
+    victims: dict[str, str] = {}
+    for name in (*PATIENT_LEVEL, *(n for n in EXPECTED if n not in PATIENT_LEVEL)):
+        pool = [u for u in usable if u not in victims.values()
+                and (name not in PATIENT_LEVEL or u in alone)]
+        assert pool, f"no study left for {name}: seed a larger legacy"
+        victims[name] = pool[0]
+    return victims
+
+
+def corrupt(corruptor: Corruptor, victims: dict[str, str]) -> None:
+    operations: dict[str, Callable[[str], object]] = {
+        "drop_instance": corruptor.drop_instance, "drop_study": corruptor.drop_study,
+        "set_patient_id": lambda s: corruptor.set_patient_id(s, "CORRUPT-ID-1"),
+        "set_patient_name": lambda s: corruptor.set_patient_name(s, "CORRUPT^NAME"),
+        "set_birth_date": lambda s: corruptor.set_birth_date(s, "19000101"),
+        "set_modality": lambda s: corruptor.set_modality(s, "ZZ"),
+        "change_pixels": corruptor.change_pixels, "recompress": corruptor.recompress,
+    }
+    for name, study_uid in victims.items():
+        operations[name](study_uid)
+
+
+def assert_every_corruption_caught(report: Path, victims: dict[str, str],
+                                   before: dict[str, str]) -> None:
+    states, _evidence, findings = _verdicts(report)
+    transfer = findings["transfer"]
+    escapes = {name: (states[uid], sorted(transfer.get(uid, ())))
+               for name, uid in victims.items()
+               if states[uid] == "validated" or not EXPECTED[name] & transfer.get(uid, set())}
+    assert escapes == {}, f"corruptions not caught: {escapes}"
+    damaged = set(victims.values())
+    false_alarms = {uid: (state, sorted(transfer.get(uid, ()))) for uid, state in states.items()
+                    if uid not in damaged and (state != before[uid] or transfer.get(uid))}
+    assert false_alarms == {}, f"intact studies flagged: {false_alarms}"
+
+
+def check_matrix(legacy: Path, target: str, report: Path,
+                 corruptor: Callable[[], Corruptor]) -> None:
+    first = _run(legacy, target, report)
+    before, _, _ = _verdicts(report)
+    assert first["signed_off"], [m for m in first["mismatches"]
+                                 if m["class"] in {c for s in EXPECTED.values() for c in s}]
+    victims = choose_victims(report)
+    with _closing(corruptor()) as damage:
+        corrupt(damage, victims)
+    again = _run(legacy, target, report, validate_only=True)
+    assert not again["signed_off"]
+    assert_every_corruption_caught(report, victims, before)
+
+
+@contextmanager
+def _closing(corruptor: Corruptor) -> Iterator[Corruptor]:
+    try:
+        yield corruptor
+    finally:
+        close = getattr(corruptor, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("dirt", "seed"), list(_cases()))
+def test_builtin_target_corruption_matrix(dirt: str, seed: int, tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy"
+    seed_archive(legacy, studies=STUDIES, years=4, dirt=dirt, seed=seed, workers=1)
+    report = tmp_path / "report"
+    check_matrix(legacy, "builtin", report,
+                 lambda: BuiltinCorruptor.open(builtin_target_dir(report)))
+
+
+@pytest.mark.orthanc
+@pytest.mark.parametrize(("dirt", "seed"), [("typical", 3), ("heavy", 4), ("heavy", 9)])
+def test_orthanc_target_corruption_matrix(dirt: str, seed: int, tmp_path: Path) -> None:
+    require_tool("Orthanc")
+    legacy = tmp_path / "legacy"
+    seed_archive(legacy, studies=STUDIES, years=4, dirt=dirt, seed=seed, workers=1)
+    settings = OrthancSettings(ae_title="NEWPACS", workdir=tmp_path / "orthanc", extra={
+        "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True, "DicomAlwaysAllowStore": True})
+    with OrthancProcess(settings) as orthanc:
+        target = str(AeAddress(ae_title="NEWPACS", host="127.0.0.1", port=orthanc.dicom_port))
+        check_matrix(legacy, target, tmp_path / "report",
+                     lambda: OrthancCorruptor(orthanc.rest_url))
