@@ -516,9 +516,10 @@ class StoreIndex:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate index demographics: {exc}",
                              path=str(self.db_path)) from exc
-        log.warning("index %s: filled per-study demographics of %d series from their files"
-                    "%s", self.db_path, len(series_values),
-                    f" ({unread} unreadable: patient record used)" if unread else "")
+        if series_values:
+            log.warning("index %s: filled per-study demographics of %d series from their "
+                        "files%s", self.db_path, len(series_values),
+                        f" ({unread} unreadable: patient record used)" if unread else "")
         return len(series_values)
 
     def resolve(self, stored: str) -> Path:
