@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID_dictionary
 from pynetdicom import ALL_TRANSFER_SYNTAXES, DEFAULT_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep, StorageCommitmentPushModel, Verification,
@@ -103,12 +104,25 @@ class ArchiveConfig:
                 raise ConfigError("destination must be (host, port)", destination=title)
 
 
-def supported_contexts(mpps: bool) -> tuple[SupportedContext, ...]:
+#: Storage SOP classes PS3.6 has since retired (US, NM, XA bi-plane, trial SR ...):
+#: pynetdicom's storage list leaves them out, but a legacy PACS holds such objects.
+RETIRED_STORAGE = tuple(uid for uid, (_name, kind, _, status, _) in UID_dictionary.items()
+                        if kind == "SOP Class" and status == "Retired"
+                        and uid.startswith("1.2.840.10008.5.1.4.1.1."))
+
+
+def supported_contexts(mpps: bool, legacy: bool = False) -> tuple[SupportedContext, ...]:
     """What the archive accepts: storage in both roles (storescu sends without role
-    selection, getscu asks for our SCU role), Q/R, commitment, optionally MPPS."""
+    selection, getscu asks for our SCU role), Q/R, commitment, optionally MPPS.
+
+    ``legacy`` (a lenient archive) also accepts the retired storage classes, so what
+    it holds - a seeded ``retired-sop-class`` series - is stored and retrieved by C-GET
+    like any other object; the reference target keeps refusing them."""
     contexts = [SupportedContext(Verification, tuple(DEFAULT_TRANSFER_SYNTAXES))]
-    contexts += [SupportedContext(cx.abstract_syntax, tuple(ALL_TRANSFER_SYNTAXES), True, True)
-                 for cx in AllStoragePresentationContexts]
+    storage = [cx.abstract_syntax for cx in AllStoragePresentationContexts]
+    storage += list(RETIRED_STORAGE) if legacy else []
+    contexts += [SupportedContext(uid, tuple(ALL_TRANSFER_SYNTAXES), True, True)
+                 for uid in storage]
     contexts += [SupportedContext(uid, tuple(DEFAULT_TRANSFER_SYNTAXES)) for uid in MODEL_OF_SOP_CLASS]
     contexts.append(SupportedContext(StorageCommitmentPushModel, tuple(DEFAULT_TRANSFER_SYNTAXES)))
     if mpps:
@@ -146,7 +160,8 @@ class Archive(Actor):
                                          events=self.events, actor=self.name)
         settings = ServerSettings(
             ae_title=config.ae_title, host=config.host, port=config.port,
-            contexts=supported_contexts(config.mpps), max_pdu=config.max_pdu,
+            contexts=supported_contexts(config.mpps, legacy=config.lenient_uids),
+            max_pdu=config.max_pdu,
             max_associations=config.max_associations,
             allowed_calling=frozenset(config.allowed_calling),
             idle_timeout=config.idle_timeout, workers=config.workers)

@@ -190,7 +190,7 @@ def _response(level: str, identifier: Dataset, row: MatchRow, selected: list[str
 
 def match_instances(store: DicomStore, level: str, identifier: Dataset) -> list[StoredInstance]:
     """Every stored instance under the entities an (already checked) retrieve selects."""
-    return store.instances_matching(_matches(level, identifier))
+    return store.instances_matching(_matches(level, identifier), level)
 
 
 def storage_contexts(instances: list[StoredInstance]) -> list[PresentationContext]:

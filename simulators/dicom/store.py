@@ -45,7 +45,10 @@ the directory is self-contained: moved, copied, or opened by a relative path, it
 serves what it lists, and an index from before (absolute paths) is rewritten on open.
 
 Patient, study and series rows keep the attributes of the *first* instance that
-created them (legacy PACS behaviour); later instances never rewrite them.
+created them (legacy PACS behaviour); later instances never rewrite them. Study and
+series rows carry their own demographics, so C-FIND at STUDY level and below answers
+what that study's (series') files hold, not the patient row's first-seen spelling
+(store_index.py's docstring).
 
 The index is keyed on (SOP Instance UID, Study Instance UID), not the SOP Instance UID
 alone: real legacy archives hold the same SOP Instance UID in two studies, and a
@@ -175,6 +178,7 @@ class DicomStore:
         self._known_dirs: set[Path] = {self.objects}
         self._index = StoreIndex(self.db_path, self.root)
         self._index.migrate_paths()
+        self._index.migrate_demographics(_file_keys)
         if self._index.sealed:  # a bulk load completed and nothing was stored since: no walk
             for leftover in self._tmp.iterdir():
                 leftover.unlink(missing_ok=True)
@@ -480,9 +484,11 @@ class DicomStore:
         """
         return self._index.find(level, matches, returned)
 
-    def instances_matching(self, matches: Sequence[KeyMatch]) -> list[StoredInstance]:
-        """A retrieve's set: every instance under the entities ``matches`` select."""
-        return self._index.instances_matching(matches)
+    def instances_matching(self, matches: Sequence[KeyMatch],
+                           level: str = "IMAGE") -> list[StoredInstance]:
+        """A retrieve's set: every instance under the ``level`` entities ``matches``
+        select (``level`` decides which row's demographics are matched, as in C-FIND)."""
+        return self._index.instances_matching(matches, level)
 
 
 def object_path(objects: Path, keys: dict[str, str]) -> Path:
@@ -491,6 +497,16 @@ def object_path(objects: Path, keys: dict[str, str]) -> Path:
     safe = [p if len(p) <= 64 and _SAFE_UID.fullmatch(p)
             else "x" + hashlib.sha1(p.encode()).hexdigest() for p in parts]
     return objects / safe[0] / safe[1] / f"{safe[2]}.dcm"
+
+
+def _file_keys(path: Path) -> dict[str, str] | None:
+    """The index keys of one stored file, None if it cannot be read (the demographics
+    migration then keeps the patient record's values)."""
+    try:
+        instance = read_part10(path)
+        return read_index_keys(instance.data, instance.transfer_syntax)
+    except Exception:  # noqa: BLE001 - OSError, StoreError, or whatever pydicom raises
+        return None
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -21,6 +21,26 @@ moved, copied or opened by a relative path still serves every file it lists. Ind
 written before that held absolute (or working-directory-relative) paths; they are
 rewritten once on open (:meth:`StoreIndex.migrate_paths`).
 
+Demographics: the ``patients`` row keeps the first-seen values of a Patient ID (a
+legacy PACS's patient record), but C-FIND must answer what the files hold, and a
+legacy archive's studies of one Patient ID disagree (a desk that typed the name in
+capitals, a misfiled series under another ID). So each study row and each series row
+carries its own PatientID/PatientName/PatientBirthDate/PatientSex, as the first
+instance that created it held them, and a query answers and matches them by level:
+
+* PATIENT level: the patient row (one answer per Patient ID, first-seen values);
+* STUDY level: the study's own values (when files of one study disagree - a split
+  study with one series under another ID - the study's first-seen values);
+* SERIES level: the series' own values (so a misfiled series answers its own ID);
+* IMAGE level: the series' values too - no source or seeded defect varies the
+  demographics inside one series, and four more columns on the largest table (one
+  row per object) would cost every store for no answer that differs.
+
+A retrieve selects with the same columns as a C-FIND at its level, so a STUDY-level
+C-MOVE/C-GET of a split study still moves every series. Indexes written before these
+columns existed get them on open, filled from one file per series
+(:meth:`StoreIndex.migrate_demographics`).
+
 C-FIND: the caller (qr.py) applies PS3.4 semantics - which keys match at a level,
 universal matching, which values are wildcards or ranges - and hands over
 :class:`KeyMatch` conditions; this module turns them into SQL on the tables.
@@ -36,7 +56,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
 from simulators.dicom.matching import match_range, match_string
 from simulators.dicom.part10 import normalise_time
@@ -46,6 +66,18 @@ log = logging.getLogger(__name__)
 
 #: ``store_meta`` row recording that every instance path is root-relative.
 _PATHS_KEY, _PATHS_RELATIVE = "paths", "relative"
+#: ``store_meta`` row present while an old index's demographic columns are unfilled.
+_DEMOGRAPHICS_KEY = "demographics"
+
+#: The per-study and per-series demographic columns (same names as ``patients``'),
+#: by the C-FIND keyword they answer; appended to the tables' column lists, so an old
+#: index gains them with ``ALTER TABLE ... ADD COLUMN`` and positions still agree.
+DEMOGRAPHICS: dict[str, str] = {"PatientID": "patient_id", "PatientName": "patient_name",
+                                "PatientBirthDate": "birth_date", "PatientSex": "sex"}
+_STUDY_DEMOGRAPHICS = ("patient_name", "birth_date", "sex")  # patient_id: always there
+_SERIES_DEMOGRAPHICS = ("patient_id", "patient_name", "birth_date", "sex")
+#: Which table answers the demographic keys at each query level (module docstring).
+_DEMOGRAPHICS_OF_LEVEL = {"PATIENT": "p", "STUDY": "st", "SERIES": "se", "IMAGE": "se"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -54,13 +86,16 @@ CREATE TABLE IF NOT EXISTS patients (
 CREATE TABLE IF NOT EXISTS studies (
     study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL, study_date TEXT NOT NULL,
     study_time TEXT NOT NULL, accession TEXT NOT NULL, description TEXT NOT NULL,
-    referring TEXT NOT NULL, study_id TEXT NOT NULL);
+    referring TEXT NOT NULL, study_id TEXT NOT NULL, patient_name TEXT NOT NULL DEFAULT '',
+    birth_date TEXT NOT NULL DEFAULT '', sex TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id);
 CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession);
 CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
 CREATE TABLE IF NOT EXISTS series (
     series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL, modality TEXT NOT NULL,
-    series_number TEXT NOT NULL, description TEXT NOT NULL);
+    series_number TEXT NOT NULL, description TEXT NOT NULL,
+    patient_id TEXT NOT NULL DEFAULT '', patient_name TEXT NOT NULL DEFAULT '',
+    birth_date TEXT NOT NULL DEFAULT '', sex TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
 CREATE TABLE IF NOT EXISTS instances (
     sop_uid TEXT NOT NULL, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
@@ -73,8 +108,8 @@ CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 
 _INSERTS = ("INSERT OR IGNORE INTO patients VALUES (?,?,?,?,?)",
-            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?)",
-            "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?,?,?,?,?)",
             "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)")
 
 #: The rows of one object, in ``_INSERTS`` order (patient, study, series, instance).
@@ -223,13 +258,13 @@ def index_rows(keys: dict[str, str], path: str | Path, transfer_syntax: str, cal
     ``path`` should be relative to the store root (:meth:`DicomStore.relative`); the
     index stores it as given."""
     k = keys
-    return ((k["PatientID"], k["IssuerOfPatientID"], k["PatientName"], k["PatientBirthDate"],
-             k["PatientSex"]),
+    demographics = (k["PatientName"], k["PatientBirthDate"], k["PatientSex"])
+    return ((k["PatientID"], k["IssuerOfPatientID"], *demographics),
             (k["StudyInstanceUID"], k["PatientID"], k["StudyDate"], normalise_time(k["StudyTime"]),
              k["AccessionNumber"], k["StudyDescription"], k["ReferringPhysicianName"],
-             k["StudyID"]),
+             k["StudyID"], *demographics),
             (k["SeriesInstanceUID"], k["StudyInstanceUID"], k["Modality"], k["SeriesNumber"],
-             k["SeriesDescription"]),
+             k["SeriesDescription"], k["PatientID"], *demographics),
             (k["SOPInstanceUID"], k["SeriesInstanceUID"], k["StudyInstanceUID"], k["SOPClassUID"],
              k["InstanceNumber"], str(path), transfer_syntax, time.time(), calling_ae, size,
              digest))
@@ -251,6 +286,7 @@ class StoreIndex:
         self._closed = False
         try:
             self._writer = self._connect()
+            self._add_demographic_columns()
             self._writer.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the index: {exc}", path=str(self.db_path)) from exc
@@ -412,6 +448,80 @@ class StoreIndex:
             return tail.as_posix()
         return None
 
+    def _add_demographic_columns(self) -> None:
+        """Give an index from before per-study demographics its new columns (empty, and
+        marked unfilled in ``store_meta`` for :meth:`migrate_demographics`); a new index
+        gets them from ``_SCHEMA``. One transaction, so a crash leaves either."""
+        conn = self._writer
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'studies'").fetchall():
+            return
+        have = {row[1] for row in conn.execute("PRAGMA table_info(studies)")}
+        if "sex" in have:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for column in _STUDY_DEMOGRAPHICS:
+                conn.execute(f"ALTER TABLE studies ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            for column in _SERIES_DEMOGRAPHICS:
+                conn.execute(f"ALTER TABLE series ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            conn.execute("CREATE TABLE IF NOT EXISTS store_meta "
+                         "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT OR REPLACE INTO store_meta VALUES (?, 'unfilled')",
+                         (_DEMOGRAPHICS_KEY,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def migrate_demographics(self, read: Callable[[Path], Mapping[str, str] | None]) -> int:
+        """Fill the per-study and per-series demographics of an index written before
+        they existed; returns the series filled (0 when there was nothing to do).
+
+        Why from the files and not from the ``patients`` row: that row is exactly the
+        first-seen value a study of another spelling does not carry. ``read`` gives the
+        index keys of one object file (None if unreadable); one file per series is
+        read (its first indexed instance), and a study takes the values of its first
+        indexed series. A series whose file cannot be read keeps the patient row's
+        values (what C-FIND answered before), with a warning.
+        """
+        if not self.query("SELECT 1 FROM store_meta WHERE key = ?", (_DEMOGRAPHICS_KEY,)):
+            return 0
+        rows = self.query(
+            "SELECT se.series_uid, se.study_uid, st.patient_id AS study_patient, "
+            "COALESCE(p.patient_name, '') AS patient_name, COALESCE(p.birth_date, '') AS "
+            "birth_date, COALESCE(p.sex, '') AS sex, (SELECT i.path FROM instances i "
+            "WHERE i.series_uid = se.series_uid ORDER BY i.rowid LIMIT 1) AS path "
+            "FROM series se JOIN studies st ON st.study_uid = se.study_uid "
+            "LEFT JOIN patients p ON p.patient_id = st.patient_id ORDER BY se.rowid")
+        series_values: list[tuple[str, ...]] = []
+        study_values: dict[str, tuple[str, ...]] = {}
+        unread = 0
+        for row in rows:
+            keys = read(self.resolve(row["path"])) if row["path"] else None
+            if keys is None:
+                unread += 1
+                values = (row["study_patient"], row["patient_name"], row["birth_date"], row["sex"])
+            else:
+                values = tuple(keys.get(kw, "") for kw in DEMOGRAPHICS)
+            series_values.append((*values, row["series_uid"]))
+            study_values.setdefault(row["study_uid"], values[1:])
+        try:
+            with self._transaction() as conn:
+                conn.executemany("UPDATE series SET patient_id = ?, patient_name = ?, "
+                                 "birth_date = ?, sex = ? WHERE series_uid = ?", series_values)
+                conn.executemany("UPDATE studies SET patient_name = ?, birth_date = ?, sex = ? "
+                                 "WHERE study_uid = ?",
+                                 [(*values, uid) for uid, values in study_values.items()])
+                conn.execute("DELETE FROM store_meta WHERE key = ?", (_DEMOGRAPHICS_KEY,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate index demographics: {exc}",
+                             path=str(self.db_path)) from exc
+        if series_values:
+            log.warning("index %s: filled per-study demographics of %d series from their "
+                        "files%s", self.db_path, len(series_values),
+                        f" ({unread} unreadable: patient record used)" if unread else "")
+        return len(series_values)
+
     def resolve(self, stored: str) -> Path:
         """A stored path as a file path: relative rows under the root, absolute as they are."""
         return self.root / stored
@@ -453,14 +563,13 @@ class StoreIndex:
     def studies(self) -> list[StudySummary]:
         """Every study with its counts, in the order they were first indexed."""
         rows = self.query(
-            "SELECT st.study_uid, st.patient_id, COALESCE(p.patient_name, '') AS name, "
+            "SELECT st.study_uid, st.patient_id, st.patient_name AS name, "
             "st.accession, st.study_date, "
             "(SELECT group_concat(DISTINCT modality) FROM series x "
             " WHERE x.study_uid = st.study_uid) AS modalities, "
             "(SELECT COUNT(*) FROM series x WHERE x.study_uid = st.study_uid) AS n_series, "
             "(SELECT COUNT(*) FROM instances i WHERE i.study_uid = st.study_uid) AS n_inst "
-            "FROM studies st LEFT JOIN patients p ON p.patient_id = st.patient_id "
-            "ORDER BY st.rowid")
+            "FROM studies st ORDER BY st.rowid")
         return [StudySummary(r["study_uid"], r["patient_id"], r["name"], r["accession"],
                              r["study_date"], _modalities(r["modalities"]),
                              r["n_series"], r["n_inst"]) for r in rows]
@@ -484,18 +593,21 @@ class StoreIndex:
         """The ``level`` entities satisfying every match, each with the ``returned``
         keys (:data:`SEARCH_KEYS`), in the order the entities were first indexed."""
         params: list[Any] = []
-        where = _where(matches, params)
-        columns = ", ".join(f"{_KEYS[kw][1]} AS {kw}" for kw in returned)
+        where = _where(level, matches, params)
+        columns = ", ".join(f"{_column(kw, level)} AS {kw}" for kw in returned)
         rows = self.query(f"SELECT {columns} {_FROM[level]} {where} ORDER BY {_ORDER[level]}",
                           params)
         kinds = [(kw, _KEYS[kw][0].kind) for kw in returned]
         return [{kw: _typed(row[kw], kind) for kw, kind in kinds} for row in rows]
 
-    def instances_matching(self, matches: Sequence[KeyMatch]) -> list[StoredInstance]:
-        """Every instance under the entities the matches select (a retrieve's set), by
-        study, series and instance number."""
+    def instances_matching(self, matches: Sequence[KeyMatch],
+                           level: str = "IMAGE") -> list[StoredInstance]:
+        """Every instance under the ``level`` entities the matches select (a retrieve's
+        set), by study, series and instance number. ``level`` picks the demographic
+        columns as :meth:`find` does, so a retrieve moves what a C-FIND at that level
+        listed (a STUDY-level move of a split study: every series)."""
         params: list[Any] = []
-        where = _where(matches, params)
+        where = _where(level, matches, params)
         return self._instances(self.query(
             f"SELECT {_INSTANCE_COLUMNS} {_FROM['IMAGE']} {where} "
             f"ORDER BY st.rowid, se.rowid, {_ORDER['IMAGE']}", params))
@@ -519,16 +631,25 @@ def studies_by_date(db_path: Path) -> Iterator[StudyDate]:
         conn.close()
 
 
-def _where(matches: Sequence[KeyMatch], params: list[Any]) -> str:
-    clauses = [_condition(match, params) for match in matches]
+def _column(keyword: str, level: str) -> str:
+    """The SQL expression of ``keyword`` in a ``level`` query: the demographic keys
+    come from the level's own row (module docstring), the rest from ``_KEYS``."""
+    column = DEMOGRAPHICS.get(keyword)
+    if column is not None:
+        return f"{_DEMOGRAPHICS_OF_LEVEL[level]}.{column}"
+    return _KEYS[keyword][1]
+
+
+def _where(level: str, matches: Sequence[KeyMatch], params: list[Any]) -> str:
+    clauses = [_condition(level, match, params) for match in matches]
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _condition(match: KeyMatch, params: list[Any]) -> str:
+def _condition(level: str, match: KeyMatch, params: list[Any]) -> str:
     """SQL for one match. UID lists and exact values stay plain SQL (indexed); patterns
     and ranges go through ``dicom_match``/``dicom_range``, the worklist's own rules
     registered as SQLite functions, so both C-FIND SCPs agree on every edge case."""
-    key, column = _KEYS[match.keyword]
+    key, column = _KEYS[match.keyword][0], _column(match.keyword, level)
     values = match.values
     if match.mode == "exact":
         params.extend(values)

@@ -27,6 +27,7 @@ from simulators.legacy.dirt import (
     SPLIT_PATIENT_BASE, StudyDirt, apply_to_instance, dirty_context, plan_patient, profile,
 )
 from simulators.legacy.history import PatientHistory, StudyPlan
+from simulators.legacy.membership import CROSS_STUDY_CLASSES, cross_study_defects
 from simulators.quality.values import quiet_pydicom
 from simulators.load.images import EXPLICIT_VR_LE, StudyImages
 from simulators.load.profile import Images
@@ -126,11 +127,14 @@ def _dirty_study(ctx: StudyContext, plan: StudyPlan, dirt: StudyDirt, rows: int,
 
 
 def seed_chunk(job: ChunkJob) -> ChunkResult:
-    """Build, dirty and write every study of ``job``; return what the index needs."""
+    """Build, dirty and write every study of ``job``; return what the index needs and
+    the chunk's defects (cross-study ones derived from the written objects: a chunk
+    holds whole patients, membership.py says why that is exact)."""
     world = _worlds(job.seed)[0]
     rates = profile(job.dirt)
     result = ChunkResult()
     writer = _Writer(Path(job.objects), result)
+    planned: list[tuple[str, list[str]]] = []  # (study UID, planned classes), in order
     for history in job.histories:
         contexts = {plan.index: study_context(world, plan) for plan in history.studies}
         ascii_study = {index: ctx.charset is None for index, ctx in contexts.items()}
@@ -145,10 +149,25 @@ def seed_chunk(job: ChunkJob) -> ChunkResult:
                              if study_dirt.duplicate_of is not None else None)
                 _dirty_study(ctx, plan, study_dirt, job.rows, writer, duplicate)
                 result.built_slow += 1
-            if study_dirt is not None:
-                result.defects.extend((ctx.study_uid, cls) for cls in study_dirt.classes)
+            planned.append((ctx.study_uid, study_dirt.classes if study_dirt else []))
             result.studies += 1
+    result.defects = manifest_defects(planned, cross_study_defects(
+        keys for keys, _path, _size in result.instances))
     return result
+
+
+def manifest_defects(planned: list[tuple[str, list[str]]],
+                     derived: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The manifest's ``(study_uid, class)`` records, study by study: the planned
+    per-study classes as planned, the cross-study ones as the written objects carry
+    them (membership.py: a conflict lists every study of the patient, a plan that
+    could not be written lists nothing)."""
+    defects = []
+    for study_uid, classes in planned:
+        defects += [(study_uid, cls) for cls in classes if cls not in CROSS_STUDY_CLASSES]
+        defects += [(study_uid, cls) for cls in CROSS_STUDY_CLASSES
+                    if (study_uid, cls) in derived]
+    return defects
 
 
 def worker_count(requested: int | None) -> int:

@@ -3,9 +3,12 @@
 Why planned per patient and recorded: a migration rehearsal is only worth as much as
 its ground truth. Each patient's dirt is decided from its own seeded stream, before
 any object is built, as a :class:`StudyDirt` per study; the seeder applies exactly
-that and writes exactly that into ``manifest.json``, so "every injected defect is
-found and clean studies raise nothing" can be checked (the contract is
-/tmp/prompts/defects.md, mirrored in simulators/migration/checks.py).
+that and writes it into ``manifest.json``, so "every injected defect is found and
+clean studies raise nothing" can be checked (the contract is mirrored in
+simulators/quality/checks.py). The cross-study classes (name and birth-date
+conflicts, duplicated SOP Instance UIDs, split studies) are listed by what was
+written, not by this plan: every study of a conflicting patient, both holders of a
+duplicated UID (membership.py).
 
 Rules that keep defects from hiding or faking each other:
 
