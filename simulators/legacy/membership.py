@@ -27,10 +27,11 @@ names), and a duplicated SOP Instance UID is copied between studies of one patie
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from simulators.quality import classes as C
+from simulators.quality.checks import CrossStudyChecker
 
 #: The classes whose membership is derived here, in the order the manifest lists them.
 CROSS_STUDY_CLASSES: tuple[str, ...] = (C.PATIENT_NAME_CONFLICT, C.BIRTH_DATE_CONFLICT,
@@ -40,31 +41,17 @@ CROSS_STUDY_CLASSES: tuple[str, ...] = (C.PATIENT_NAME_CONFLICT, C.BIRTH_DATE_CO
 def cross_study_defects(instances: Iterable[Mapping[str, str]]) -> set[tuple[str, str]]:
     """The ``(study_uid, class)`` pairs of :data:`CROSS_STUDY_CLASSES` among
     ``instances`` (index keys: StudyInstanceUID, SOPInstanceUID, PatientID,
-    PatientName, PatientBirthDate), by the rules of the module docstring."""
-    studies_of: dict[str, set[str]] = defaultdict(set)
-    names: dict[str, set[str]] = defaultdict(set)
-    births: dict[str, set[str]] = defaultdict(set)
-    ids_of: dict[str, set[str]] = defaultdict(set)
-    holders: dict[str, set[str]] = defaultdict(set)
-    for keys in instances:
-        study, patient = keys["StudyInstanceUID"].strip(), keys["PatientID"].strip()
-        studies_of[patient].add(study)
-        ids_of[study].add(patient)
-        holders[keys["SOPInstanceUID"].strip()].add(study)
-        for values, keyword in ((names, "PatientName"), (births, "PatientBirthDate")):
-            value = str(keys.get(keyword) or "").strip()
-            if value:
-                values[patient].add(value)
-    found: set[tuple[str, str]] = set()
-    for values, cls in ((names, C.PATIENT_NAME_CONFLICT), (births, C.BIRTH_DATE_CONFLICT)):
-        for patient, distinct in values.items():
-            if len(distinct) > 1:
-                found.update((study, cls) for study in studies_of[patient])
-    for studies in holders.values():
-        if len(studies) > 1:
-            found.update((study, C.DUPLICATE_SOP_UID) for study in studies)
-    found.update((study, C.SPLIT_STUDY) for study, ids in ids_of.items() if len(ids) > 1)
-    return found
+    PatientName, PatientBirthDate), by the rules of the module docstring: the very
+    :class:`~simulators.quality.checks.CrossStudyChecker` the validator runs (one
+    definition of a conflict; tests/integration/test_legacy_manifest.py re-derives the
+    same pairs from the files with code of its own)."""
+    with CrossStudyChecker(Path(":memory:")) as checker:
+        for keys in instances:
+            checker.add_instance(keys["StudyInstanceUID"].strip(), "",
+                                 keys["SOPInstanceUID"].strip(), keys["PatientID"].strip(),
+                                 str(keys.get("PatientName") or ""),
+                                 str(keys.get("PatientBirthDate") or ""))
+        return {(f.study_uid, f.cls) for f in checker.findings()}
 
 
 __all__ = ["CROSS_STUDY_CLASSES", "cross_study_defects"]
