@@ -19,10 +19,8 @@ Two targets:
   nothing is its contract), so removing rows is done here with SQL on the index,
   in one transaction; re-storing an altered object goes through the store's own
   :meth:`~simulators.dicom.store.DicomStore.put`, so its index rows are the ones the
-  archive itself writes. Patient attributes are kept per Patient ID in that index
-  (first instance wins): a name or birth date can only be changed on a study that
-  is the only one of its patient on the target, else the change would show on its
-  sibling studies too (:class:`~simulators.errors.ConfigError` naming them).
+  archive itself writes. The index answers each study's own demographics at STUDY
+  level and below, so a name or birth date change shows on that study only.
 * :class:`OrthancCorruptor` uses Orthanc's REST API: ``DELETE /instances/{id}``,
   ``/instances/{id}/modify`` with ``Force`` and ``Keep`` of the three UIDs for
   attribute changes (re-uploaded through ``POST /instances`` after the original is
@@ -65,8 +63,9 @@ validator assertions are the matrix test's own)::
     # studies[1] missing-study, studies[2] demographics, studies[3] modality,
     # studies[4] and studies[5] pixel-hash; every other study validated.
 
-Choose the patient-level victims among studies that are alone of their patient (the
-built-in index keeps one patient row per Patient ID; see :class:`BuiltinCorruptor`).
+On Orthanc, choose the patient-level victims among studies alone of their patient:
+Orthanc keeps one patient resource per Patient ID, whose tags its study-level answers
+carry, so a change to one study of a shared patient may not show (or show on all).
 With ``--target orthanc`` the same calls run inside
 ``with OrthancCorruptor.on_workdir(report / "orthanc") as corrupt:``; with an Orthanc
 the test started itself, on ``OrthancCorruptor(orthanc.rest_url)``.
@@ -295,11 +294,9 @@ class BuiltinCorruptor:
         self._rewrite(study_uid, self._refs(study_uid), _set("PatientID", value))
 
     def set_patient_name(self, study_uid: str, value: str) -> None:
-        self._require_alone(study_uid)
         self._rewrite(study_uid, self._refs(study_uid), _set("PatientName", value))
 
     def set_birth_date(self, study_uid: str, value: str) -> None:
-        self._require_alone(study_uid)
         self._rewrite(study_uid, self._refs(study_uid), _set("PatientBirthDate", value))
 
     def set_modality(self, study_uid: str, value: str) -> str:
@@ -328,18 +325,6 @@ class BuiltinCorruptor:
         return [InstanceRef(i.series_uid, i.sop_instance_uid,
                             _number(numbers.get(i.sop_instance_uid)), str(i.path))
                 for i in stored]
-
-    def _require_alone(self, study_uid: str) -> None:
-        rows = self.store.query(
-            "SELECT other.study_uid FROM studies mine JOIN studies other "
-            "ON other.patient_id = mine.patient_id "
-            "WHERE mine.study_uid = ? AND other.study_uid != ?", (study_uid, study_uid))
-        if rows:
-            siblings = sorted(row[0] for row in rows)
-            raise ConfigError("the built-in archive keeps patient attributes per Patient ID: "
-                              f"study {study_uid} shares its patient with {siblings}, whose "
-                              "answers would change too; pick a study alone of its patient",
-                              field="study_uid", siblings=siblings)
 
     def _forget(self, study_uid: str, victims: Sequence[InstanceRef]) -> None:
         """Remove the victims' index rows (and rows left empty) in one transaction, then
