@@ -46,7 +46,7 @@ def target_override(args: argparse.Namespace) -> str | dict[str, Any] | None:
     if target in (None, "builtin", "orthanc"):
         if hl7 or dicomweb:
             raise ConfigError("--hl7 and --dicomweb describe an external target: give "
-                              "--target AE@HOST:PORT too", field="--target")
+                              "--target AE@HOST:PORT too", field="--hl7" if hl7 else "--dicomweb")
         return target
     external: dict[str, Any] = {"dicom": str(parse_ae_address(target, "--target"))}
     if hl7:

@@ -34,7 +34,7 @@ from simulators.scenario.validate import load_environment
 from simulators.runtime.sites import open_site
 from simulators.site.capabilities import DICOM_SERVICES, probe_dicom
 from simulators.site.site import QUERY_AE, patient_resolver
-from tests.helpers import RecordedEvents, require_tool
+from tests.helpers import RecordedEvents, needs, require_tool
 from tests.integration.test_scenarios import ROOT, explain
 
 GOLDEN_CT = ROOT / "scenarios" / "golden-path-ct.yaml"
@@ -123,6 +123,7 @@ def _negotiated_by_orthanc() -> dict[str, bool]:
 
 
 @pytest.fixture(scope="module")
+@needs("Orthanc")
 def orthanc_accepts() -> dict[str, bool]:
     require_tool("Orthanc")
     return _negotiated_by_orthanc()
@@ -165,6 +166,30 @@ def test_uat_scenarios_against_orthanc_show_na_only_for_services_orthanc_lacks(
     received = [e for step in result.all_steps() for e in step.events
                 if e.kind == "dicom.n-create" and e.actor == "ris"]
     assert len(received) == len(sent)
+
+
+@pytest.mark.orthanc
+def test_a_step_is_na_on_orthanc_only_when_the_ris_cannot_stand_in(tmp_path: Path) -> None:
+    """With a RIS that takes no MPPS, Orthanc's missing MPPS SCP (learned by
+    negotiation) makes the MPPS steps N/A, and the message says so."""
+    require_tool("Orthanc")
+    path = tmp_path / "no-mpps.yaml"
+    path.write_text(
+        "pacsim: 1\nname: no MPPS anywhere\nenvironment:\n  target: orthanc\n"
+        "  actors:\n    ris: {kind: ris, mpps: false}\n"
+        "    ct1: {kind: modality, modality: CT, ae_title: CT1}\n"
+        "steps:\n  - {do: hl7.order, patient: $patient0, for: ct1, save: {accession: $acc}}\n"
+        "  - {name: start, do: mpps.start, by: ct1, accession: $acc}\n"
+        "  - {name: images, do: store.study, by: ct1, exam: $acc, expect: {stored: 2}}\n",
+        encoding="utf-8")
+    result = run_in_environment(load_scenario(path), step_timeout=60)
+    assert result.exit_code == 0, explain(result)
+    start = next(s for s in result.steps if s.name == "start")
+    assert start.status == "unsupported"
+    assert start.message.startswith("not supported by target: target ORTHANC@127.0.0.1:")
+    assert "lacks mpps:" in start.message and "association negotiation" in start.message
+    assert "the RIS takes no MPPS" in start.message
+    assert next(s for s in result.steps if s.name == "images").status == "passed"
 
 
 # ---------------------------------------------------------------------- sandbox on Orthanc

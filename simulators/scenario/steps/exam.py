@@ -2,10 +2,12 @@
 
 ``modality.perform`` runs IHE SWF end to end for one worklist entry: MPPS IN PROGRESS
 (RAD-6), C-STORE (RAD-8), storage commitment (RAD-10), MPPS COMPLETED or
-DISCONTINUED (RAD-7). Parts the target does not take (Orthanc: MPPS, commitment) are
-not sent and their expectations are reported "not supported by target" (naming the
-service the target lacks and how that was learned) instead of failing. MPPS the
-target does not take goes to the RIS, so it is still sent and checked. The one-part steps (``mpps.start``, ``store.study``, ``commitment.request``,
+DISCONTINUED (RAD-7). MPPS goes where the site routed it (the target when it takes
+MPPS, else the RIS), so it is sent and checked with Orthanc too. A part nobody in
+the site serves (commitment on a target without it) is not sent, and its
+expectations are reported "not supported by target", naming the service the target
+lacks and how that was learned, instead of failing. The one-part steps
+(``mpps.start``, ``store.study``, ``commitment.request``,
 ``mpps.complete``, ``mpps.discontinue``) share the exam through ``exam: $acc`` (the
 accession) or ``exam: $exam`` (saved from ``mpps.start``). ``modality.unscheduled``
 is an emergency exam without an order.
