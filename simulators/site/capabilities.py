@@ -49,7 +49,7 @@ DICOM_SERVICES: dict[str, tuple[str, str]] = {
 SERVICES = (*DICOM_SERVICES, "dicomweb", "hl7")
 _TRANSFER_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
-Source = Literal["negotiated", "declared", "http", "hl7", "assumed"]
+Source = Literal["negotiated", "declared", "http", "hl7", "assumed", "no-address"]
 Provider = Literal["target", "ris"]
 
 
@@ -57,8 +57,9 @@ Provider = Literal["target", "ris"]
 class Capability:
     """Whether the target takes one service, and how that was learned (``source``):
     ``negotiated`` (association), ``http`` (a DICOMweb request), ``hl7`` (the MLLP
-    listener), ``declared`` (environment.supports / --supports) or ``assumed`` (a plan
-    made before a container target exists; checked by a probe once it runs)."""
+    listener), ``declared`` (environment.supports / --supports), ``no-address`` (no
+    DICOMweb URL or HL7 address was given, so there is nothing to ask) or ``assumed``
+    (a plan made before a container target exists; checked by a probe once it runs)."""
 
     service: str
     supported: bool
@@ -195,7 +196,7 @@ def probe_dicom(peer: AeAddress, *, calling_ae: str, events: EventBus | None = N
 def probe_dicomweb(url: str | None, *, timeout: float = 5.0) -> Capability:
     """QIDO-RS ``GET {url}/studies?limit=1``: 200 or 204 means DICOMweb answers."""
     if not url:
-        return Capability("dicomweb", False, "declared",
+        return Capability("dicomweb", False, "no-address",
                           "no DICOMweb URL (give one: --dicomweb URL or target.external.dicomweb)")
     request = "/studies?limit=1"
     try:
@@ -214,7 +215,7 @@ def probe_hl7(address: tuple[str, int] | None, *, timeout: float = 5.0) -> Capab
     """Whether the target's MLLP listener accepts a connection (no message is sent:
     a real interface engine would file it)."""
     if address is None:
-        return Capability("hl7", False, "declared",
+        return Capability("hl7", False, "no-address",
                           "no HL7 address (give one: --hl7 HOST:PORT or target.external.hl7)")
     host, port = address
     try:

@@ -32,7 +32,8 @@ from simulators.scenario.environment import SITE_KEY, run_in_environment
 from simulators.scenario.runner import run_scenario
 from simulators.scenario.validate import load_environment
 from simulators.runtime.sites import open_site
-from simulators.site.capabilities import DICOM_SERVICES, probe_dicom
+from simulators.peers.process import free_port
+from simulators.site.capabilities import DICOM_SERVICES, probe_dicom, probe_dicomweb, probe_hl7
 from simulators.site.site import QUERY_AE, patient_resolver
 from tests.helpers import RecordedEvents, needs, require_tool
 from tests.integration.test_scenarios import ROOT, explain
@@ -68,6 +69,19 @@ def test_the_probe_records_what_a_real_scp_accepts() -> None:
     assert "rejected Modality Performed Procedure Step" in pacs["mpps"].detail
     assert order_filler["mpps"].supported and order_filler["mwl"].supported
     assert not order_filler["query"].supported
+
+
+def test_dicomweb_and_hl7_are_asked_on_the_wire() -> None:
+    closed = free_port()
+    with Archive(ArchiveConfig(name="web", dicomweb_port=0)) as archive, \
+            Ris(RisConfig(name="ris")) as ris:
+        web = probe_dicomweb(archive.dicomweb_url)
+        mllp = probe_hl7(ris.hl7_address)
+    assert (web.supported, web.source) == (True, "http") and "HTTP 200" in web.detail
+    assert (mllp.supported, mllp.source) == (True, "hl7")
+    assert not probe_dicomweb(f"http://127.0.0.1:{closed}/dicom-web").supported
+    assert not probe_hl7(("127.0.0.1", closed)).supported
+    assert probe_hl7(None).source == probe_dicomweb(None).source == "no-address"
 
 
 # ---------------------------------------------------------------------- --target AE@HOST:PORT

@@ -49,8 +49,8 @@ def negotiated(*rejected: str, ris_mpps: bool = True, declarations: dict[str, bo
                             f"{TARGET} {'rejected' if s in rejected else 'accepted'} "
                             f"{DICOM_SERVICES[s][1]} in association negotiation")
               for s in DICOM_SERVICES}
-    probed["dicomweb"] = Capability("dicomweb", False, "declared", "no DICOMweb URL")
-    probed["hl7"] = Capability("hl7", False, "declared", "no HL7 address")
+    probed["dicomweb"] = Capability("dicomweb", False, "no-address", "no DICOMweb URL")
+    probed["hl7"] = Capability("hl7", False, "no-address", "no HL7 address")
     return learn(str(TARGET), probed, declarations or {}, ris_mpps=ris_mpps)
 
 
