@@ -27,6 +27,7 @@ from simulators.http.client import JsonClient
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.sandbox import Sandbox
 from simulators.scenario.validate import load_environment as load_site
+from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 DEFAULT_STATE = Path(".pacsim-sandbox.json")
 API_TIMEOUT = 60.0
@@ -37,11 +38,12 @@ def _say(line: str) -> None:
 
 
 # ---------------------------------------------------------------------- the site
-def load_environment(path: Path, target: str | None = None) -> Any:
+def load_environment(path: Path, target: str | dict[str, Any] | None = None,
+                     supports: dict[str, bool] | None = None) -> Any:
     """The ``environment:`` of a site or scenario file, validated as scenarios are
     (every problem as ``file:line: field: message``)."""
 
-    return load_site(path, target=target)
+    return load_site(path, target=target, supports=supports)
 
 
 # ---------------------------------------------------------------------- state file
@@ -87,7 +89,7 @@ def call_api(state: dict[str, Any], method: str, route: str,
 # ---------------------------------------------------------------------- commands
 def up(args: argparse.Namespace) -> int:
 
-    environment = load_environment(args.site, args.target)
+    environment = load_environment(args.site, target_override(args), declared_supports(args))
     try:
         duration = parse_duration(args.duration) if args.duration else None
         start = dt.time.fromisoformat(args.start)
@@ -209,8 +211,7 @@ def register(subparsers: Any) -> None:
     start.add_argument("--runtime", choices=["local", "docker"], default="local")
     start.add_argument("--pace", default="1x", help="1x, 10x or 60x (default 1x)")
     start.add_argument("--seed", type=int, default=None, help="seed of arrivals and names")
-    start.add_argument("--target", choices=["builtin", "orthanc"], default=None,
-                       help="override the site's target")
+    add_target_options(start, what="the site's")
     start.add_argument("--api-host", default="127.0.0.1")
     start.add_argument("--api-port", type=int, default=0, help="0 picks a free port")
     start.add_argument("--duration", default=None,

@@ -21,6 +21,7 @@ from simulators.errors import ScenarioError
 from simulators.reports import render_console, write_html, write_json, write_junit
 from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
+from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
@@ -74,10 +75,13 @@ def _relative(path: str, root: Path) -> str:
 def _run(args: argparse.Namespace) -> int:
 
     scenarios = []
+    target, declared = target_override(args), declared_supports(args)
     for path in args.scenarios:
         try:
             scenario = load_scenario(path, variables=_variables(args.var))
-            scenarios.append(scenario.with_environment(seed=args.seed, target=args.target))
+            supports = {**scenario.environment.declarations(), **declared} if declared else None
+            scenarios.append(scenario.with_environment(seed=args.seed, target=target,
+                                                       supports=supports))
         except ScenarioError as exc:
             print(f"pacsim: invalid scenario: {exc}", file=sys.stderr)
             return EXIT_INVALID
@@ -139,8 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          description="Run each scenario; exit 0 all passed, 1 any expectation "
                                      "failed, 2 invalid input or environment error.")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
-    run.add_argument("--target", choices=["builtin", "orthanc"],
-                     help="override the scenarios' target")
+    add_target_options(run, what="the scenarios'")
     run.add_argument("--seed", type=int, help="override the synthetic world's seed")
     run.add_argument("--var", action="append", metavar="NAME=VALUE",
                      help="set a scenario variable (repeatable), e.g. --var hold=20s")

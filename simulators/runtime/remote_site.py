@@ -15,6 +15,13 @@ network's names (its proxy carries :meth:`Topology.network_sources`). With an
 Orthanc target, ``site.orthanc`` is a :class:`PublishedOrthanc`: where its web
 interface and DICOMweb answer on this machine (what trainees open).
 
+Capabilities: an external target is probed before the plan is made, so the modality
+containers are wired from what it really accepts; a target the run starts itself
+(the built-in archive, Orthanc) is planned from
+:func:`~simulators.site.capabilities.assumed` and probed as soon as it runs: when
+the probe would route MPPS, the worklist, commitment or HL7 differently from the plan,
+the start fails with a ConfigError saying which (no step runs on a wrong wiring).
+
 Cleanup: the containers and the network are removed by their run label when the
 site stops, when starting fails, and on Ctrl-C (``DockerEnvironment.start`` removes
 what it created before re-raising; afterwards the site's ExitStack does).
@@ -40,9 +47,11 @@ from simulators.runtime.topology import (
     BUILTIN_TARGET, CONTROL_PORT, DICOM_PORT, DICOMWEB_PORT, DICOMWEB_ROOT, HL7_PORT,
     ORTHANC_AE, Service, Topology, plan,
 )
+from simulators.site.capabilities import Capabilities
 from simulators.site.models import ArchiveSpec, Environment, RisSpec, ViewerSpec
 from simulators.site.site import (
     BUILTIN_TARGET_AE, StartedSite, TargetEndpoint, external_target, refuse_faults,
+    target_capabilities,
 )
 from simulators.world.world import World
 
@@ -124,6 +133,22 @@ def _target(environment: Environment, events: EventBus, topology: Topology,
     return external_target(environment, events), None
 
 
+#: The routes a container plan fixes in the modalities' settings files.
+WIRED_ROUTES = ("mwl", "mpps", "storage_commitment", "hl7")
+
+
+def check_plan(planned: Capabilities, probed: Capabilities) -> None:
+    """ConfigError when the running target's probe routes a wired transaction
+    differently from the plan the containers were started with."""
+    for service in WIRED_ROUTES:
+        wanted, found = planned.route(service), probed.route(service)
+        if wanted.to != found.to:
+            raise ConfigError(
+                f"the containers were wired for {service} -> {wanted.to or 'nobody'} "
+                f"({wanted.reason}), but the running target says {found.reason}: declare "
+                f"it with supports: {{{service}: ...}}", service=service)
+
+
 def start_in_containers(environment: Environment, world: World, events: EventBus,
                         stack: ExitStack) -> StartedSite:
     """Start ``environment`` as containers and hand back proxies in the actors' place.
@@ -131,15 +156,22 @@ def start_in_containers(environment: Environment, world: World, events: EventBus
     Everything started is undone by ``stack`` (and by ``DockerEnvironment.start``
     itself when it fails half-way)."""
     refuse_faults(environment, (ViewerSpec, ArchiveSpec, RisSpec))
+    probed: Capabilities | None = None
     if environment.target_kind == "external":
         _refuse_loopback_target(environment)
-    topology = plan(environment, control=True)
+        probed = target_capabilities(environment, external_target(environment, events), events)
+    topology = plan(environment, control=True, capabilities=probed)
     runtime = DockerEnvironment(topology, progress=lambda line: log.info("docker: %s", line))
     log.info("starting %d container(s) as run %s", len(topology.services), runtime.run_id)
     runtime.start()
     stack.callback(runtime.stop)
     target, orthanc = _target(environment, events, topology, runtime)
-    started = StartedSite({}, target, None, orthanc=orthanc, run_id=runtime.run_id)
+    if probed is None:
+        probed = target_capabilities(environment, target, events)
+        assert topology.capabilities is not None
+        check_plan(topology.capabilities, probed)
+    started = StartedSite({}, target, None, orthanc=orthanc, run_id=runtime.run_id,
+                          capabilities=probed)
     for service in topology.services:
         if service.kind == "orthanc":
             continue
@@ -155,4 +187,4 @@ def start_in_containers(environment: Environment, world: World, events: EventBus
     return started
 
 
-__all__ = ["start_in_containers", "PublishedOrthanc"]
+__all__ = ["start_in_containers", "PublishedOrthanc", "check_plan", "WIRED_ROUTES"]

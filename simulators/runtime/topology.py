@@ -20,9 +20,12 @@ Wiring, as in the in-process site:
 * legacy archives run ``serve archive``, viewers ``serve viewer``; a viewer reads
   from the target by its in-network address (:meth:`Topology.network_sources`), never
   the ports published on 127.0.0.1 (those are this machine's, not the container's);
-* modalities query the RIS worklist, store to the target, send MPPS to the target when
-  it supports MPPS and is not the built-in one, else to the RIS (the order filler is
-  the PPS manager in IHE SWF), and ask the target for storage commitment when supported;
+* modalities query the RIS worklist, store to the target, and send MPPS and storage
+  commitment where :meth:`Capabilities.route` says, exactly as the in-process site
+  (:func:`simulators.site.site.modality_peers`): MPPS to the target when it takes
+  MPPS, else to the RIS (the order filler is the PPS manager in IHE SWF). The
+  capabilities are the caller's (probed) or, for a plan made before the target runs,
+  :func:`simulators.site.capabilities.assumed`;
 * the target (archive or Orthanc) knows every modality and legacy archive as a
   C-MOVE destination; the EHR sends HL7 to the RIS.
 """
@@ -44,10 +47,13 @@ from simulators.runtime.engine import orthanc_image, pacsim_image
 from simulators.runtime.images import (
     ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT, orthanc_modalities_config,
 )
+from simulators.site.capabilities import Capabilities, assumed
 from simulators.site.models import (
-    ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, ViewerSpec,
+    ArchiveSpec, EhrSpec, Environment, ModalitySpec, ViewerSpec,
 )
-from simulators.site.site import BUILTIN_TARGET_AE, DEFAULT_EHR, DEFAULT_RIS, ORTHANC_AE
+from simulators.site.site import (
+    BUILTIN_TARGET_AE, DEFAULT_EHR, ORTHANC_AE, modality_peers, ris_spec,
+)
 
 DICOM_PORT = 11112
 HL7_PORT = 2575
@@ -104,6 +110,8 @@ class Topology:
     #: The target's DICOMweb root inside the network (``http://target:8080/dicom-web``),
     #: when it serves DICOMweb.
     target_dicomweb: str | None = None
+    #: What the plan's wiring rests on (probed, declared or assumed).
+    capabilities: Capabilities | None = None
 
     def service(self, name: str) -> Service:
         for service in self.services:
@@ -160,8 +168,12 @@ def _specs(environment: Environment, kind: type) -> list[tuple[str, Any]]:
     return [(n, s) for n, s in environment.actors.items() if isinstance(s, kind)]
 
 
-def plan(environment: Environment, *, control: bool = False) -> Topology:
+def plan(environment: Environment, *, control: bool = False,
+         capabilities: Capabilities | None = None) -> Topology:
     """The services of ``environment`` in start order (see the module docstring).
+
+    ``capabilities``: what the target takes, when the caller probed it (an external
+    target); otherwise :func:`~simulators.site.capabilities.assumed`.
 
     Modality and EHR fault profiles always go into their settings, as the in-process
     site gives them, so a compose file's bad scanner really misbehaves. ``control``:
@@ -169,7 +181,7 @@ def plan(environment: Environment, *, control: bool = False) -> Topology:
     --runtime docker`` drives scenario steps through it); off for ``pacsim up`` and
     compose files, which need no remote control.
     """
-    topology = _plan(environment, with_faults=True)
+    topology = _plan(environment, with_faults=True, capabilities=capabilities)
     if control:
         for service in topology.services:
             if service.kind != "orthanc":
@@ -178,7 +190,8 @@ def plan(environment: Environment, *, control: bool = False) -> Topology:
     return topology
 
 
-def _plan(environment: Environment, *, with_faults: bool) -> Topology:
+def _plan(environment: Environment, *, with_faults: bool,
+          capabilities: Capabilities | None = None) -> Topology:
     services: list[Service] = []
     modalities = _specs(environment, ModalitySpec)
     archives = [*_specs(environment, ArchiveSpec), *_specs(environment, ViewerSpec)]
@@ -218,21 +231,22 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
         dicomweb = external.dicomweb if environment.supported("dicomweb") else None
     target_services = [target.host] if kind != "external" else []
 
-    ris_specs = _specs(environment, RisSpec)
-    if len(ris_specs) > 1:
-        raise ConfigError("a scenario has one RIS (the order filler)",
-                          declared=",".join(n for n, _ in ris_specs))
-    ris_name, ris = ris_specs[0] if ris_specs else (DEFAULT_RIS, RisSpec(kind="ris"))
+    ris_name, ris = ris_spec(environment)
+    hl7_address = None
+    if kind == "external" and environment.target.external.hl7:  # type: ignore[union-attr]
+        host, _, port = environment.target.external.hl7.rpartition(":")  # type: ignore[union-attr]
+        hl7_address = (host, int(port))
+    if capabilities is None:
+        capabilities = assumed(str(target), kind, environment.declarations(),
+                               dicomweb=dicomweb, hl7=hl7_address, ris_mpps=ris.mpps,
+                               ris_mwl=ris.mwl)
     stations: dict[str, list[str]] = {}
     for name, spec in modalities:
         stations.setdefault(spec.modality, [spec.ae_title, spec.station or spec.ae_title])
     ris_settings: dict[str, Any] = {"ae_title": ris.ae_title, "mwl": ris.mwl, "mpps": ris.mpps,
                                     "stations": stations}
-    if kind == "external" and environment.supported("hl7"):
-        hl7 = environment.target.external.hl7  # type: ignore[union-attr]
-        if hl7:
-            host, _, port = hl7.rpartition(":")
-            ris_settings["forward_hl7"] = [host, int(port)]
+    if hl7_address is not None and capabilities.route("hl7").to == "target":
+        ris_settings["forward_hl7"] = list(hl7_address)
     services.append(_pacsim(ris_name, "ris", {**ris_settings, **ris.settings},
                             ae_title=ris.ae_title,
                             ports={DICOM_PORT: ris.port, HL7_PORT: ris.hl7_port}))
@@ -246,15 +260,10 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
                                 ports={HL7_PORT: spec.port}, depends_on=[ris_name],
                                 environment={"PACSIM_PORT": str(HL7_PORT)}))
 
-    ris_peer = _peer_setting(AeAddress(ae_title=ris.ae_title, host=ris_name, port=DICOM_PORT))
-    target_peer = _peer_setting(target)
-    mpps: dict[str, Any] | None = None
-    if environment.supported("mpps") and kind != "builtin":
-        mpps = target_peer
-    elif ris.mpps:
-        mpps = ris_peer
-    peers = {"worklist": ris_peer if ris.mwl else None, "mpps": mpps, "store": target_peer,
-             "commitment": target_peer if environment.supported("storage_commitment") else None}
+    ris_address = AeAddress(ae_title=ris.ae_title, host=ris_name, port=DICOM_PORT)
+    peers = {role: None if peer is None else _peer_setting(peer)
+             for role, peer in modality_peers(capabilities, target=target,
+                                              ris=ris_address).items()}
     for name, spec in modalities:
         settings = {"ae_title": spec.ae_title, "modality": spec.modality,
                     "station_name": spec.station or spec.ae_title, "seed": environment.seed,
@@ -267,7 +276,7 @@ def _plan(environment: Environment, *, with_faults: bool) -> Topology:
         if spec.faults:  # `pacsim status` and `docker ps` show which rooms misbehave
             service.labels["org.pacsim.faults"] = ",".join(f.id for f in spec.faults)
         services.append(service)
-    return Topology(services, kind, target, dicomweb)
+    return Topology(services, kind, target, dicomweb, capabilities)
 
 
 __all__ = ["Service", "Topology", "plan", "DICOM_PORT", "HL7_PORT", "CONTROL_PORT", "CONFIG_DIR",

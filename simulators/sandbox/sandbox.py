@@ -357,7 +357,10 @@ class Sandbox:
             "target": None if target is None else {
                 "kind": target.kind, "host": target.dicom.host, "port": target.dicom.port,
                 "ae_title": target.dicom.ae_title, "dicomweb_url": target.dicomweb_url,
-                "web_ui": self.viewer_url()},
+                "web_ui": self.viewer_url(),
+                # what the target takes (probed or declared) and where MPPS goes
+                "capabilities": None if self.site.capabilities is None
+                else self.site.capabilities.as_dict()},
             "rss_mb": round(rss_mb(), 1),
         }
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from simulators.errors import ScenarioError
 from simulators.events import EventBus
+from simulators.site.capabilities import Capabilities, Route, declared
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from simulators.scenario.models import Environment, Scenario, StepBase
@@ -152,6 +153,26 @@ class StepContext:
     @property
     def environment(self) -> Environment:
         return self.scenario.environment
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the running target takes and who serves each transaction: the site's,
+        learned when it started (None when the run has no site, e.g. bare actors)."""
+        for actor in self.actors.values():
+            found = getattr(actor, "capabilities", None)
+            if isinstance(found, Capabilities):
+                return found
+        return None
+
+    def unsupported(self, services: Sequence[str]) -> list[Route]:
+        """The services in ``services`` nobody in this run serves: what makes a step
+        N/A. Without a site only a ``supports:`` declaration can say so."""
+        capabilities = self.capabilities
+        if capabilities is not None:
+            return capabilities.unsupported(list(services))
+        declarations = self.environment.declarations()
+        return [Route(s, None, declared(s, False).describe()) for s in services
+                if declarations.get(s) is False]
 
     def child(self, step_path: str) -> StepContext:
         """A context for a nested or next step: same world, its own cancel flag."""

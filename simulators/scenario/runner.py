@@ -27,6 +27,7 @@ from simulators.common.fields import format_duration
 from simulators.scenario.models import Environment, Scenario, StepBase
 from simulators.scenario.registry import default_registry
 from simulators.scenario.results import ExpectationResult, RunResult, StepResult, worst
+from simulators.site.capabilities import not_applicable
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ class _StepRunner:
         began = time.monotonic()
         guard = self.collector.top_level(record) if top_level else _nothing()
         with guard:
-            unsupported = [t for t in step.requires if not ctx.environment.supported(t)]
-            if unsupported:
+            unsupported = ctx.unsupported(step.requires)
+            if unsupported:  # N/A rests on the target's probe or a declaration, nothing else
                 record.status = "unsupported"
-                record.message = f"not supported by target: {', '.join(unsupported)}"
+                record.message = not_applicable(unsupported)
             else:
                 self._execute_with_polling(step, ctx, record, began)
         record.duration = time.monotonic() - began

@@ -157,16 +157,21 @@ def check_document(document: LoadedDocument, registry: StepRegistry | None = Non
     return (None if problems else scenario), problems
 
 
-def load_environment(path: str | Path, *, target: str | None = None) -> Environment:
+def load_environment(path: str | Path, *, target: str | Mapping[str, Any] | None = None,
+                     supports: Mapping[str, bool] | None = None) -> Environment:
     """The ``environment:`` of a site file (what ``pacsim sandbox up`` reads), validated
     like a scenario's, every problem as ``file:line: field: message``. ``target``
-    overrides the site's target."""
+    overrides the site's target; ``supports`` adds declarations over the file's."""
     document = load_document(path)
     environment = document.data.get("environment")
     if not isinstance(environment, dict):
         raise document.lines.error("a site file needs an 'environment:' mapping", ())
     if target is not None:
         environment["target"] = target
+    if supports:
+        written = environment.get("supports")
+        environment["supports"] = {**(written if isinstance(written, dict) else {}),
+                                   **supports}
     try:
         return Environment.model_validate(environment)
     except ValidationError as exc:

@@ -120,16 +120,20 @@ class ExternalTarget(StrictModel):
     external: ExternalEndpoints
 
 
-#: What each kind of target supports unless the scenario says otherwise.
+#: What each kind of target is *configured* with unless the scenario says otherwise
+#: (whether pacsim turns on the DICOMweb of a target it starts). Nothing here is a
+#: claim about what a target supports: that is probed when the site starts
+#: (:mod:`simulators.site.capabilities`) unless ``supports:`` declares it.
 TARGET_DEFAULT_SUPPORT: dict[str, dict[str, bool]] = {
     "builtin": {},
-    "orthanc": {"mpps": False, "hl7": False},
+    "orthanc": {},
     "external": {},
 }
 
 
 class Supports(StrictModel):
-    """Which transactions the target supports; unset means the target kind's default."""
+    """Which transactions the target supports, *declared*; unset means "probe it when
+    the site starts" (a declaration wins over the probe)."""
 
     hl7: bool | None = None
     mwl: bool | None = None
@@ -158,8 +162,15 @@ class Environment(StrictModel):
     def target_kind(self) -> str:
         return self.target if isinstance(self.target, str) else "external"
 
+    def declarations(self) -> dict[str, bool]:
+        """The services ``supports:`` declares (set explicitly), for the capability probe."""
+        return {name: value for name, value in self.supports.model_dump().items()
+                if value is not None}
+
     def supported(self, transaction: str) -> bool:
-        """Whether the target takes ``transaction``: explicit setting, else target default."""
+        """Whether to *configure* ``transaction`` on a target pacsim starts (DICOMweb on
+        the built-in archive or Orthanc): explicit setting, else on. What a running
+        target supports is :attr:`Site.capabilities`, learned at start."""
         explicit = getattr(self.supports, transaction, None)
         if explicit is not None:
             return explicit

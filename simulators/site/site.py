@@ -20,11 +20,16 @@ Targets:
   DICOMweb on a free port unless ``supports: {dicomweb: false}``) plus the
   simulated RIS, which takes HL7, MWL and MPPS;
 * ``orthanc``: a real Orthanc process, every AE of the environment registered in it
-  (C-FIND is allowed and C-MOVE finds its destinations), DICOMweb on when installed.
-  No MPPS, no storage commitment, no HL7 (:data:`TARGET_DEFAULT_SUPPORT`);
-* ``external``: a real system at ``AE@HOST:PORT``; it must answer C-ECHO at start or
-  the run ends with an environment error (exit 2). MPPS and commitment go to it when
-  ``supports`` says so; the RIS forwards orders over HL7 when it has an ``hl7`` endpoint.
+  (C-FIND is allowed and C-MOVE finds its destinations), DICOMweb on when installed;
+* ``external``: a real system at ``AE@HOST:PORT``; the RIS forwards orders over HL7
+  when it has an ``hl7`` endpoint that accepts connections.
+
+Whatever the kind, the target must answer C-ECHO at start or the run ends with an
+environment error (exit 2), and what it takes (MPPS, MWL, commitment, Q/R, DICOMweb,
+HL7) is probed then (:mod:`simulators.site.capabilities`) unless ``supports:``
+declares it: :attr:`Site.capabilities`. The modalities are wired from those routes:
+MPPS to the target when it accepts MPPS, else to the RIS; commitment to the target
+when it accepts it, else not sent.
 
 Patients: ``$patientN`` is patient N of the seeded world; ``environment.patients``
 names them (``{jane: 0}`` makes ``$jane`` patient 0). A reference resolves to a
@@ -57,6 +62,7 @@ from simulators.events import EventBus
 from simulators.injection.profile import scenario_faults
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from simulators.peers.process import free_port
+from simulators.site.capabilities import Capabilities, probe as probe_capabilities
 from simulators.site.models import (
     TARGET_DEFAULT_SUPPORT, ArchiveSpec, EhrSpec, Environment, ModalitySpec, RisSpec, ViewerSpec,
 )
@@ -154,6 +160,8 @@ class StartedSite:
     builtin: Any = None
     orthanc: Any = None
     run_id: str | None = None
+    #: What the target takes and who serves each transaction (probed at start).
+    capabilities: Capabilities | None = None
 
 
 class SiteStarter(Protocol):
@@ -211,6 +219,12 @@ class Site:
     @property
     def orthanc(self) -> Any:
         return self._started.orthanc if self._started else None
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the target takes (probed or declared) and who serves each transaction;
+        None before start."""
+        return self._started.capabilities if self._started else None
 
     @property
     def run_id(self) -> str | None:
@@ -346,17 +360,20 @@ class _LocalStart:
     builtin: Archive | None = None
     orthanc: OrthancProcess | None = None
     ris: Ris | None = None
+    capabilities: Capabilities | None = None
 
     def run(self) -> StartedSite:
         self._start_receivers()
         listener_ports = {name: spec.port or free_port(spec.host)
                           for name, spec in self._specs(ModalitySpec)}
         self._start_target(listener_ports)
+        assert self.target is not None
+        self.capabilities = target_capabilities(self.environment, self.target, self.events)
         self._start_ris()
         self._start_ehrs()
         self._start_modalities(listener_ports)
-        assert self.target is not None
-        return StartedSite(self.actors, self.target, self.ris, self.builtin, self.orthanc)
+        return StartedSite(self.actors, self.target, self.ris, self.builtin, self.orthanc,
+                           capabilities=self.capabilities)
 
     def _specs(self, kind: type) -> list[tuple[str, Any]]:
         return [(name, spec) for name, spec in self.environment.actors.items()
@@ -424,14 +441,9 @@ class _LocalStart:
             self.target = external_target(self.environment, self.events)
 
     def _start_ris(self) -> None:
-        specs = self._specs(RisSpec)
-        if len(specs) > 1:
-            raise ConfigError("a scenario has one RIS (the order filler)",
-                              declared=",".join(n for n, _ in specs))
-        name, spec = specs[0] if specs else (DEFAULT_RIS, RisSpec(kind="ris"))
-        assert self.target is not None
-        forward = self.target.hl7 if self.target.hl7 and self.environment.supported("hl7") \
-            else None
+        name, spec = ris_spec(self.environment)
+        assert self.target is not None and self.capabilities is not None
+        forward = self.target.hl7 if self.capabilities.route("hl7").to == "target" else None
         config = _config(RisConfig, spec.settings, name=name, host=spec.host,
                          dicom_port=spec.port, hl7_port=spec.hl7_port, ae_title=spec.ae_title,
                          mwl=spec.mwl, mpps=spec.mpps, forward_hl7=forward)
@@ -448,17 +460,13 @@ class _LocalStart:
             self._enter(name, Ehr(config, events=self.events))
 
     def _peers(self) -> dict[str, AeAddress | None]:
-        """Where every modality sends worklist, MPPS, images and commitment requests."""
+        """Where every modality sends worklist, MPPS, images and commitment requests:
+        the capability routes (:meth:`Capabilities.route`) decide, as for containers."""
         assert self.ris is not None and self.target is not None
-        target = self.target.dicom
+        assert self.capabilities is not None
         ris_host, ris_port = self.ris.dicom_address
         ris = AeAddress(ae_title=self.ris.config.ae_title, host=ris_host, port=ris_port)
-        builtin = self.target.kind == "builtin"
-        mpps_peer = (ris if builtin else target) if self.environment.supported("mpps") else None
-        commitment = target if self.environment.supported("storage_commitment") else None
-        return {"worklist": ris if self.ris.config.mwl else None,
-                "mpps": mpps_peer if (not builtin or self.ris.config.mpps) else None,
-                "store": target, "commitment": commitment}
+        return modality_peers(self.capabilities, target=self.target.dicom, ris=ris)
 
     def _start_modalities(self, listener_ports: dict[str, int]) -> None:
         peers = self._peers()
@@ -479,16 +487,48 @@ class _LocalStart:
 
 
 def external_target(environment: Environment, events: EventBus) -> TargetEndpoint:
-    """The external target of ``environment``, checked to answer C-ECHO."""
+    """The external target of ``environment`` (:func:`target_capabilities` checks that
+    it answers C-ECHO when it probes it)."""
     endpoints = environment.target.external  # type: ignore[union-attr]
     hl7 = None
     if endpoints.hl7:
         hl7_host, _, hl7_port = endpoints.hl7.rpartition(":")
         hl7 = (hl7_host, int(hl7_port))
-    target = TargetEndpoint(kind="external", dicom=endpoints.dicom_address, hl7=hl7,
-                            dicomweb_url=endpoints.dicomweb)
-    check_reachable(target, events)
-    return target
+    return TargetEndpoint(kind="external", dicom=endpoints.dicom_address, hl7=hl7,
+                          dicomweb_url=endpoints.dicomweb)
+
+
+def ris_spec(environment: Environment) -> tuple[str, RisSpec]:
+    """The site's RIS (name and spec), the default one when none is declared."""
+    specs = [(name, spec) for name, spec in environment.actors.items()
+             if isinstance(spec, RisSpec)]
+    if len(specs) > 1:
+        raise ConfigError("a scenario has one RIS (the order filler)",
+                          declared=",".join(n for n, _ in specs))
+    return specs[0] if specs else (DEFAULT_RIS, RisSpec(kind="ris"))
+
+
+def target_capabilities(environment: Environment, target: TargetEndpoint,
+                        events: EventBus) -> Capabilities:
+    """Probe the running ``target`` (one association, a QIDO-RS request, an MLLP
+    connect) and apply ``supports:`` declarations; ConfigError when it does not answer
+    C-ECHO (an environment error, exit 2)."""
+    _, ris = ris_spec(environment)
+    return probe_capabilities(target.dicom, dicomweb=target.dicomweb_url, hl7=target.hl7,
+                              declarations=environment.declarations(), calling_ae=QUERY_AE,
+                              events=events, ris_mpps=ris.mpps, ris_mwl=ris.mwl)
+
+
+def modality_peers(capabilities: Capabilities, *, target: AeAddress,
+                   ris: AeAddress) -> dict[str, AeAddress | None]:
+    """A modality's worklist, MPPS, store and commitment peers from the routes: the
+    one wiring of every runtime (in-process here, containers in
+    :func:`simulators.runtime.topology.plan`)."""
+    where = {"target": target, "ris": ris, None: None}
+    return {"worklist": where[capabilities.route("mwl").to],
+            "mpps": where[capabilities.route("mpps").to],
+            "store": target,
+            "commitment": where[capabilities.route("storage_commitment").to]}
 
 
 def is_a(actor: Any, kind: type) -> bool:
@@ -538,4 +578,4 @@ def check_reachable(target: TargetEndpoint, events: EventBus, timeout: float = 5
 __all__ = ["Site", "SiteStarter", "StartedSite", "start_locally", "refuse_faults",
            "QUERY_AE", "BUILTIN_TARGET_AE", "ORTHANC_AE", "PatientView", "TargetEndpoint",
            "TARGET_DEFAULT_SUPPORT", "patient_resolver", "check_reachable", "external_target",
-           "is_a"]
+           "is_a", "ris_spec", "target_capabilities", "modality_peers"]

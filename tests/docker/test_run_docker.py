@@ -117,9 +117,12 @@ def test_golden_path_with_every_actor_in_a_container_against_orthanc(docker):
     result, site, running = _run_in_containers(docker, "orthanc")
     assert result.environment_error is None, result.environment_error
     statuses = _steps(result)
-    assert statuses.pop("Exam starts (MPPS IN PROGRESS)") == "unsupported"
-    assert statuses.pop("Exam ends (MPPS COMPLETED)") == "unsupported"
+    # Orthanc has no MPPS: the running container was probed, and MPPS went to the RIS
+    # container as the plan wired it (issue 17: it used to be N/A).
     assert set(statuses.values()) == {"passed"}, statuses
+    learned = site.capabilities.capability("mpps")
+    assert (learned.supported, learned.source) == (False, "negotiated")
+    assert site.capabilities.route("mpps").to == "ris"
     assert set(running) == GOLDEN_ACTORS | {"orthanc"}
     assert running["orthanc"].kind == "orthanc"
     assert _leftovers(docker, site.run_id) == ([], [])

@@ -148,6 +148,7 @@ def test_a_sandbox_in_containers_runs_resets_and_leaves_nothing_behind(docker, t
         # Trainees use Orthanc's own web interface, published on this machine.
         target = status["target"]
         assert target["kind"] == "orthanc" and target["host"] == "127.0.0.1"
+        assert target["capabilities"]["mpps"]["served_by"] == "ris"  # probed: no MPPS SCP
         web_ui = target["web_ui"]
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/app/explorer\.html", web_ui), web_ui
         with urllib.request.urlopen(web_ui, timeout=10) as answer:

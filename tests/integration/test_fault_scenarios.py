@@ -86,6 +86,8 @@ def test_the_group_scenario_judges_the_bad_scanner_while_others_work() -> None:
 
 @pytest.mark.orthanc
 def test_orthanc_runs_the_store_and_association_faults_with_mpps_not_supported() -> None:
+    """The MPPS fault sent *at Orthanc* is not supported there; the exam's own MPPS goes
+    to the RIS (Orthanc was probed: no MPPS SCP) and is judged there."""
     require_tool("Orthanc")
     result = run_in_environment(load_scenario(ORTHANC_APPLICABLE).with_environment(
         target="orthanc"), step_timeout=120)
@@ -93,7 +95,10 @@ def test_orthanc_runs_the_store_and_association_faults_with_mpps_not_supported()
     probe = result.steps[0]
     assert "1 not supported by target, 3 conformant" in probe.message, probe.message
     exam = step_named(result, "CT room 1 performs it")
-    assert any("mpps: not supported by target" in n for n in exam.notes), exam.notes
+    assert not any("not supported by target" in n for n in exam.notes), exam.notes
+    mpps = next(e for e in exam.expectations if e.name == "mpps")
+    assert mpps.passed
+    assert any(e.kind == "dicom.n-create" and e.actor == "ris" for e in exam.events)
 
 
 SMALL_SITE = """

@@ -267,10 +267,13 @@ def test_unknown_reference_and_unsavable_value_are_step_errors(tmp_path: Path) -
 
 
 def test_unsupported_transactions_are_reported_not_failed(tmp_path: Path) -> None:
-    result = run_scenario(scenario(tmp_path, "  - {name: MPPS, do: test.mpps}\n",
-                                   target="orthanc"), actors_factory=Factory())
+    """Without a site nothing is probed: only a declaration makes a step N/A."""
+    declared = scenario(tmp_path, "  - {name: MPPS, do: test.mpps}\n").with_environment(
+        supports={"mpps": False})
+    result = run_scenario(declared, actors_factory=Factory())
     assert result.steps[0].status == "unsupported"
-    assert result.steps[0].message == "not supported by target: mpps"
+    assert result.steps[0].message == ("not supported by target: mpps: declared not "
+                                       "supported (supports: mpps)")
     assert result.passed and result.exit_code == 0
 
 

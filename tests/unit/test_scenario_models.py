@@ -112,8 +112,9 @@ def test_targets_and_supports(tmp_path: Path) -> None:
     assert scenario.environment.supported("query") is True
     orthanc = load_scenario(tmp_path / "o.yaml", text=(
         "pacsim: 1\nname: x\nenvironment: {target: orthanc}\nsteps:\n  - {do: note, message: m}\n"))
-    assert orthanc.environment.supported("mpps") is False   # Orthanc has no MPPS SCP
-    assert orthanc.environment.supported("storage_commitment") is True
+    # Nothing is assumed of Orthanc: its services are probed when the site starts.
+    assert orthanc.environment.declarations() == {}
+    assert scenario.environment.declarations() == {"mpps": False}
     bad = problems_of(tmp_path, "pacsim: 1\nname: x\nenvironment:\n  target:\n    external:\n"
                                 "      dicom: pacs.example.org\nsteps:\n  - {do: note, message: m}\n")
     assert len(bad) == 1 and ":6: environment.target.external.dicom:" in bad[0]

@@ -45,12 +45,13 @@ def test_transactions_each_step_requires() -> None:
     assert requires("ris.order_state", accession="$a", needs=["mpps"]) == ("mpps",)
 
 
-def test_orthanc_takes_commitment_but_not_mpps() -> None:
-    orthanc = Environment(target="orthanc")
-    assert not orthanc.supported("mpps") and orthanc.supported("storage_commitment")
-    assert orthanc.supported("query") and orthanc.supported("move")
-    assert Environment().supported("mpps")
-    assert Environment(target="orthanc", supports={"mpps": True}).supported("mpps")
+def test_supports_are_declarations_never_assumptions_about_a_target_kind() -> None:
+    """What Orthanc takes is learned by negotiation at start, not written down here."""
+    assert Environment(target="orthanc").declarations() == {}
+    assert Environment(target="orthanc").supported("dicomweb")  # pacsim turns it on
+    declared = Environment(target="orthanc", supports={"mpps": True, "get": False})
+    assert declared.declarations() == {"mpps": True, "get": False}
+    assert declared.supported("mpps") and not declared.supported("get")
 
 
 def test_wrong_types_in_actor_steps_name_line_and_field() -> None:

@@ -2,7 +2,8 @@
 
 :mod:`simulators.actors.workflow` runs the parts of an exam with explicit arguments;
 here each exam a step begins is recorded in the site (so ``exam: $acc`` finds it in a
-later step), and whether MPPS and commitment are sent follows the environment.
+later step). Whether MPPS and commitment are sent follows the modality's wiring,
+which the site made from the target's capabilities (:meth:`Capabilities.route`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,23 @@ from simulators.world.context import StudyContext
 
 
 def mpps_possible(ctx: StepContext, scanner: Modality) -> bool:
-    """MPPS is sent when the target takes it and the modality has somewhere to send it."""
-    return ctx.environment.supported("mpps") and scanner.config.mpps is not None
+    """MPPS is sent when the site wired the modality to an MPPS peer (the target when it
+    takes MPPS, else the RIS)."""
+    return scanner.config.mpps is not None
 
 
 def commitment_possible(ctx: StepContext, scanner: Modality) -> bool:
-    return ctx.environment.supported("storage_commitment") and scanner.config.commitment is not None
+    """Commitment is asked when the site wired a commitment peer (a target that takes it)."""
+    return scanner.config.commitment is not None
+
+
+def why_not(ctx: StepContext, service: str) -> str:
+    """Why ``service`` is not used in this run: the route's reason (which service the
+    target lacks, how that was learned) or the modality's own wiring."""
+    missing = ctx.unsupported([service])
+    if missing:
+        return missing[0].reason
+    return f"{service}: the modality has no {service} peer"
 
 
 def begin_exam(site: Site, scanner: Modality, accession: str,
@@ -50,6 +62,6 @@ def find_exam(ctx: StepContext, site: Site, scanner: Modality, reference: str) -
     return site.exam(scanner.name, str(value))
 
 
-__all__ = ["mpps_possible", "commitment_possible", "worklist_item", "begin_exam",
+__all__ = ["mpps_possible", "commitment_possible", "why_not", "worklist_item", "begin_exam",
            "begin_unscheduled", "store", "commit", "finish", "refused_status", "find_exam",
            "status_word"]

@@ -52,9 +52,10 @@ Transaction = Literal["hl7", "mwl", "mpps", "storage_commitment", "query", "move
 
 
 class NeedsMixin(StepBase):
-    """``needs: [mpps]`` on a check that only holds when the target takes a transaction
-    (the RIS shows COMPLETED only if MPPS reached it): reported "not supported by target"
-    on targets without it, instead of failing."""
+    """``needs: [mpps]`` on a check that only holds when a transaction is served (the RIS
+    shows COMPLETED only if MPPS reached it): reported "not supported by target" when
+    nobody in the site serves it (for MPPS: neither the target, as probed or declared,
+    nor the RIS standing in for it), instead of failing."""
 
     needs: list[Transaction] = Field(
         default_factory=list,

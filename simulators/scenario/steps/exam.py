@@ -2,9 +2,12 @@
 
 ``modality.perform`` runs IHE SWF end to end for one worklist entry: MPPS IN PROGRESS
 (RAD-6), C-STORE (RAD-8), storage commitment (RAD-10), MPPS COMPLETED or
-DISCONTINUED (RAD-7). Parts the target does not take (Orthanc: MPPS, commitment) are
-not sent and their expectations are reported "not supported by target" instead of
-failing. The one-part steps (``mpps.start``, ``store.study``, ``commitment.request``,
+DISCONTINUED (RAD-7). MPPS goes where the site routed it (the target when it takes
+MPPS, else the RIS), so it is sent and checked with Orthanc too. A part nobody in
+the site serves (commitment on a target without it) is not sent, and its
+expectations are reported "not supported by target", naming the service the target
+lacks and how that was learned, instead of failing. The one-part steps
+(``mpps.start``, ``store.study``, ``commitment.request``,
 ``mpps.complete``, ``mpps.discontinue``) share the exam through ``exam: $acc`` (the
 accession) or ``exam: $exam`` (saved from ``mpps.start``). ``modality.unscheduled``
 is an emergency exam without an order.
@@ -60,10 +63,10 @@ def _judge_exam(ctx: StepContext, step: StepBase, observed: dict[str, Any],
     """Check the written expectations, leaving out parts the target does not take."""
     written = ctx.resolve(step.expected())
     notes = []
-    for key, transaction in skipped.items():
+    for key, reason in skipped.items():
         if key in written:
             written.pop(key)
-            notes.append(f"{key}: not supported by target ({transaction}), not checked")
+            notes.append(f"{key}: not supported by target ({reason}), not checked")
     results, verdict_notes = verdicts.exam_expectations(written, observed, watch)
     return results, notes + verdict_notes
 
@@ -73,7 +76,7 @@ def _perform(ctx: StepContext, step: StepBase, scanner: Modality, begin: Any,
     """The whole exam after ``begin(send_mpps)`` started it; shared by scheduled and
     unscheduled exams."""
     send_mpps = wf.mpps_possible(ctx, scanner)
-    skipped = {} if send_mpps else {"mpps": "mpps"}
+    skipped = {} if send_mpps else {"mpps": wf.why_not(ctx, "mpps")}
     watch = verdicts.FaultWatch(scanner)
     observed: dict[str, Any] = {}
     try:
@@ -92,7 +95,7 @@ def _perform(ctx: StepContext, step: StepBase, scanner: Modality, begin: Any,
         if wf.commitment_possible(ctx, scanner):
             observed["commitment"] = wf.commit(scanner, exam)
         else:
-            skipped["commitment"] = "storage_commitment"
+            skipped["commitment"] = wf.why_not(ctx, "storage_commitment")
     if send_mpps:
         mpps.append(wf.finish(scanner, exam, outcome, reason))
     observed["mpps"] = mpps

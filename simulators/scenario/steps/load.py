@@ -41,22 +41,19 @@ SETUP_ALLOWANCE = 120.0
 def site_load_target(site: Site) -> LoadTarget:
     """The peers a virtual modality of this site talks to (as the site's modalities do)."""
     target = site.require_target()
-    environment = site.environment
     ris = site.ris
-    worklist = mpps = None
+    capabilities = site.capabilities
+    assert capabilities is not None  # a started site has learned them
     hl7 = None
+    ris_peer = None
     if ris is not None:
         host, port = ris.dicom_address
         ris_peer = AeAddress(ae_title=ris.config.ae_title, host=host, port=port)
-        worklist = ris_peer if ris.config.mwl else None
         if ris.config.hl7:
             hl7 = ris.hl7_address
-        if environment.supported("mpps"):
-            mpps = (ris_peer if ris.config.mpps else None) if target.kind == "builtin" \
-                else target.dicom
-    elif environment.supported("mpps"):
-        mpps = target.dicom
-    return LoadTarget(worklist=worklist, mpps=mpps, store=target.dicom, hl7=hl7)
+    where = {"target": target.dicom, "ris": ris_peer, None: None}
+    return LoadTarget(worklist=where[capabilities.route("mwl").to],
+                      mpps=where[capabilities.route("mpps").to], store=target.dicom, hl7=hl7)
 
 
 @step("load.run")

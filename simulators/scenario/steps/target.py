@@ -124,10 +124,11 @@ class TargetRetrieveStep(StepBase):
     to: str | None = Field(None, description="C-MOVE destination: a viewer or archive actor")
     expect: RetrieveExpect = Field(default_factory=RetrieveExpect)
 
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("query", self.method)  # C-FIND selects the studies, then C-MOVE or C-GET
+
     def run(self, ctx: StepContext) -> StepOutcome:
-        if not ctx.environment.supported(self.method):
-            return StepOutcome(status="unsupported",
-                               message=f"not supported by target: {self.method}")
         here = site(ctx)
         client = qr_client(ctx, here, self.by)
         status, studies = client.find("STUDY", translate_match(ctx.resolve(self.match)))
