@@ -54,6 +54,7 @@ from simulators.dicom.store import DicomStore, StoreOutcome, StudySummary
 from simulators.dicomweb.server import DicomWebServer
 from simulators.errors import ConfigError, ProtocolError, StatusError, StoreError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANCELLED = 0xFE00
@@ -86,6 +87,8 @@ class ArchiveConfig:
     #: Store objects with malformed UIDs (``1.02.3``, ``1.2.abc``) as a legacy PACS did;
     #: False (the reference target) refuses them with 0xA900 (store.py says why).
     lenient_uids: bool = False
+    #: DICOM TLS on ``port`` (cert, key, ca, profile, require_client_cert); None = plain.
+    tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if self.commitment_reply not in REPLY_MODES:
@@ -149,7 +152,7 @@ class Archive(Actor):
             contexts=supported_contexts(config.mpps), max_pdu=config.max_pdu,
             max_associations=config.max_associations,
             allowed_calling=frozenset(config.allowed_calling),
-            idle_timeout=config.idle_timeout, workers=config.workers)
+            idle_timeout=config.idle_timeout, workers=config.workers, tls=config.tls)
         server = FastServer(settings, events=self.events, actor=self.name)
         server.handle("C-STORE", self._on_store)
         server.handle("C-FIND", self._on_find)

@@ -268,7 +268,7 @@ class QrClient:
         client = FastClient(actor=self.actor, events=self.events, dimse_timeout=self.timeout)
         try:
             client.connect(self.peer.host, self.peer.port, self.calling_ae,
-                           self.peer.ae_title, contexts, timeout=self.timeout)
+                           self.peer.ae_title, contexts, timeout=self.timeout, tls=self.peer.tls)
         except BaseException:
             client.close()
             raise
