@@ -43,18 +43,19 @@ def _target_tls(args: argparse.Namespace) -> TargetTls:
     """The TLS options as one value; ConfigError (exit 2) for a half-given pair."""
     client = None
     if args.tls_cert or args.tls_key or args.tls_ca:
-        if args.target == "builtin":
+        if args.target in ("builtin", "orthanc"):
             raise ConfigError("--tls-cert/--tls-key/--tls-ca are for an AE@HOST:PORT target; "
-                              "the built-in target takes --tls-dir", field="tls-cert")
+                              f"--target {args.target} takes --tls-dir", field="tls-cert")
         pki = args.tls_dir
         client = TlsSettings(
             cert=args.tls_cert or (str(pki / "client.pem") if pki and args.tls_key is None else None),
             key=args.tls_key or (str(pki / "client.key") if pki and args.tls_cert is None else None),
             ca=args.tls_ca or (str(pki / "ca.pem") if pki else None),
             **({"profile": args.tls_profile} if args.tls_profile else {}))
-    if args.tls_mutual and args.target == "builtin":
-        raise ConfigError("--tls-mutual describes an external target; the built-in one with "
-                          "--tls-dir always requires client certificates", field="tls-mutual")
+    if args.tls_mutual and args.target in ("builtin", "orthanc"):
+        raise ConfigError("--tls-mutual describes an external target; builtin and orthanc "
+                          "with --tls-dir always require client certificates",
+                          field="tls-mutual")
     return TargetTls(pki=args.tls_dir, client=client, profile=args.tls_profile,
                      mutual=args.tls_mutual)
 

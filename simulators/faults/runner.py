@@ -103,11 +103,11 @@ def open_target(spec: str, *, hl7: tuple[str, int] | None = None,
                 events=bus, listener_port=modality.port, tls_dir=tls.pki,
                 tls_profile=tls.profile))
         elif spec == "orthanc":
-            if tls.enabled:
-                raise ConfigError("--target orthanc starts a plain Orthanc; for Orthanc with "
-                                  "DicomTlsEnabled give its address as AE@HOST:PORT",
-                                  field="target")
-            target = stack.enter_context(orthanc_target((LISTENER_AE, modality.port)))
+            if tls.client is not None:
+                raise ConfigError("--target orthanc starts its own Orthanc: give --tls-dir, "
+                                  "not --tls-cert/--tls-key/--tls-ca", field="target")
+            target = stack.enter_context(orthanc_target(
+                (LISTENER_AE, modality.port), tls_dir=tls.pki, tls_profile=tls.profile))
         else:
             endpoint = dataclasses.replace(parse_ae_address(spec, "--target"),
                                            tls=_client_tls(tls))

@@ -131,16 +131,24 @@ def parse_hl7_address(text: str) -> tuple[str, int]:
 
 
 @contextmanager
-def orthanc_target(listener: tuple[str, int] | None = None) -> Iterator[Target]:
+def orthanc_target(listener: tuple[str, int] | None = None, *, tls_dir: Path | None = None,
+                   tls_profile: str | None = None) -> Iterator[Target]:
     """A fresh Orthanc (its DICOM port serves association, store and MWL faults).
 
     ``listener`` (AE title, port) is registered as a modality so Orthanc accepts our
-    storage-commitment requests and can send the report on a new association."""
+    storage-commitment requests and can send the report on a new association. With
+    ``tls_dir`` (a ``pacsim certs`` directory) Orthanc's DICOM port takes mutual TLS
+    only (DicomTlsEnabled, DicomTlsRemoteCertificateRequired)."""
 
     modalities = {listener[0]: ("127.0.0.1", listener[1])} if listener else {}
-    with OrthancProcess(OrthancSettings(ae_title="ORTHANC", modalities=modalities)) as orthanc:
-        endpoint = AeAddress(ae_title=orthanc.ae_title, host="127.0.0.1", port=orthanc.dicom_port)
-        yield Target("orthanc", dicom=endpoint, store=endpoint, idle_wait=4.0, stall_wait=4.0)
+    server_tls, client_tls = (pki_settings(tls_dir, profile=tls_profile) if tls_dir
+                              else (None, None))
+    with OrthancProcess(OrthancSettings(ae_title="ORTHANC", modalities=modalities,
+                                        tls=server_tls)) as orthanc:
+        endpoint = AeAddress(ae_title=orthanc.ae_title, host="127.0.0.1", port=orthanc.dicom_port,
+                             tls=client_tls)
+        yield Target("orthanc", dicom=endpoint, store=endpoint, idle_wait=4.0, stall_wait=4.0,
+                     pki=tls_dir, tls_mutual=tls_dir is not None)
 
 
 __all__ = ["Target", "builtin_target", "pki_settings", "orthanc_target", "parse_hl7_address", "builtin_orders",
