@@ -24,6 +24,8 @@ from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings
 from simulators.errors import AssociationAborted, ConfigError, DicomTlsError, TlsError
 from simulators.events import EventBus, Exchange
+from simulators.site.models import ExternalEndpoints
+from simulators.site.site import TargetEndpoint, check_reachable
 from simulators.tls import TlsSettings
 from simulators.tls.certs import SitePki, make_test_pki
 from tests.unit.test_store import make_image
@@ -201,3 +203,18 @@ def test_bad_tls_settings_are_config_errors(pki: SitePki, tmp_path: Path) -> Non
         TlsSettings.from_config({"cert": "a", "key": "b", "cafile": "c"})
     assert TlsSettings.from_config({"ca_file": "c", "require_client_cert": "yes"}) == \
         TlsSettings(ca="c", require_client_cert=True)
+
+
+def test_an_external_target_written_with_tls_is_reached_over_tls(pki: SitePki, serve) -> None:
+    server = serve(server_tls(pki, require_client_cert=True))
+    spelled = ExternalEndpoints(dicom=f"TLS_SCP@127.0.0.1:{server.server.port}",
+                                tls={"ca": str(pki.file("ca.pem")),
+                                     "cert": str(pki.file("client.pem")),
+                                     "key": str(pki.file("client.key"))})
+    check_reachable(TargetEndpoint(kind="external", dicom=spelled.dicom_address), EventBus())
+    plain = ExternalEndpoints(dicom=f"TLS_SCP@127.0.0.1:{server.server.port}")
+    with pytest.raises(ConfigError):  # the same port without TLS answers nothing DICOM
+        check_reachable(TargetEndpoint(kind="external", dicom=plain.dicom_address), EventBus(),
+                        timeout=3)
+    with pytest.raises(ConfigError):
+        ExternalEndpoints(dicom="A@h:104", tls={"certfile": "x"}).dicom_address
