@@ -89,6 +89,9 @@ class ArchiveConfig:
     lenient_uids: bool = False
     #: DICOM TLS on ``port`` (cert, key, ca, profile, require_client_cert); None = plain.
     tls: TlsSettings | None = None
+    #: TLS for our associations to ``destinations`` (C-MOVE sub-operations, commitment
+    #: reports on a new association); None = plain TCP.
+    destination_tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if self.commitment_reply not in REPLY_MODES:
@@ -146,6 +149,7 @@ class Archive(Actor):
         self._commitment = CommitmentScp(self._store, ae_title=config.ae_title,
                                          reply_mode=config.commitment_reply,  # type: ignore[arg-type]
                                          destinations=dict(config.destinations),
+                                         destination_tls=config.destination_tls,
                                          events=self.events, actor=self.name)
         settings = ServerSettings(
             ae_title=config.ae_title, host=config.host, port=config.port,
@@ -329,7 +333,7 @@ class Archive(Actor):
             return status_of(exc)
         return await suboperations.move(request, objects, address=address, destination_ae=target,
                                         own_ae=self.config.ae_title, events=self.events,
-                                        actor=self.name)
+                                        actor=self.name, tls=self.config.destination_tls)
 
     async def _on_get(self, request: DimseRequest) -> Reply | int:
         try:

@@ -18,7 +18,10 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import CTImageStorage, Verification
 
+from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import FastClient
+from simulators.dicom.qrscu import QrClient
 from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings
@@ -218,3 +221,33 @@ def test_an_external_target_written_with_tls_is_reached_over_tls(pki: SitePki, s
                         timeout=3)
     with pytest.raises(ConfigError):
         ExternalEndpoints(dicom="A@h:104", tls={"certfile": "x"}).dicom_address
+
+
+def test_query_move_and_get_over_tls_between_two_archives(pki: SitePki, tmp_path: Path) -> None:
+    """C-FIND (fast client), C-MOVE and C-GET (pynetdicom with tls_args) to a TLS archive,
+    and its C-MOVE sub-association to a TLS destination (``destination_tls``)."""
+    mutual = server_tls(pki, require_client_cert=True)
+    with Archive(ArchiveConfig(name="dest", ae_title="DEST", tls=mutual)) as dest:
+        source_config = ArchiveConfig(name="src", ae_title="SRC", tls=mutual,
+                                      destinations={"DEST": ("127.0.0.1", dest.port)},
+                                      destination_tls=client_tls(pki))
+        with Archive(source_config) as source:
+            image = make_image(patient_id="TLSMOVE")
+            with FastClient() as client:
+                client.connect("127.0.0.1", source.port, "TLS_SCU", "SRC",
+                               [(CTImageStorage, UNCOMPRESSED)], timeout=10, tls=client_tls(pki))
+                assert client.store(image) == 0
+            peer = AeAddress(ae_title="SRC", host="127.0.0.1", port=source.port,
+                             tls=client_tls(pki))
+            qr = QrClient(peer, "TLS_SCU", timeout=10)
+            status, found = qr.find("STUDY", {"PatientID": "TLSMOVE"})
+            assert status == 0 and [m.StudyInstanceUID for m in found] == [image.StudyInstanceUID]
+            moved = qr.move({"StudyInstanceUID": image.StudyInstanceUID}, "DEST")
+            assert (moved.status, moved.completed) == (0, 1)
+            got = qr.get({"StudyInstanceUID": image.StudyInstanceUID}, [CTImageStorage])
+            assert (got.status, got.completed) == (0, 1)
+        dest_peer = AeAddress(ae_title="DEST", host="127.0.0.1", port=dest.port,
+                              tls=client_tls(pki))
+        _, arrived = QrClient(dest_peer, "TLS_SCU", timeout=10).find(
+            "IMAGE", {"StudyInstanceUID": image.StudyInstanceUID})
+    assert [m.SOPInstanceUID for m in arrived] == [image.SOPInstanceUID]
