@@ -11,10 +11,17 @@ import asyncio
 import socket
 import ssl
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from simulators.actors.ehr import Ehr, EhrConfig
+from simulators.actors.registry import build_actor
+from simulators.dicom.fast import FastClient
 from simulators.errors import MllpError, MllpTlsError, TlsError
 from simulators.events import EventBus, Exchange
 from simulators.hl7.ack import ack
@@ -24,7 +31,7 @@ from simulators.hl7.messages import adt
 from simulators.hl7.mllp import AsyncMllpClient, MllpClient, MllpServer
 from simulators.tls import TlsSettings
 from simulators.tls.certs import SitePki, make_test_pki
-from tests.unit.test_hl7_messages import sample_patient
+from tests.unit.test_hl7_messages import sample_order, sample_patient
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +142,32 @@ def test_plain_mllp_on_a_tls_port_is_refused(pki: SitePki, listen) -> None:
     with pytest.raises(MllpError), MllpClient(*server.address, timeout=5) as client:
         client.send(_message())
     assert _refusals(seen, 1) and not received
+
+
+def test_ehr_orders_reach_the_ris_over_tls_and_its_worklist_answers_over_tls(
+        pki: SitePki, tmp_path: Path) -> None:
+    """The actors' settings end to end: RIS ``tls`` and ``hl7_tls`` from a config file,
+    EHR ``ris_tls``; the worklist item built from the TLS-delivered order is read back by a
+    worklist C-FIND over DICOM TLS."""
+    server = (f"{{cert: {pki.file('server.pem')}, key: {pki.file('server.key')}, "
+              f"ca: {pki.file('ca.pem')}, require_client_cert: true}}")
+    config = tmp_path / "ris.yaml"
+    config.write_text(f"ae_title: TLS_RIS\ntls: {server}\nhl7_tls: {server}\n", encoding="utf-8")
+    order = sample_order(accession="TLS-ACC-1")
+    with build_actor("ris", config_file=config) as ris:
+        host, port = ris.hl7_address  # type: ignore[attr-defined]
+        ehr_config = EhrConfig(ris_host=host, ris_port=port, ris_tls=_client_tls(pki))
+        with Ehr(ehr_config) as ehr:
+            assert ehr.place_order(order).code == "AA"
+        with Ehr(EhrConfig(ris_host=host, ris_port=port, timeout=5)) as plain:
+            with pytest.raises(MllpError):  # the same port without TLS gets nothing
+                plain.place_order(sample_order(accession="PLAIN-1"))
+        dicom_host, dicom_port = ris.dicom_address  # type: ignore[attr-defined]
+        with FastClient() as client:
+            client.connect(dicom_host, dicom_port, "TLS_SCU", "TLS_RIS",
+                           [(ModalityWorklistInformationFind, [ImplicitVRLittleEndian])],
+                           timeout=10, tls=_client_tls(pki))
+            query = Dataset()
+            query.AccessionNumber = ""
+            status, items = client.find(query, "worklist")
+    assert status == 0 and [i.AccessionNumber for i in items] == ["TLS-ACC-1"]
