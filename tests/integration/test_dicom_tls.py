@@ -8,6 +8,8 @@ emitted and the counts of its connections.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import socket
 import ssl
 import time
@@ -15,13 +17,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from simulators.actors.archive import Archive, ArchiveConfig
+from simulators.actors.modality import Exam, Modality, ModalityConfig
 from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import FastClient
 from simulators.dicom.qrscu import QrClient
+from simulators.dicom.worklist import build_worklist_item
 from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings
@@ -30,6 +35,8 @@ from simulators.events import EventBus, Exchange
 from simulators.site.models import ExternalEndpoints
 from simulators.site.site import TargetEndpoint, check_reachable
 from simulators.tls import TlsSettings
+from simulators.world.context import StudyContext
+from simulators.world.world import World
 from simulators.tls.certs import SitePki, make_test_pki
 from tests.unit.test_store import make_image
 
@@ -251,3 +258,32 @@ def test_query_move_and_get_over_tls_between_two_archives(pki: SitePki, tmp_path
         _, arrived = QrClient(dest_peer, "TLS_SCU", timeout=10).find(
             "IMAGE", {"StudyInstanceUID": image.StudyInstanceUID})
     assert [m.SOPInstanceUID for m in arrived] == [image.SOPInstanceUID]
+
+
+def test_commitment_report_on_a_new_association_reaches_a_tls_modality_listener(
+        pki: SitePki) -> None:
+    """Modality ``tls`` (its listener, mutual) and peers with ``tls``; archive ``tls`` and
+    ``destination_tls`` (the report's new association): every leg is TLS."""
+    mutual = server_tls(pki, require_client_cert=True)
+    world = World(7)
+    with Modality(ModalityConfig(name="ct-tls", ae_title="CT_TLS", tls=mutual)) as modality:
+        archive_config = ArchiveConfig(name="arc", ae_title="ARC_TLS", tls=mutual,
+                                       commitment_reply="new",
+                                       destinations={"CT_TLS": ("127.0.0.1", modality.port)},
+                                       destination_tls=client_tls(pki))
+        with Archive(archive_config) as archive:
+            peer = AeAddress(ae_title="ARC_TLS", host="127.0.0.1", port=archive.port,
+                             tls=client_tls(pki))
+            modality.config = dataclasses.replace(modality.config, store=peer, commitment=peer,
+                                                  commitment_timeout=10.0)
+            order = world.order(world.patient(1), "CT", station_ae="CT_TLS",
+                                station_name="CT1", index=1)
+            context = StudyContext.from_worklist(build_worklist_item(order), world,
+                                                 station_name="CT1")
+            exam = Exam(context, world.uid("mpps", context.study_uid), Dataset(),
+                        dt.datetime.now())
+            modality.build_images(exam, series=1, per_series=2)
+            assert modality.store_datasets(exam.images) == [0x0000, 0x0000]
+            result = modality.request_commitment(exam)
+    assert result.same_association is False  # the report came on the archive's TLS association
+    assert sorted(result.committed) == sorted(str(ds.SOPInstanceUID) for ds in exam.images)
