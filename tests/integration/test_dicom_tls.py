@@ -30,8 +30,11 @@ from simulators.dicom.worklist import build_worklist_item
 from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings
-from simulators.errors import AssociationAborted, ConfigError, DicomTlsError, TlsError
+from simulators.errors import (
+    AssociationAborted, ConfigError, DicomTlsError, DicomUnreachable, TlsError,
+)
 from simulators.events import EventBus, Exchange
+from simulators.runtime.probes import dicom_echo
 from simulators.site.models import ExternalEndpoints
 from simulators.site.site import TargetEndpoint, check_reachable
 from simulators.tls import TlsSettings
@@ -287,3 +290,12 @@ def test_commitment_report_on_a_new_association_reaches_a_tls_modality_listener(
             result = modality.request_commitment(exam)
     assert result.same_association is False  # the report came on the archive's TLS association
     assert sorted(result.committed) == sorted(str(ds.SOPInstanceUID) for ds in exam.images)
+
+
+def test_pynetdicom_requestor_over_tls(pki: SitePki, serve) -> None:
+    """pynetdicom (health probe, Q/R SCU, fault probes) with ``tls_args`` from TlsSettings;
+    a refused handshake is reported as unreachable (the README's limits say why)."""
+    server = serve(server_tls(pki, require_client_cert=True))
+    assert dicom_echo("127.0.0.1", server.server.port, "TLS_SCP", tls=client_tls(pki)) == 0
+    with pytest.raises(DicomUnreachable):
+        dicom_echo("127.0.0.1", server.server.port, "TLS_SCP", tls=client_tls(pki, who=None))

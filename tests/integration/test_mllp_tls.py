@@ -29,6 +29,7 @@ from simulators.hl7.er7 import ack_code
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.messages import adt
 from simulators.hl7.mllp import AsyncMllpClient, MllpClient, MllpServer
+from simulators.runtime.probes import mllp_ping
 from simulators.tls import TlsSettings
 from simulators.tls.certs import SitePki, make_test_pki
 from tests.unit.test_hl7_messages import sample_order, sample_patient
@@ -171,3 +172,11 @@ def test_ehr_orders_reach_the_ris_over_tls_and_its_worklist_answers_over_tls(
             query.AccessionNumber = ""
             status, items = client.find(query, "worklist")
     assert status == 0 and [i.AccessionNumber for i in items] == ["TLS-ACC-1"]
+
+
+def test_health_probes_speak_tls(pki: SitePki, listen) -> None:
+    server, received, _ = listen(_server_tls(pki, require_client_cert=True))
+    assert mllp_ping(*server.address, tls=_client_tls(pki)) == "AA"
+    with pytest.raises(MllpTlsError):
+        mllp_ping(*server.address, tls=_client_tls(pki, who=None))
+    assert len(received) == 1
