@@ -207,7 +207,8 @@ class Archive(Actor):
 
     def describe(self) -> str:
         web = f", DICOMweb {self.dicomweb_url}" if self._dicomweb is not None else ""
-        return f"{self.config.ae_title} on {self.config.host}:{self.port}{web}"
+        tls = f" ({self.config.tls.describe()})" if self.config.tls is not None else ""
+        return f"{self.config.ae_title} on {self.config.host}:{self.port}{tls}{web}"
 
     @property
     def dicomweb_url(self) -> str | None:

@@ -200,9 +200,11 @@ class Ris(Actor):
     def describe(self) -> str:
         parts = [self.name, f"AE {self.config.ae_title}"]
         if self._server is not None:
-            parts.append("DICOM %s:%d" % self.dicom_address)
+            parts.append("DICOM %s:%d" % self.dicom_address
+                         + (f" ({self.config.tls.describe()})" if self.config.tls else ""))
         if self._mllp is not None:
-            parts.append("HL7 %s:%d" % self.hl7_address)
+            parts.append("HL7 %s:%d" % self.hl7_address
+                         + (f" ({self.config.hl7_tls.describe()})" if self.config.hl7_tls else ""))
         return ", ".join(parts)
 
     # -------------------------------------------------------------- operations

@@ -160,6 +160,10 @@ class TlsSettings:
             self._load_chain(context)
         return context
 
+    def describe(self) -> str:
+        """``TLS non-downgrading, mutual``: how a listener's first log line names it."""
+        return f"TLS {self.profile}" + (", mutual" if self.require_client_cert else "")
+
     @property
     def check_hostname(self) -> bool:
         """Whether a client compares the server's certificate with the host it dialled."""
