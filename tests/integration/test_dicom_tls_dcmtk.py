@@ -122,6 +122,11 @@ def test_fast_client_stores_into_storescp_over_tls(pki: SitePki, tmp_path: Path)
                            timeout=20, tls=mine)
             assert client.echo() == 0
             assert client.store(image) == 0
+        with pytest.raises(DicomTlsError):  # storescp requires a client certificate (-rc)
+            with FastClient() as client:
+                client.connect("127.0.0.1", port, "PACSIM", "DCMTK_TLS",
+                               [(Verification, UNCOMPRESSED)], timeout=20,
+                               tls=TlsSettings(ca=str(pki.file("ca.pem"))))
         with pytest.raises(DicomTlsError):  # and it refuses a peer it cannot verify
             with FastClient() as client:
                 client.connect("127.0.0.1", port, "PACSIM", "DCMTK_TLS",
