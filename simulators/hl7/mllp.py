@@ -221,7 +221,7 @@ class MllpServer:
         assert self._ssl is not None
         try:
             async with asyncio.timeout(self.read_timeout):
-                await writer.start_tls(self._ssl, ssl_handshake_timeout=self.read_timeout)
+                await writer.start_tls(self._ssl, ssl_handshake_timeout=self.read_timeout + 1.0)
         except (OSError, TimeoutError, EOFError) as exc:
             reason = describe_tls_failure(exc)
             log.info("MLLP %s: TLS handshake with %s failed: %s", self.name, peer, reason)

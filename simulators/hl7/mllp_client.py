@@ -230,7 +230,7 @@ class AsyncMllpClient(_ClientSettings):
         if self._writer is None:
             secure = {} if self._ssl is None else {
                 "ssl": self._ssl, "server_hostname": self._server_hostname or "",
-                "ssl_handshake_timeout": self.timeout}
+                "ssl_handshake_timeout": self.timeout + 1.0}  # send()'s own timeout decides
             try:
                 self._reader, self._writer = await asyncio.open_connection(
                     self.host, self.port, **secure)  # type: ignore[arg-type]

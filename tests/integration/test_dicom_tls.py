@@ -31,7 +31,7 @@ from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.negotiation import associate_rq_bytes, build_contexts
 from simulators.dicom.fast.server import DimseRequest, FastServer, ServerSettings
 from simulators.errors import (
-    AssociationAborted, ConfigError, DicomTlsError, DicomUnreachable, TlsError,
+    AssociationAborted, ConfigError, DicomTimeout, DicomTlsError, DicomUnreachable, TlsError,
 )
 from simulators.events import EventBus, Exchange
 from simulators.runtime.probes import dicom_echo
@@ -299,3 +299,12 @@ def test_pynetdicom_requestor_over_tls(pki: SitePki, serve) -> None:
     assert dicom_echo("127.0.0.1", server.server.port, "TLS_SCP", tls=client_tls(pki)) == 0
     with pytest.raises(DicomUnreachable):
         dicom_echo("127.0.0.1", server.server.port, "TLS_SCP", tls=client_tls(pki, who=None))
+
+
+def test_a_server_that_never_answers_the_handshake_is_a_dicom_timeout(pki: SitePki) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        with FastClient() as client, pytest.raises(DicomTimeout):
+            client.connect("127.0.0.1", silent.getsockname()[1], "TLS_SCU", "TLS_SCP",
+                           [(Verification, UNCOMPRESSED)], timeout=0.5, tls=client_tls(pki))

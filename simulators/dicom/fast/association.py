@@ -104,7 +104,7 @@ class FastAssociation(FindServices):
         proposed = build_contexts(contexts)
         context = tls.client_context() if tls is not None else None
         secure: dict[str, Any] = {} if context is None else dict(
-            ssl=context, ssl_handshake_timeout=timeout,
+            ssl=context, ssl_handshake_timeout=timeout + 1.0,  # the outer timeout decides
             server_hostname=host if tls is not None and tls.check_hostname else "")
         with self.events.exchange("dicom.associate", self.actor, self.peer,
                                   called_ae=called_ae,

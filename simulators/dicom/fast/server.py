@@ -349,7 +349,8 @@ class FastServer:
         artim = self.settings.artim_timeout
         try:
             async with asyncio.timeout(artim):
-                await writer.start_tls(self._ssl, ssl_handshake_timeout=artim)
+                # asyncio.timeout decides (one reason, "timed out"); the ssl timeout is a backstop
+                await writer.start_tls(self._ssl, ssl_handshake_timeout=artim + 1.0)
         except asyncio.CancelledError:
             writer.transport.abort()
             raise
