@@ -21,10 +21,13 @@ for people and may be reworded)::
     │   │   ├── AssociationClosed   (acceptor) it ended while a request waited on it
     │   │   ├── PduTooLarge         the peer claimed a PDU over our limit (we A-ABORT)
     │   │   ├── DicomUnreachable    PeerUnreachable for a DICOM peer
-    │   │   └── DicomTimeout        Timeout of a DICOM peer (ACSE, DIMSE or connect)
+    │   │   ├── DicomTimeout        Timeout of a DICOM peer (ACSE, DIMSE or connect)
+    │   │   └── DicomTlsError       TlsError on a DICOM connection
     │   ├── MllpError               MLLP framing, size or connection problem
     │   │   ├── MllpUnreachable     PeerUnreachable for an MLLP peer
-    │   │   └── MllpTimeout         Timeout of an MLLP peer (connect or reply)
+    │   │   ├── MllpTimeout         Timeout of an MLLP peer (connect or reply)
+    │   │   └── MllpTlsError        TlsError on an MLLP connection
+    │   ├── TlsError                the TLS handshake failed: reason (expired, unknown CA...)
     │   └── Hl7Error                an incoming HL7 message is refused: hl7_code, location
     ├── StoreError                  the durable store could not keep an object
     ├── StepTimeout                 a scenario step did not finish in its time limit
@@ -214,6 +217,26 @@ class DicomTimeout(AssociationError, Timeout):
     a wait the caller chose to bound (an N-EVENT-REPORT that did not come)."""
 
 
+class TlsError(ProtocolError):
+    """The TLS handshake with a peer failed, so nothing of DICOM or HL7 was exchanged.
+
+    ``reason`` is OpenSSL's word for it ("certificate verify failed: certificate has
+    expired", "tlsv1 alert unknown ca", "unsupported protocol"...). Not a
+    :class:`PeerUnreachable`: the peer answered, and retrying elsewhere with the same
+    certificate and CA will fail the same way; fix the certificates or the profile.
+    """
+
+    attributes = ("reason",)
+
+    def __init__(self, message: str, *, reason: str = "", **context: Any) -> None:
+        super().__init__(message, reason=reason or None, **context)
+        self.reason = reason
+
+
+class DicomTlsError(AssociationError, TlsError):
+    """A DICOM peer's TLS handshake failed (see :class:`TlsError`)."""
+
+
 class MllpError(ProtocolError):
     """An MLLP frame was broken, too large, or the connection failed or timed out."""
 
@@ -224,6 +247,10 @@ class MllpUnreachable(MllpError, PeerUnreachable):
 
 class MllpTimeout(MllpError, Timeout):
     """An MLLP peer did not accept the connection or send a whole reply in time."""
+
+
+class MllpTlsError(MllpError, TlsError):
+    """An MLLP peer's TLS handshake failed (see :class:`TlsError`)."""
 
 
 class Hl7Error(ProtocolError):
@@ -284,8 +311,8 @@ __all__ = [
     "PacsimError", "ConfigError", "PortInUse", "ScenarioError", "WorldError",
     "ProtocolError", "PeerUnreachable", "Timeout", "StatusError",
     "AssociationError", "AssociationRejected", "AssociationAborted", "AssociationClosed",
-    "PduTooLarge", "DicomUnreachable", "DicomTimeout",
-    "MllpError", "MllpUnreachable", "MllpTimeout", "Hl7Error",
+    "PduTooLarge", "DicomUnreachable", "DicomTimeout", "DicomTlsError", "TlsError",
+    "MllpError", "MllpUnreachable", "MllpTimeout", "MllpTlsError", "Hl7Error",
     "StoreError", "StepTimeout", "ProbeTimeout", "NotMeasured", "NoWorklistItem",
     "PathwayFailed", "PathwayInterrupted",
 ]

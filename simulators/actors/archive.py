@@ -55,6 +55,7 @@ from simulators.dicom.store import DicomStore, StoreOutcome, StudySummary
 from simulators.dicomweb.server import DicomWebServer
 from simulators.errors import ConfigError, ProtocolError, StatusError, StoreError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANCELLED = 0xFE00
@@ -87,6 +88,11 @@ class ArchiveConfig:
     #: Store objects with malformed UIDs (``1.02.3``, ``1.2.abc``) as a legacy PACS did;
     #: False (the reference target) refuses them with 0xA900 (store.py says why).
     lenient_uids: bool = False
+    #: DICOM TLS on ``port`` (cert, key, ca, profile, require_client_cert); None = plain.
+    tls: TlsSettings | None = None
+    #: TLS for our associations to ``destinations`` (C-MOVE sub-operations, commitment
+    #: reports on a new association); None = plain TCP.
+    destination_tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if self.commitment_reply not in REPLY_MODES:
@@ -157,6 +163,7 @@ class Archive(Actor):
         self._commitment = CommitmentScp(self._store, ae_title=config.ae_title,
                                          reply_mode=config.commitment_reply,  # type: ignore[arg-type]
                                          destinations=dict(config.destinations),
+                                         destination_tls=config.destination_tls,
                                          events=self.events, actor=self.name)
         settings = ServerSettings(
             ae_title=config.ae_title, host=config.host, port=config.port,
@@ -164,7 +171,7 @@ class Archive(Actor):
             max_pdu=config.max_pdu,
             max_associations=config.max_associations,
             allowed_calling=frozenset(config.allowed_calling),
-            idle_timeout=config.idle_timeout, workers=config.workers)
+            idle_timeout=config.idle_timeout, workers=config.workers, tls=config.tls)
         server = FastServer(settings, events=self.events, actor=self.name)
         server.handle("C-STORE", self._on_store)
         server.handle("C-FIND", self._on_find)
@@ -215,7 +222,8 @@ class Archive(Actor):
 
     def describe(self) -> str:
         web = f", DICOMweb {self.dicomweb_url}" if self._dicomweb is not None else ""
-        return f"{self.config.ae_title} on {self.config.host}:{self.port}{web}"
+        tls = f" ({self.config.tls.describe()})" if self.config.tls is not None else ""
+        return f"{self.config.ae_title} on {self.config.host}:{self.port}{tls}{web}"
 
     @property
     def dicomweb_url(self) -> str | None:
@@ -341,7 +349,7 @@ class Archive(Actor):
             return status_of(exc)
         return await suboperations.move(request, objects, address=address, destination_ae=target,
                                         own_ae=self.config.ae_title, events=self.events,
-                                        actor=self.name)
+                                        actor=self.name, tls=self.config.destination_tls)
 
     async def _on_get(self, request: DimseRequest) -> Reply | int:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from simulators.actors.base import Actor
 from simulators.errors import ConfigError, Hl7Error
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 from simulators.injection import mutations
 from simulators.hl7 import raw_mllp
 from simulators.injection.profile import EHR_FAULTS, FaultInjector, parse_faults
@@ -50,6 +51,10 @@ class EhrConfig:
     #: Fault profile (``simulators.injection.profile``): HL7 content and MLLP framing faults
     #: applied to outgoing messages (ids, profile names or {id, rate, nth, every, seed}).
     faults: tuple[Any, ...] = ()
+    #: MLLP over TLS on our ORU listener (``port``); None = plain TCP.
+    tls: TlsSettings | None = None
+    #: MLLP over TLS to the RIS (``ris_host:ris_port``); None = plain TCP.
+    ris_tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", parse_faults(self.faults, allowed=EHR_FAULTS,
@@ -119,7 +124,7 @@ class Ehr(Actor):
 
     def _start(self) -> None:
         listener = MllpServer(self._on_message, self.config.host, self.config.port,
-                              name=self.name, events=self.events)
+                              name=self.name, events=self.events, tls=self.config.tls)
         listener.start()
         self._listener = listener
 
@@ -202,7 +207,7 @@ class Ehr(Actor):
                 if self._client is None:
                     self._client = MllpClient(self.config.ris_host, self.config.ris_port,
                                               timeout=self.config.timeout, events=self.events,
-                                              name=self.name)
+                                              name=self.name, tls=self.config.ris_tls)
                 reply = self._client.send(message)
                 if "hl7.duplicate-control-id" in content:
                     reply = self._client.send(message)  # the retry; its ACK is the one kept

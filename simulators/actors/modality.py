@@ -41,6 +41,7 @@ from simulators.dicom.fast.requests import (
 )
 from simulators.errors import ConfigError, PacsimError, ProtocolError, StatusError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 from simulators.injection import mutations
 from simulators.injection.profile import MODALITY_FAULTS, FaultInjector, parse_faults
 from simulators.world.context import StudyContext
@@ -79,6 +80,8 @@ class ModalityConfig:
     station_name: str = "CT01"
     host: str = "127.0.0.1"
     port: int = 0  # listener for storage-commitment reports on a new association
+    #: TLS on that listener; the peers' own ``tls`` secure our associations to them.
+    tls: TlsSettings | None = None
     #: The peers each transaction goes to (None: the modality does not do it). Config
     #: files write them as ``AE@HOST:PORT`` (see :meth:`AeAddress.from_config`).
     worklist: AeAddress | None = None
@@ -196,7 +199,7 @@ class Modality(Actor):
         ae = AeSettings(self.config.ae_title, max_pdu=self.config.max_pdu)
         # The handler never blocks (it files the report and returns), so one worker thread.
         settings = ServerSettings.for_ae(ae, LISTENER_CONTEXTS, host=self.config.host,
-                                         port=self.config.port, workers=1)
+                                         port=self.config.port, workers=1, tls=self.config.tls)
         server = FastServer(settings, events=self.events, actor=self.name)
         server.handle("N-EVENT-REPORT", self._on_event_report)
         server.start()
@@ -496,7 +499,7 @@ class Modality(Actor):
                             dimse_timeout=self.config.timeout)
         try:
             client.connect(peer.host, peer.port, self.config.ae_title, peer.ae_title, contexts,
-                           timeout=self.config.timeout)
+                           timeout=self.config.timeout, tls=peer.tls)
         except BaseException:
             client.close()
             raise

@@ -45,6 +45,7 @@ from simulators.dicom.mpps import MppsInstance, MppsManager
 from simulators.dicom.worklist import serve_mwl_find
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 from simulators.hl7 import messages
 from simulators.hl7.mllp import MllpClient, MllpServer
 from simulators.world.models import Order
@@ -90,6 +91,12 @@ class RisConfig:
     #: (default) keeps it, as senders hold persistent connections. Idle connections
     #: take no handler thread, so they never block other senders either way.
     hl7_idle_timeout: float | None = None
+    #: DICOM TLS on ``dicom_port`` (MWL, MPPS); None = plain TCP.
+    tls: TlsSettings | None = None
+    #: MLLP over TLS on ``hl7_port``; None = plain TCP (often the same files as ``tls``).
+    hl7_tls: TlsSettings | None = None
+    #: MLLP over TLS to ``forward_hl7``; None = plain TCP.
+    forward_hl7_tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -126,7 +133,8 @@ class Ris(Actor):
             contexts=_supported_contexts(self.config), max_pdu=DEFAULT_MAX_PDU,
             max_associations=self.config.max_associations,
             allowed_calling=frozenset(self.config.allowed_calling),
-            idle_timeout=self.config.network_timeout, workers=self.config.workers)
+            idle_timeout=self.config.network_timeout, workers=self.config.workers,
+            tls=self.config.tls)
         self.hl7_handler = RisHl7Handler(
             self.book, stations=self.config.stations,
             default_station=self.config.default_station, on_order=self._forward,
@@ -153,7 +161,7 @@ class Ris(Actor):
                                         name=f"{self.name}-hl7", events=self.events,
                                         max_frame=cfg.hl7_max_frame,
                                         read_timeout=cfg.hl7_read_timeout,
-                                        idle_timeout=cfg.hl7_idle_timeout)
+                                        idle_timeout=cfg.hl7_idle_timeout, tls=cfg.hl7_tls)
                 self._mllp.start()
             if cfg.forward_hl7 is not None:
                 self._forwarder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-rad4")
@@ -192,9 +200,11 @@ class Ris(Actor):
     def describe(self) -> str:
         parts = [self.name, f"AE {self.config.ae_title}"]
         if self._server is not None:
-            parts.append("DICOM %s:%d" % self.dicom_address)
+            parts.append("DICOM %s:%d" % self.dicom_address
+                         + (f" ({self.config.tls.describe()})" if self.config.tls else ""))
         if self._mllp is not None:
-            parts.append("HL7 %s:%d" % self.hl7_address)
+            parts.append("HL7 %s:%d" % self.hl7_address
+                         + (f" ({self.config.hl7_tls.describe()})" if self.config.hl7_tls else ""))
         return ", ".join(parts)
 
     # -------------------------------------------------------------- operations
@@ -283,7 +293,8 @@ class Ris(Actor):
         try:
             if self._forward_client is None:
                 self._forward_client = MllpClient(host, port, events=self.events,
-                                                  name=f"{self.name}-rad4")
+                                                  name=f"{self.name}-rad4",
+                                                  tls=self.config.forward_hl7_tls)
             self._forward_client.send(messages.orm_o01(order, control, endpoints=messages.Endpoints(
                 self.config.ae_title, "PACSIM", "TARGET", "PACSIM")))
         except PacsimError as exc:

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from simulators import __version__
 from simulators.actors.registry import KINDS, build_actor
+from simulators.cli.certs import register as register_certs_commands
 from simulators.cli.demo import run_demo
 from simulators.cli.faults import register as register_fault_commands
 from simulators.cli.generate import register as register_generate_commands
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_probe_commands(sub)
 
     register_sandbox_commands(sub)
+
+    register_certs_commands(sub)
     return parser
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from simulators.dicom.address import parse_ae_address
+from simulators.errors import ConfigError
 from simulators.faults import matrix
-from simulators.faults.runner import failed, run_against
+from simulators.faults.runner import TargetTls, failed, run_against
 from simulators.faults.target import parse_hl7_address
 from simulators.injection.catalogue import select
+from simulators.tls import PROFILES, TlsSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -37,6 +39,27 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _target_tls(args: argparse.Namespace) -> TargetTls:
+    """The TLS options as one value; ConfigError (exit 2) for a half-given pair."""
+    client = None
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        if args.target in ("builtin", "orthanc"):
+            raise ConfigError("--tls-cert/--tls-key/--tls-ca are for an AE@HOST:PORT target; "
+                              f"--target {args.target} takes --tls-dir", field="tls-cert")
+        pki = args.tls_dir
+        client = TlsSettings(
+            cert=args.tls_cert or (str(pki / "client.pem") if pki and args.tls_key is None else None),
+            key=args.tls_key or (str(pki / "client.key") if pki and args.tls_cert is None else None),
+            ca=args.tls_ca or (str(pki / "ca.pem") if pki else None),
+            **({"profile": args.tls_profile} if args.tls_profile else {}))
+    if args.tls_mutual and args.target in ("builtin", "orthanc"):
+        raise ConfigError("--tls-mutual describes an external target; builtin and orthanc "
+                          "with --tls-dir always require client certificates",
+                          field="tls-mutual")
+    return TargetTls(pki=args.tls_dir, client=client, profile=args.tls_profile,
+                     mutual=args.tls_mutual)
+
+
 def _run(args: argparse.Namespace) -> int:
 
     if args.target not in ("builtin", "orthanc"):
@@ -46,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         # Probes provoke rejections on purpose; pynetdicom logs each as an ERROR line
         # that would bury the matrix. The matrix itself reports every answer.
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
-    outcomes = run_against(args.target, args.only, hl7=hl7)
+    outcomes = run_against(args.target, args.only, hl7=hl7, tls=_target_tls(args))
     sys.stdout.write(matrix.render_text(outcomes, args.target))
     outputs: list[tuple[Path | None, Any]] = [(args.json, matrix.render_json),
                                               (args.junit, matrix.render_junit),
@@ -76,6 +99,20 @@ def register(subparsers: Any) -> None:
     run.add_argument("--only", metavar="PATTERN",
                      help="fault ids matching a glob or prefix (comma-separated), e.g. 'mpps.*'")
     run.add_argument("--hl7", metavar="HOST:PORT", help="the target's MLLP listener, if any")
+    run.add_argument("--tls-dir", type=Path, metavar="DIR",
+                     help="reach the target over DICOM TLS with a `pacsim certs` directory "
+                          "(client.pem/.key, ca.pem; builtin: serve mutual TLS with "
+                          "server.pem/.key) and run the tls.* faults with its expired and "
+                          "unknown-CA certificates")
+    run.add_argument("--tls-cert", metavar="PEM", help="our client certificate (AE@HOST:PORT)")
+    run.add_argument("--tls-key", metavar="PEM", help="its private key")
+    run.add_argument("--tls-ca", metavar="PEM", help="CA bundle the target's certificate "
+                                                     "must chain to")
+    run.add_argument("--tls-profile", metavar="PROFILE",
+                     help="PS3.15 profile: " + ", ".join(PROFILES) + " (default non-downgrading)")
+    run.add_argument("--tls-mutual", action="store_true",
+                     help="the target requires client certificates (enables the "
+                          "tls.expired-cert, tls.unknown-ca and tls.no-client-cert faults)")
     run.add_argument("--json", type=Path, metavar="FILE", help="write the matrix as JSON")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     run.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML")

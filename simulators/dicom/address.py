@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from simulators.errors import ConfigError
+# The one TLS settings type; it lives in ``simulators.tls`` because MLLP uses it too.
+from simulators.tls import TlsSettings
 
 # An AE title is 1-16 characters without '@'; the host a name, an IPv4 address or a
 # bracketed IPv6 address.
@@ -31,28 +33,11 @@ _AE_ADDRESS = re.compile(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TlsSettings:
-    """How to secure an association with a peer (PS3.15 B.1, TLS secure transport).
-
-    Room for TLS only: no connection in pacsim reads these settings yet (neither the
-    fast client nor pynetdicom's requestor is wrapped), so a peer carrying them is
-    still reached in the clear. They live on :class:`AeAddress` so that when TLS is
-    added, it is configured where the peer is, not in each client.
-    """
-
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    #: Check the peer's certificate against ``ca_file`` (off only for test peers).
-    verify: bool = True
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AeAddress:
     """A DICOM application entity on the network: its AE title, host and port.
 
-    Keyword-only on purpose (see the module docstring). ``tls`` is carried but not yet
-    used by any connection (:class:`TlsSettings`).
+    Keyword-only on purpose (see the module docstring). ``tls``: how to secure the
+    association (:class:`~simulators.tls.TlsSettings`); None means plain TCP.
     """
 
     ae_title: str
@@ -104,8 +89,8 @@ class AeAddress:
                                   + (f"; missing {', '.join(missing)}" if missing else ""),
                                   field=field)
             tls = value.get("tls")
-            if isinstance(tls, Mapping):
-                tls = TlsSettings(**tls)
+            if tls is not None:
+                tls = TlsSettings.from_config(tls, f"{field}.tls")
             return cls(ae_title=str(value["ae_title"]), host=str(value["host"]),
                        port=_port(value["port"], field), tls=tls)
         if isinstance(value, (list, tuple)) and len(value) == 3:

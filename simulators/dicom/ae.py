@@ -17,6 +17,7 @@ from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
+from simulators.tls import TlsSettings
 from simulators.errors import (
     AssociationAborted, AssociationError, AssociationRejected, ConfigError, DicomTimeout,
     DicomUnreachable,
@@ -101,12 +102,17 @@ def make_ae(settings: AeSettings) -> AE:
 
 
 def associate(ae: AE, host: str, port: int, called_ae: str,
-              handlers: Iterable[tuple[Any, ...]] = (),
+              handlers: Iterable[tuple[Any, ...]] = (), *, tls: TlsSettings | None = None,
               **kwargs: Any) -> Association:
     """Open an association with TCP_NODELAY, or raise the :class:`AssociationError`
     subclass that says why: :class:`DicomUnreachable`, :class:`AssociationRejected`
     (with the RJ's result, source and reason), :class:`DicomTimeout` (no answer within
     the ACSE timeout) or :class:`AssociationAborted`.
+
+    ``tls``: over TLS (pynetdicom's ``tls_args``), with the same profile contexts as the
+    fast client. pynetdicom reports a failed handshake like a failed connect, so it
+    surfaces as :class:`DicomUnreachable` here (the fast client says
+    :class:`~simulators.errors.DicomTlsError`).
 
     pynetdicom reports all of these as "not established", mostly as an abort, so the
     PDUs that crossed the wire decide which one happened.
@@ -124,6 +130,8 @@ def associate(ae: AE, host: str, port: int, called_ae: str,
     sent_abort: list[bool] = []
     on_sent = (evt.EVT_PDU_SENT,
                lambda event: sent_abort.append(True) if isinstance(event.pdu, A_ABORT_RQ) else None)
+    if tls is not None:
+        kwargs["tls_args"] = (tls.client_context(), host if tls.check_hostname else None)
     assoc = ae.associate(host, port, ae_title=called_ae,
                          evt_handlers=[*NODELAY_HANDLERS, on_open, on_pdu, on_sent, *handlers],
                          **kwargs)

@@ -38,6 +38,7 @@ from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.store import DicomStore
 from simulators.errors import AssociationError, ProtocolError, StatusError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 
 if TYPE_CHECKING:
     from simulators.dicom.fast.channel import ServerAssociation
@@ -116,8 +117,10 @@ class CommitmentScp:
 
     def __init__(self, store: DicomStore, *, ae_title: str, reply_mode: ReplyMode,
                  destinations: dict[str, tuple[str, int]], events: EventBus,
-                 actor: str, timeout: float = 10.0) -> None:
+                 actor: str, timeout: float = 10.0,
+                 destination_tls: TlsSettings | None = None) -> None:
         self.store, self.ae_title, self.reply_mode = store, ae_title, reply_mode
+        self.destination_tls = destination_tls
         self.destinations, self.events, self.actor = destinations, events, actor
         self.timeout = timeout
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -195,7 +198,7 @@ class CommitmentScp:
         ae = make_ae(AeSettings(ae_title=self.ae_title))
         try:
             reply = associate(ae, address[0], address[1], requestor_ae.strip(),
-                              contexts=[build_context(StorageCommitmentPushModel)],
+                              tls=self.destination_tls, contexts=[build_context(StorageCommitmentPushModel)],
                               ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
         except AssociationError as exc:
             log.error("storage commitment %s: %s", transaction_uid, exc)

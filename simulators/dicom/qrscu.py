@@ -268,7 +268,7 @@ class QrClient:
         client = FastClient(actor=self.actor, events=self.events, dimse_timeout=self.timeout)
         try:
             client.connect(self.peer.host, self.peer.port, self.calling_ae,
-                           self.peer.ae_title, contexts, timeout=self.timeout)
+                           self.peer.ae_title, contexts, timeout=self.timeout, tls=self.peer.tls)
         except BaseException:
             client.close()
             raise
@@ -432,7 +432,8 @@ class QrClient:
             return self._mover
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        assoc = associate(ae, self.peer.host, self.peer.port, self.peer.ae_title)
+        assoc = associate(ae, self.peer.host, self.peer.port, self.peer.ae_title,
+                          tls=self.peer.tls)
         if self.keep_open:
             self._mover = assoc
         return assoc
@@ -448,7 +449,7 @@ class QrClient:
         for sop_class in classes:
             ae.add_requested_context(sop_class, list(syntaxes))
         return associate(ae, self.peer.host, self.peer.port, self.peer.ae_title,
-                         [(evt.EVT_C_STORE, sink.on_store)],
+                         [(evt.EVT_C_STORE, sink.on_store)], tls=self.peer.tls,
                          ext_neg=[build_role(c, scp_role=True) for c in classes])
 
     def _finish(self, assoc: Association) -> None:

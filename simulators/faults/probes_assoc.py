@@ -51,7 +51,7 @@ def over_limit(target: Target, run: ProbeRun) -> Observation:
     opened: list[RawAssociation] = []
     try:
         for count in range(1, MAX_PROBE_ASSOCIATIONS + 1):
-            raw = RawAssociation(endpoint.host, endpoint.port)
+            raw = RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls)
             opened.append(raw)
             answer = raw.associate(target.calling_ae, endpoint.ae_title,
                                    [(VERIFICATION, SYNTAXES)])
@@ -77,7 +77,7 @@ def _ae_probe(calling: str | None, called: str | None, sent: str):  # type: igno
         endpoint = _endpoint(target)
         if endpoint is None:
             return _no_dicom()
-        with RawAssociation(endpoint.host, endpoint.port) as raw:
+        with RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls) as raw:
             answer = raw.associate(calling or target.calling_ae, called or endpoint.ae_title,
                                    [(VERIFICATION, SYNTAXES)])
             if answer.kind == "accepted":
@@ -100,7 +100,7 @@ def abort_mid_transfer(target: Target, run: ProbeRun) -> Observation:
     if endpoint is None:
         return _no_dicom()
     uid = generate_uid()
-    with RawAssociation(endpoint.host, endpoint.port) as raw:
+    with RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls) as raw:
         answer = raw.associate(target.calling_ae, endpoint.ae_title,
                                [(MPPS_CLASS, SYNTAXES), (MWL_CLASS, SYNTAXES)])
         accepted = {c.abstract_syntax for c in raw.contexts if c.accepted}
@@ -133,7 +133,7 @@ def pdu_too_large(target: Target, run: ProbeRun) -> Observation:
     endpoint = _endpoint(target)
     if endpoint is None:
         return _no_dicom()
-    with RawAssociation(endpoint.host, endpoint.port) as raw:
+    with RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls) as raw:
         answer = raw.associate(target.calling_ae, endpoint.ae_title, [(VERIFICATION, SYNTAXES)])
         if answer.kind != "accepted":
             return Observation(sent="oversized P-DATA", unsupported=answer.describe())
@@ -160,7 +160,7 @@ def idle(target: Target, run: ProbeRun) -> Observation:
     if endpoint is None:
         return _no_dicom()
     started = time.monotonic()
-    with RawAssociation(endpoint.host, endpoint.port) as raw:
+    with RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls) as raw:
         answer = raw.associate(target.calling_ae, endpoint.ae_title, [(VERIFICATION, SYNTAXES)])
         if answer.kind != "accepted":
             return Observation(sent="idle association", unsupported=answer.describe())
@@ -181,7 +181,7 @@ def _context_probe(abstract: str, syntaxes: list[str], expected: int, sent: str)
         endpoint = target.store if "store" in sent else _endpoint(target)
         if endpoint is None:
             return _no_dicom()
-        with RawAssociation(endpoint.host, endpoint.port) as raw:
+        with RawAssociation(endpoint.host, endpoint.port, tls=endpoint.tls) as raw:
             answer = raw.associate(target.calling_ae, endpoint.ae_title,
                                    [(VERIFICATION, SYNTAXES), (abstract, syntaxes)])
             if answer.kind == "accepted":
@@ -216,7 +216,7 @@ def cancel(target: Target, run: ProbeRun) -> Observation:
     if reason:
         return Observation(sent="C-FIND + C-CANCEL", unsupported=reason)
     assert target.dicom is not None
-    with RawAssociation(target.dicom.host, target.dicom.port) as raw:
+    with RawAssociation(target.dicom.host, target.dicom.port, tls=target.dicom.tls) as raw:
         answer = raw.associate(target.calling_ae, target.dicom.ae_title, [(MWL_CLASS, SYNTAXES)])
         if answer.kind != "accepted" or not any(c.accepted for c in raw.contexts):
             return Observation(sent="C-FIND + C-CANCEL", unsupported=answer.describe())

@@ -51,7 +51,7 @@ def _store(target: Target, datasets: list[Dataset], *, sop_class: str = CT,
     aborts. Returns the statuses and how the association ended."""
     assert target.store is not None
     statuses: list[int | None] = []
-    with RawAssociation(target.store.host, target.store.port) as raw:
+    with RawAssociation(target.store.host, target.store.port, tls=target.store.tls) as raw:
         answer = raw.associate(target.calling_ae, target.store.ae_title,
                                [(sop_class, [EXPLICIT_LE])], max_pdu=65_536)
         if answer.kind != "accepted" or not any(c.accepted for c in raw.contexts):

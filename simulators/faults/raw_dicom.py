@@ -11,6 +11,7 @@ in size and time, so a peer that misbehaves in return cannot hang a probe.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from simulators.dicom.fast.files import encode_dataset
 from simulators.dicom.fast.negotiation import (
     AcceptedContext, ContextRequest, accepted_contexts, associate_rq_bytes, build_contexts,
 )
+from simulators.tls import TlsSettings
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -54,10 +56,19 @@ class AssociateAnswer:
 class RawAssociation:
     """One TCP connection speaking hand-sequenced PDUs (a context manager)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float = 5.0,
+                 tls: TlsSettings | None = None) -> None:
+        """Connect (over TLS with ``tls``: a refused handshake raises ``ssl.SSLError``)."""
         self.host, self.port, self.timeout = host, port, timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock: socket.socket = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                self.sock = tls.client_context().wrap_socket(
+                    self.sock, server_hostname=host if tls.check_hostname else None)
+            except (ssl.SSLError, OSError):
+                self.sock.close()
+                raise
         self.contexts: list[AcceptedContext] = []
         self.peer_max_pdu = 0
         self._message_id = 0

@@ -12,18 +12,45 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator
 
 from simulators.actors.modality import Modality, ModalityConfig
 from simulators.events import EventBus
-from simulators.faults import probes_assoc, probes_hl7, probes_mpps, probes_store  # noqa: F401
+from simulators.faults import (  # noqa: F401 - importing registers the probes
+    probes_assoc, probes_hl7, probes_mpps, probes_store, probes_tls,
+)
 from simulators.injection.catalogue import select
 from simulators.injection.model import ERROR, NON_CONFORMANT, Fault, Outcome
 from simulators.faults.probing import ProbeRun, run
 from simulators.dicom.address import parse_ae_address
-from simulators.faults.target import Target, builtin_target, orthanc_target
+from simulators.faults.target import Target, builtin_target, orthanc_target, pki_settings
+from simulators.errors import ConfigError
+from simulators.tls import TlsSettings
 
 LISTENER_AE = "PACSIM_FAULTS_SC"
+
+
+@dataclass(frozen=True)
+class TargetTls:
+    """How ``faults run`` reaches a TLS target (all None/False: plain TCP).
+
+    ``pki``: a ``pacsim certs`` directory: the built-in target serves mutual TLS with its
+    server certificate, an external one is reached with its client certificate and CA,
+    and the TLS probes take its expired and unknown-CA certificates. ``client``: explicit
+    client settings for an external target (``--tls-cert/--tls-key/--tls-ca``), which
+    win over ``pki``'s. ``mutual``: the external target requires client certificates.
+    """
+
+    pki: Path | None = None
+    client: TlsSettings | None = None
+    profile: str | None = None
+    mutual: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.pki is not None or self.client is not None
 
 
 def run_faults(target: Target, faults: Iterable[Fault]) -> list[Outcome]:
@@ -55,20 +82,37 @@ def _attach(modality: Modality, target: Target) -> None:
     target.listener_ae, target.listener_port = LISTENER_AE, modality.port
 
 
+def _client_tls(tls: TargetTls) -> TlsSettings | None:
+    if tls.client is not None:
+        return tls.client
+    if tls.pki is None:
+        return None
+    return pki_settings(tls.pki, profile=tls.profile)[1]
+
+
 @contextmanager
 def open_target(spec: str, *, hl7: tuple[str, int] | None = None,
-                events: EventBus | None = None) -> Iterator[Target]:
+                events: EventBus | None = None, tls: TargetTls | None = None) -> Iterator[Target]:
     """``builtin``, ``orthanc`` or ``AE@HOST:PORT`` as a ready :class:`Target`."""
     bus = events or EventBus()
+    tls = tls or TargetTls()
     with ExitStack() as stack:
         modality = stack.enter_context(_listener(bus))
         if spec == "builtin":
-            target = stack.enter_context(builtin_target(events=bus, listener_port=modality.port))
+            target = stack.enter_context(builtin_target(
+                events=bus, listener_port=modality.port, tls_dir=tls.pki,
+                tls_profile=tls.profile))
         elif spec == "orthanc":
-            target = stack.enter_context(orthanc_target((LISTENER_AE, modality.port)))
+            if tls.client is not None:
+                raise ConfigError("--target orthanc starts its own Orthanc: give --tls-dir, "
+                                  "not --tls-cert/--tls-key/--tls-ca", field="target")
+            target = stack.enter_context(orthanc_target(
+                (LISTENER_AE, modality.port), tls_dir=tls.pki, tls_profile=tls.profile))
         else:
-            endpoint = parse_ae_address(spec, "--target")
-            target = Target(spec, dicom=endpoint, store=endpoint)
+            endpoint = dataclasses.replace(parse_ae_address(spec, "--target"),
+                                           tls=_client_tls(tls))
+            target = Target(spec, dicom=endpoint, store=endpoint, pki=tls.pki,
+                            tls_mutual=tls.mutual)
         if hl7 is not None:
             target.hl7 = hl7
         _attach(modality, target)
@@ -76,11 +120,12 @@ def open_target(spec: str, *, hl7: tuple[str, int] | None = None,
 
 
 def run_against(spec: str, pattern: str | None = None, *,
-                hl7: tuple[str, int] | None = None) -> list[Outcome]:
+                hl7: tuple[str, int] | None = None,
+                tls: TargetTls | None = None) -> list[Outcome]:
     """Select faults by ``pattern``, open the target, run them."""
     faults = select(pattern)
-    with open_target(spec, hl7=hl7) as target:
+    with open_target(spec, hl7=hl7, tls=tls) as target:
         return run_faults(target, faults)
 
 
-__all__ = ["run_faults", "run_against", "open_target", "failed", "LISTENER_AE"]
+__all__ = ["TargetTls", "run_faults", "run_against", "open_target", "failed", "LISTENER_AE"]

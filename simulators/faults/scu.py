@@ -42,7 +42,7 @@ def session(endpoint: AeAddress, calling_ae: str, *contexts: object,
             timeout: float = 10.0) -> Iterator[Association]:
     """An established association proposing ``contexts``; released (or aborted) on exit."""
     ae = _ae(calling_ae, *contexts, timeout=timeout)
-    assoc = associate(ae, endpoint.host, endpoint.port, endpoint.ae_title)
+    assoc = associate(ae, endpoint.host, endpoint.port, endpoint.ae_title, tls=endpoint.tls)
     try:
         yield assoc
     finally:

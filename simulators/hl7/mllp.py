@@ -26,7 +26,11 @@ split over two TCP segments comes back truncated. Here:
   without MSH-18, and an unknown MSH-18 is answered AE 103 without reaching the
   handler (issue 13: ISO-8859-2 names were read as latin-1 and accepted);
 * every message is one event: ``hl7.receive`` on the server, ``hl7.send`` on the
-  client, with the ACK code (MSA-1) as status.
+  client, with the ACK code (MSA-1) as status;
+* MLLP over TLS (``tls``, the same :class:`~simulators.tls.TlsSettings` and profiles
+  as DICOM): each connection's handshake runs in its own coroutine and must finish
+  within ``read_timeout``; a failed one closes that connection and emits one
+  ``hl7.tls-refused`` event with OpenSSL's reason.
 """
 
 from __future__ import annotations
@@ -35,19 +39,22 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from types import TracebackType
 from typing import Callable, Self
 
 from simulators.errors import ConfigError, Hl7Error, MllpError, PortInUse
-from simulators.events import EventBus, bus as default_bus
+from simulators.events import EventBus, Exchange, bus as default_bus
 from simulators.hl7.ack import ack
 from simulators.hl7.charsets import decode_message
 from simulators.hl7.er7 import message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
+from simulators.tls import TlsSettings, describe_tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,7 @@ class MllpServer:
                  max_frame: int = 1_048_576, read_timeout: float = 30.0,
                  encoding: str = "utf-8", name: str = "mllp",
                  events: EventBus | None = None, max_workers: int = 32,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, tls: TlsSettings | None = None) -> None:
         if max_frame <= 0 or read_timeout <= 0:
             raise ConfigError("max_frame and read_timeout must be positive",
                               max_frame=max_frame, read_timeout=read_timeout)
@@ -72,6 +79,9 @@ class MllpServer:
             raise ConfigError("idle_timeout must be positive (or None: keep idle connections)",
                               idle_timeout=idle_timeout)
         self.idle_timeout = idle_timeout
+        self.tls = tls
+        # built now, so a missing certificate is a ConfigError before anything listens
+        self._ssl: ssl.SSLContext | None = tls.server_context() if tls is not None else None
         self.handler = handler
         self.host, self.port = host, port
         self.max_frame, self.read_timeout = max_frame, read_timeout
@@ -189,6 +199,8 @@ class MllpServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            if self._ssl is not None and not await self._handshake(writer, peer):
+                return
             await self._read_frames(reader, writer, peer)
         except (ConnectionError, OSError) as exc:
             log.info("MLLP %s: connection from %s lost: %s", self.name, peer, exc)
@@ -203,6 +215,22 @@ class MllpServer:
                     await writer.wait_closed()
             finally:  # only now, so stop() also waits for this close to finish
                 self._connections.discard(task)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """TLS within ``read_timeout``; False (one ``hl7.tls-refused`` event) if it failed."""
+        assert self._ssl is not None
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                await writer.start_tls(self._ssl, ssl_handshake_timeout=self.read_timeout + 1.0)
+        except (OSError, TimeoutError, EOFError) as exc:
+            reason = describe_tls_failure(exc)
+            log.info("MLLP %s: TLS handshake with %s failed: %s", self.name, peer, reason)
+            self.events.emit(Exchange(kind="hl7.tls-refused", actor=self.name, peer=peer,
+                                      start=time.time(), outcome="failed",
+                                      detail={"reason": reason}))
+            writer.transport.abort()
+            return False
+        return True
 
     async def _read_frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                            peer: str) -> None:

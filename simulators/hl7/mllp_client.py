@@ -9,7 +9,8 @@ by the peer (interface engines close idle connections), and raise
 :class:`~simulators.errors.MllpTimeout` when the connection or the reply does not come
 in time. After a timeout the connection is dropped: a late reply would otherwise be
 taken as the answer to the next message. Each send is one ``hl7.send`` event with
-MSA-1 as status.
+MSA-1 as status. With ``tls`` both connect over TLS (the profile's versions and suites);
+a failed handshake is :class:`~simulators.errors.MllpTlsError` with OpenSSL's reason.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from contextlib import suppress
 from types import TracebackType
 from typing import Self
 
-from simulators.errors import MllpError, MllpTimeout, MllpUnreachable
+from simulators.errors import MllpError, MllpTimeout, MllpTlsError, MllpUnreachable
 from simulators.events import EventBus, Exchange, bus as default_bus
 from simulators.hl7.er7 import ack_code, message_label
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
+from simulators.tls import TlsSettings, describe_tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,11 @@ class _ClientSettings:
 
     def __init__(self, host: str, port: int, *, timeout: float = 10.0,
                  encoding: str = "utf-8", max_frame: int = 1_048_576,
-                 events: EventBus | None = None, name: str = "mllp-client") -> None:
+                 events: EventBus | None = None, name: str = "mllp-client",
+                 tls: TlsSettings | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.tls = tls
+        self._ssl = tls.client_context() if tls is not None else None
         self.encoding, self.max_frame, self.name = encoding, max_frame, name
         self.events = events or default_bus
         self._decoder = FrameDecoder(max_frame)
@@ -61,6 +67,14 @@ class _ClientSettings:
     @property
     def peer(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def _server_hostname(self) -> str | None:
+        return self.host if self.tls is not None and self.tls.check_hostname else None
+
+    def _tls_error(self, exc: BaseException) -> MllpTlsError:
+        reason = describe_tls_failure(exc)
+        return MllpTlsError(f"TLS handshake failed: {reason}", peer=self.peer, reason=reason)
 
 
 class MllpClient(_ClientSettings):
@@ -106,6 +120,15 @@ class MllpClient(_ClientSettings):
         except OSError as exc:
             raise MllpUnreachable(f"cannot connect: {exc}", peer=self.peer) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl is not None:
+            try:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self._server_hostname)
+            except ssl.SSLError as exc:
+                sock.close()
+                raise self._tls_error(exc) from exc
+            except OSError as exc:  # reset or closed by the server mid-handshake
+                sock.close()
+                raise self._tls_error(exc) from exc
         self._decoder = FrameDecoder(self.max_frame)
         self._sock = sock
         return sock
@@ -129,6 +152,9 @@ class MllpClient(_ClientSettings):
                 data = sock.recv(_READ_SIZE)
             except TimeoutError:
                 continue
+            except ssl.SSLError as exc:  # TLS 1.3: a refused client certificate shows here
+                self.close()
+                raise self._tls_error(exc) from exc
             except ConnectionResetError as exc:
                 if received:
                     self.close()
@@ -202,8 +228,14 @@ class AsyncMllpClient(_ClientSettings):
     async def _roundtrip(self, frame: bytes) -> str | None:
         """The reply text, or None if the peer closed before sending any of it."""
         if self._writer is None:
+            secure = {} if self._ssl is None else {
+                "ssl": self._ssl, "server_hostname": self._server_hostname or "",
+                "ssl_handshake_timeout": self.timeout + 1.0}  # send()'s own timeout decides
             try:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, **secure)  # type: ignore[arg-type]
+            except ssl.SSLError as exc:
+                raise self._tls_error(exc) from exc
             except OSError as exc:  # a slow connect ends in send()'s own timeout instead
                 raise MllpUnreachable(f"cannot connect: {exc}", peer=self.peer) from exc
             sock = self._writer.get_extra_info("socket")

@@ -148,6 +148,40 @@ CATALOGUE: tuple[Fault, ...] = (
           "association", "dicom",
           Expected(BEHAVIOUR, "context rejected: abstract-syntax-not-supported (3)"),
           "PS3.8 9.3.3.2 (presentation context result 3)", source="PS3.8"),
+    # ------------------------------------------- DICOM TLS (PS3.15 Annex B, BCP 195)
+    # Run only against a target reached over TLS (``faults run --tls-dir``); the
+    # client-certificate cases only where the target requires one (``--tls-mutual``).
+    Fault("tls.old-version", "TLS 1.0/1.1 offered",
+          "a ClientHello offering only TLS 1.0 and 1.1 to the TLS port", "tls.handshake",
+          "dicom", Expected(BEHAVIOUR, "handshake refused (protocol_version alert or close); "
+                                       "no A-ASSOCIATE-AC; keeps serving"),
+          "PS3.15 B.9/B.10 (BCP 195: TLS 1.2 or later); RFC 8996 (TLS 1.0/1.1 deprecated)",
+          source="PS3.15"),
+    Fault("tls.expired-cert", "Expired client certificate",
+          "mutual TLS with a client certificate of the site CA whose validity ended",
+          "tls.handshake", "dicom",
+          Expected(BEHAVIOUR, "handshake refused (certificate_expired alert or close); "
+                              "no A-ASSOCIATE-AC; keeps serving"),
+          "PS3.15 B.1 (peer authentication by certificate); RFC 5280 6.1.3 (validity)",
+          source="PS3.15"),
+    Fault("tls.unknown-ca", "Client certificate from an unknown CA",
+          "mutual TLS with a client certificate signed by a CA the target does not trust",
+          "tls.handshake", "dicom",
+          Expected(BEHAVIOUR, "handshake refused (unknown_ca alert or close); "
+                              "no A-ASSOCIATE-AC; keeps serving"),
+          "PS3.15 B.1 (certificates of trusted parties only); RFC 5280 6.1", source="PS3.15"),
+    Fault("tls.no-client-cert", "No client certificate where one is required",
+          "a TLS client that sends no certificate to a target that requires mutual TLS",
+          "tls.handshake", "dicom",
+          Expected(BEHAVIOUR, "handshake refused (handshake_failure/certificate_required "
+                              "alert or close); no A-ASSOCIATE-AC; keeps serving"),
+          "PS3.15 B.1 (both AEs authenticate); RFC 8446 4.4.2.4 / RFC 5246 7.4.6",
+          source="PS3.15"),
+    Fault("tls.plain-on-tls-port", "Plain DICOM on a TLS port",
+          "an unencrypted A-ASSOCIATE-RQ sent straight to the TLS port", "tls.handshake",
+          "dicom", Expected(BEHAVIOUR, "connection closed (or a TLS alert); never an "
+                                       "A-ASSOCIATE-AC in the clear; keeps serving"),
+          "PS3.15 B.1 (the TLS port carries TLS only); PS3.8 9.1.1", source="PS3.15"),
     # ----------------------------------------------------------- worklist (PS3.4 K)
     Fault("mwl.cancel", "C-CANCEL during pending results",
           "C-CANCEL-RQ right after the first pending C-FIND response", "mwl.c-find", "mwl",

@@ -15,7 +15,7 @@ from typing import Any
 #: a fault profile on that actor mutates the outgoing request at that point.
 HOOKS = (
     "modality.mpps.n-create", "modality.mpps.n-set", "association", "mwl.c-find",
-    "store.c-store", "stgcmt.n-action", "ehr.hl7", "mllp.frame",
+    "store.c-store", "stgcmt.n-action", "ehr.hl7", "mllp.frame", "tls.handshake",
 )
 #: Which side of a target answers the fault (decides which address a probe uses).
 SERVICES = ("mpps", "dicom", "mwl", "store", "commitment", "hl7")

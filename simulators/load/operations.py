@@ -146,7 +146,7 @@ class VirtualModality:
         association = FastAssociation(actor=self.ae_title, events=self.events,
                                       dimse_timeout=self.timeout)
         await association.connect(peer.host, peer.port, self.ae_title, peer.ae_title, contexts,
-                                  timeout=self.timeout)
+                                  timeout=self.timeout, tls=peer.tls)
         return association
 
     @staticmethod

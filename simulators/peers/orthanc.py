@@ -22,6 +22,7 @@ from simulators.errors import ConfigError
 from simulators.http.client import JsonClient, answers
 from simulators.peers.dcmtk import dcmtk_env
 from simulators.peers.process import free_port, terminate, wait_until
+from simulators.tls import TlsSettings
 
 DICOMWEB_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
 
@@ -38,6 +39,11 @@ class OrthancSettings:
     dicomweb: bool = False
     workdir: Path | None = None  # None: a temp dir removed on stop
     sync_storage: bool = True  # fsync every file, as a production archive should
+    #: DICOM TLS on ``dicom_port`` (Orthanc's DicomTlsEnabled): cert, key and ca become
+    #: DicomTlsCertificate/PrivateKey/TrustedCertificates, require_client_cert
+    #: DicomTlsRemoteCertificateRequired. Orthanc picks its own cipher suites (DCMTK's);
+    #: ``profile`` is not passed on.
+    tls: TlsSettings | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +88,14 @@ class OrthancProcess:
             "DicomModalities": {ae: [ae, host, port] for ae, (host, port) in s.modalities.items()},
             "Plugins": [],
         }
+        if s.tls is not None:
+            if not (s.tls.cert and s.tls.key and s.tls.ca):
+                raise ConfigError("Orthanc's DICOM TLS needs tls.cert, tls.key and tls.ca "
+                                  "(DicomTlsTrustedCertificates)", field="tls")
+            config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": s.tls.cert,
+                           "DicomTlsPrivateKey": s.tls.key,
+                           "DicomTlsTrustedCertificates": s.tls.ca,
+                           "DicomTlsRemoteCertificateRequired": s.tls.require_client_cert})
         if s.dicomweb:
             plugin_dir = next((d for d in DICOMWEB_PLUGIN_DIRS
                                if Path(d, "libOrthancDicomWeb.so").exists()), None)

@@ -18,19 +18,20 @@ from simulators.errors import PacsimError, ProtocolError
 from simulators.events import EventBus
 from simulators.hl7.mllp_client import MllpClient
 from simulators.http.client import answers
+from simulators.tls import TlsSettings
 
 VERIFICATION = "1.2.840.10008.1.1"
 PROBE_AE = "PACSIM_PROBE"
 
 
 def dicom_echo(host: str, port: int, called_ae: str, *, calling_ae: str = PROBE_AE,
-               timeout: float = 5.0) -> int:
-    """C-ECHO ``called_ae@host:port``; returns the status (0 = alive) or raises
-    :class:`ProtocolError`/:class:`AssociationError` saying why not."""
+               timeout: float = 5.0, tls: TlsSettings | None = None) -> int:
+    """C-ECHO ``called_ae@host:port`` (over TLS with ``tls``); returns the status (0 =
+    alive) or raises :class:`ProtocolError`/:class:`AssociationError` saying why not."""
     ae = AE(ae_title=calling_ae)
     ae.add_requested_context(VERIFICATION)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
-    assoc = associate(ae, host, port, called_ae)
+    assoc = associate(ae, host, port, called_ae, tls=tls)
     try:
         status = assoc.send_c_echo()
         if not status or "Status" not in status:
@@ -49,10 +50,12 @@ def probe_message(receiving_application: str = "PACSIM") -> str:
             f"{control}|P|2.5.1\rQRD|{stamp}|R|I|{control}|||1^RD|PROBE|DEM\r")
 
 
-def mllp_ping(host: str, port: int, *, timeout: float = 5.0) -> str:
-    """Send :func:`probe_message` over MLLP; returns the ACK code (MSA-1)."""
+def mllp_ping(host: str, port: int, *, timeout: float = 5.0,
+              tls: TlsSettings | None = None) -> str:
+    """Send :func:`probe_message` over MLLP (over TLS with ``tls``); returns MSA-1."""
     # A private bus: probes are not part of any run's event stream.
-    with MllpClient(host, port, timeout=timeout, events=EventBus(), name="probe") as client:
+    with MllpClient(host, port, timeout=timeout, events=EventBus(), name="probe",
+                    tls=tls) as client:
         reply = client.send(probe_message())
     for segment in reply.replace("\n", "\r").split("\r"):
         if segment.startswith("MSA|"):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from simulators.common.fields import AeTitle, Identifier, Port
-from simulators.dicom.address import AeAddress, parse_ae_address
+from simulators.dicom.address import AeAddress, TlsSettings, parse_ae_address
 
 
 class StrictModel(BaseModel):
@@ -109,11 +109,19 @@ class ExternalEndpoints(StrictModel):
                                 description="AE@HOST:PORT")]
     hl7: Annotated[str, Field(pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT")] | None = None
     dicomweb: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    tls: dict[str, Any] | None = Field(
+        None, description="DICOM TLS to the target: cert, key, ca, profile (PS3.15 BCP 195)")
 
     @property
     def dicom_address(self) -> AeAddress:
-        """The DICOM endpoint as a peer (ConfigError for a port out of range)."""
-        return parse_ae_address(self.dicom, "environment.target.external.dicom")
+        """The DICOM endpoint as a peer, over TLS when ``tls`` is given (ConfigError for a
+        port out of range or a bad ``tls`` key)."""
+        address = parse_ae_address(self.dicom, "environment.target.external.dicom")
+        if self.tls is None:
+            return address
+        return AeAddress(ae_title=address.ae_title, host=address.host, port=address.port,
+                         tls=TlsSettings.from_config(self.tls,
+                                                     "environment.target.external.tls"))
 
 
 class ExternalTarget(StrictModel):

@@ -564,7 +564,7 @@ def check_reachable(target: TargetEndpoint, events: EventBus, timeout: float = 5
     try:
         client.connect(peer.host, peer.port, QUERY_AE, peer.ae_title,
                        [("1.2.840.10008.1.1", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])],
-                       timeout=timeout)
+                       timeout=timeout, tls=peer.tls)
         status = client.echo()
     except (PacsimError, OSError) as exc:
         raise ConfigError(f"{target.kind} target {peer} is unreachable: {exc}") from None

@@ -182,7 +182,7 @@ def test_config_files_spell_a_peer_three_ways() -> None:
     assert AeAddress.from_config(["pacs", 104, "PACS"]) == peer  # the order old files used
     secured = AeAddress.from_config({"ae_title": "PACS", "host": "pacs", "port": 2762,
                                      "tls": {"ca_file": "ca.pem"}})
-    assert secured.tls == TlsSettings(ca_file="ca.pem")
+    assert secured.tls == TlsSettings(ca="ca.pem")  # ca_file: the older spelling
     for bad in ({"ae_title": "PACS", "host": "pacs"}, {"ae": "PACS", "host": "h", "port": 1},
                 "pacs:104", 104):
         with pytest.raises(ConfigError):

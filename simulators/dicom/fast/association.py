@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections import deque
 from io import BytesIO
@@ -38,9 +39,10 @@ from simulators.dicom.fast.negotiation import (
 )
 from simulators.errors import (
     AssociationAborted, AssociationError, AssociationRejected, ConfigError, DicomTimeout,
-    DicomUnreachable, ProtocolError,
+    DicomTlsError, DicomUnreachable, ProtocolError,
 )
 from simulators.events import EventBus, Exchange, bus as default_bus
+from simulators.tls import TlsSettings, describe_tls_failure
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
 #: Command elements read from raw responses (group 0000, PS3.7 E.1-1).
@@ -79,8 +81,14 @@ class FastAssociation(FindServices):
 
     async def connect(self, host: str, port: int, calling_ae: str, called_ae: str,
                       contexts: Iterable[ContextRequest], max_pdu: int | None = None,
-                      timeout: float = 30.0) -> list[AcceptedContext]:
+                      timeout: float = 30.0,
+                      tls: TlsSettings | None = None) -> list[AcceptedContext]:
         """Open the association; returns every proposed context with its result.
+
+        ``tls``: connect over TLS with these settings (the peer's ``AeAddress.tls``);
+        the handshake must finish within ``timeout``. A failed handshake (unknown CA,
+        expired certificate, no common protocol version or suite, our certificate
+        refused) is a :class:`DicomTlsError` naming OpenSSL's reason.
 
         Raises :class:`DicomUnreachable` (connect refused, no route, unknown host),
         :class:`DicomTimeout` (no TCP connection or no answer within ``timeout``),
@@ -94,11 +102,29 @@ class FastAssociation(FindServices):
             self._assembler = raw.RawAssembler(self.max_message)
         self.peer, self.calling_ae, self.called_ae = f"{host}:{port}", calling_ae, called_ae
         proposed = build_contexts(contexts)
+        context = tls.client_context() if tls is not None else None
+        secure: dict[str, Any] = {} if context is None else dict(
+            ssl=context, ssl_handshake_timeout=timeout + 1.0,  # the outer timeout decides
+            server_hostname=host if tls is not None and tls.check_hostname else "")
         with self.events.exchange("dicom.associate", self.actor, self.peer,
-                                  called_ae=called_ae) as event:
+                                  called_ae=called_ae,
+                                  **({"tls": tls.profile} if tls else {})) as event:
             try:
                 async with asyncio.timeout(timeout):
-                    reader, writer = await asyncio.open_connection(host, port)
+                    reader, writer = await asyncio.open_connection(host, port, **secure)
+            except ssl.SSLError as exc:
+                reason = describe_tls_failure(exc)
+                event.detail["tls_failure"] = reason
+                raise self._error(f"TLS handshake failed: {reason}", kind=DicomTlsError,
+                                  reason=reason) from exc
+            except ConnectionResetError as exc:
+                if context is None:
+                    raise self._error(f"peer unreachable: {exc}", kind=DicomUnreachable) from exc
+                # the server dropped us mid-handshake (it refused our certificate or version)
+                reason = f"connection reset during the TLS handshake: {exc}"
+                event.detail["tls_failure"] = reason
+                raise self._error(f"TLS handshake failed: {reason}", kind=DicomTlsError,
+                                  reason=reason) from exc
             except TimeoutError as exc:  # no SYN-ACK in time: a timeout (httpx's ConnectTimeout)
                 raise self._error(f"peer unreachable: {exc or 'connect timed out'}",
                                   kind=DicomTimeout) from exc
@@ -401,6 +427,13 @@ class FastAssociation(FindServices):
         except TimeoutError as exc:
             await self.abort()
             raise self._error(f"timed out {during}", kind=DicomTimeout, timeout=timeout) from exc
+        except ssl.SSLError as exc:
+            # TLS 1.3 reports a refused client certificate after our side of the handshake
+            # finished: it arrives with the first read, as a TLS alert
+            await self._close()
+            reason = describe_tls_failure(exc)
+            raise self._error(f"TLS failure {during}: {reason}", kind=DicomTlsError,
+                              reason=reason) from exc
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             await self._close()
             raise self._error(f"connection closed by peer {during}",

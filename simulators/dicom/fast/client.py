@@ -24,6 +24,7 @@ from simulators.dicom.fast.files import EncodedInstance, read_part10
 from simulators.dicom.fast.negotiation import AcceptedContext, ContextRequest
 from simulators.errors import ConfigError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 
 T = TypeVar("T")
 
@@ -45,9 +46,10 @@ class FastClient:
 
     def connect(self, host: str, port: int, calling_ae: str, called_ae: str,
                 contexts: Iterable[ContextRequest], max_pdu: int | None = None,
-                timeout: float = 30.0) -> list[AcceptedContext]:
+                timeout: float = 30.0, tls: TlsSettings | None = None) -> list[AcceptedContext]:
+        """Open the association (over TLS when ``tls`` is given; see FastAssociation)."""
         return self._run(self.association.connect(host, port, calling_ae, called_ae,
-                                                  list(contexts), max_pdu, timeout))
+                                                  list(contexts), max_pdu, timeout, tls))
 
     def echo(self) -> int:
         return self._run(self.association.echo())

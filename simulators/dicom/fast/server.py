@@ -27,6 +27,15 @@ ARTIM (``artim_timeout``, PS3.8 9.1.5) or it is closed, and unassociated connect
 have their own, much larger cap (``max_unassociated``) beyond which new connections
 are closed at once rather than queued. So 300 sockets that connect and say nothing
 cost 300 cheap coroutines for at most ARTIM, and a real C-ECHO still gets a slot.
+
+TLS (``ServerSettings.tls``, PS3.15 B.9-B.13): each accepted connection is upgraded in
+its own coroutine, so a slow handshake never holds up the accept loop; the handshake
+counts as unassociated time and must finish within ARTIM, so a client that opens a TLS
+port and never finishes the handshake is closed like one that never sends its
+A-ASSOCIATE-RQ, and never takes an association slot. A failed handshake (TLS 1.1
+offered, unknown CA, expired or missing client certificate, plain DICOM on a TLS port)
+closes the connection with nothing DICOM sent and emits one ``dicom.tls-refused`` event
+with OpenSSL's reason.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +59,7 @@ from simulators.dicom.fast.channel import ServerAssociation
 from simulators.dicom.fast.service import COMMANDS, DimseRequest, Handler, Reply
 from simulators.errors import ConfigError, PortInUse
 from simulators.events import EventBus, Exchange, bus as default_bus
+from simulators.tls import TlsSettings, describe_tls_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +101,10 @@ class ServerSettings:
     max_message: int = 1 << 30
     #: Threads for blocking handler work (fsync, SQLite, file reads).
     workers: int = 8
+    #: TLS on this port (None: plain TCP). Every connection must complete a handshake
+    #: of ``tls.profile`` within ``artim_timeout``; ``tls.require_client_cert`` makes
+    #: it mutual TLS.
+    tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         if self.max_pdu and self.max_pdu < 4096:
@@ -110,7 +125,8 @@ class ServerSettings:
 
     @classmethod
     def for_ae(cls, ae: AeSettings, contexts: tuple[SupportedContext, ...], *,
-               host: str = "127.0.0.1", port: int = 0, workers: int = 8) -> "ServerSettings":
+               host: str = "127.0.0.1", port: int = 0, workers: int = 8,
+               tls: TlsSettings | None = None) -> "ServerSettings":
         """Acceptor settings for an AE described by the shared :class:`AeSettings`.
 
         Why: ``AeSettings`` is where an actor states its AE title, PDU size, calling-AE
@@ -124,7 +140,7 @@ class ServerSettings:
                    allowed_calling=frozenset(ae.allowed_calling),
                    require_called=ae.require_called, acse_timeout=ae.acse_timeout,
                    idle_timeout=ae.network_timeout, dimse_timeout=ae.dimse_timeout,
-                   workers=workers)
+                   workers=workers, tls=tls)
 
 
 async def _echo(request: DimseRequest) -> int:
@@ -140,6 +156,9 @@ class FastServer:
         self.policy = AcceptorPolicy(settings.ae_title, tuple(settings.contexts), settings.max_pdu,
                                      settings.require_called, frozenset(settings.allowed_calling))
         self.supported = build_supported(settings.contexts)
+        # built now, so a missing key or CA file is a ConfigError before anything listens
+        self._ssl: ssl.SSLContext | None = (settings.tls.server_context()
+                                            if settings.tls is not None else None)
         self.events = events or default_bus
         self.actor = actor
         self.handlers: dict[str, Handler] = {"C-ECHO": _echo}
@@ -301,6 +320,9 @@ class FastServer:
             return
         _tune_socket(writer)
         self._unassociated += 1
+        if self._ssl is not None and not await self._handshake(writer):
+            self._unassociated -= 1
+            return
         association = ServerAssociation(self, reader, writer)
         task = asyncio.current_task()
         assert task is not None
@@ -315,6 +337,31 @@ class FastServer:
                 self._active -= 1
             else:
                 self._unassociated -= 1
+
+    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
+        """Upgrade the accepted connection to TLS within ARTIM; False (and closed) if not.
+
+        Runs in the connection's own coroutine, so other connections are accepted
+        meanwhile; the connection stays counted as unassociated until it is done.
+        """
+        assert self._ssl is not None
+        peer = "%s:%s" % tuple((writer.get_extra_info("peername") or ("?", 0))[:2])
+        artim = self.settings.artim_timeout
+        try:
+            async with asyncio.timeout(artim):
+                # asyncio.timeout decides (one reason, "timed out"); the ssl timeout is a backstop
+                await writer.start_tls(self._ssl, ssl_handshake_timeout=artim + 1.0)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
+            reason = describe_tls_failure(exc)
+            log.info("%s: TLS handshake with %s failed: %s", self.actor, peer, reason)
+            self.report_closed(peer, "dicom.tls-refused", reason=reason,
+                               profile=self.settings.tls.profile if self.settings.tls else None)
+            writer.transport.abort()
+            return False
+        return True
 
     def __enter__(self) -> "FastServer":
         return self.start()

@@ -36,6 +36,7 @@ from simulators.dicom.fast.negotiation import AcceptedContext
 from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.errors import PacsimError, StoreError
 from simulators.events import EventBus
+from simulators.tls import TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,10 @@ async def run_suboperations(request: DimseRequest, objects: Sequence[StoredObjec
 
 async def move(request: DimseRequest, objects: Sequence[StoredObject], *,
                address: tuple[str, int], destination_ae: str, own_ae: str,
-               events: EventBus, actor: str, timeout: float = 30.0) -> Reply:
-    """C-MOVE: the objects to ``destination_ae`` at ``address`` on a new association."""
+               events: EventBus, actor: str, timeout: float = 30.0,
+               tls: TlsSettings | None = None) -> Reply:
+    """C-MOVE: the objects to ``destination_ae`` at ``address`` on a new association
+    (over TLS with ``tls``)."""
     proposals: dict[str, list[str]] = {}
     for stored in objects:
         wanted = proposals.setdefault(stored.sop_class, [])
@@ -168,7 +171,7 @@ async def move(request: DimseRequest, objects: Sequence[StoredObject], *,
     association = FastAssociation(actor=actor, events=events, dimse_timeout=timeout)
     try:
         await association.connect(address[0], int(address[1]), own_ae, destination_ae,
-                                  contexts, timeout=timeout)
+                                  contexts, timeout=timeout, tls=tls)
     except PacsimError as exc:
         log.warning("C-MOVE: cannot associate with %s at %s:%s: %s", destination_ae,
                     address[0], address[1], exc)
