@@ -10,12 +10,14 @@ transfer-syntaxes-not-supported, or no-reason).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import FastClient
+from simulators.events import EventBus
 
 VERIFICATION = "1.2.840.10008.1.1"
 ACCEPTED = "accepted"
@@ -23,10 +25,24 @@ ACCEPTED = "accepted"
 _MAX_PROPOSED = 126
 
 
+@dataclass(frozen=True)
+class Negotiation:
+    """The peer's answer: abstract syntax -> ``accepted`` or its reason for refusing
+    (Verification included), and its C-ECHO status when one was asked for."""
+
+    results: dict[str, str]
+    echo: int | None = None
+
+    def accepted(self, syntax: str) -> bool:
+        return self.results.get(syntax) == ACCEPTED
+
+
 def negotiate(peer: AeAddress, calling_ae: str, abstract_syntaxes: Iterable[str], *,
+              echo: bool = False, events: EventBus | None = None,
               transfer_syntaxes: Iterable[str] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
-              timeout: float = 30.0) -> dict[str, str]:
-    """Abstract syntax -> ``accepted`` or the peer's reason for refusing it.
+              timeout: float = 30.0) -> Negotiation:
+    """Propose Verification plus each abstract syntax in one association (over TLS when
+    the peer's address says so); C-ECHO on it when ``echo`` and Verification was accepted.
 
     Raises the association's error (a :class:`~simulators.errors.PacsimError`) when the
     peer refuses the association as a whole: then nothing was learned.
@@ -35,24 +51,18 @@ def negotiate(peer: AeAddress, calling_ae: str, abstract_syntaxes: Iterable[str]
     if len(wanted) > _MAX_PROPOSED:
         raise ValueError(f"at most {_MAX_PROPOSED} abstract syntaxes per probe")
     syntaxes = list(transfer_syntaxes)
-    client = FastClient(actor="negotiation-probe", dimse_timeout=timeout)
+    client = FastClient(actor="negotiation-probe", events=events, dimse_timeout=timeout)
     try:
         client.connect(peer.host, peer.port, calling_ae, peer.ae_title,
                        [(VERIFICATION, syntaxes), *((s, syntaxes) for s in wanted)],
-                       timeout=timeout)
+                       timeout=timeout, tls=peer.tls)
         answers = {c.abstract_syntax: (ACCEPTED if c.accepted else c.result_text)
                    for c in client.contexts}
+        status = client.echo() if echo and answers.get(VERIFICATION) == ACCEPTED else None
     finally:
         client.close()
-    return {syntax: answers.get(syntax, "no answer") for syntax in wanted}
+    return Negotiation({syntax: answers.get(syntax, "no answer")
+                        for syntax in (VERIFICATION, *wanted)}, status)
 
 
-def refused(peer: AeAddress, calling_ae: str, abstract_syntaxes: Iterable[str],
-            **options: object) -> dict[str, str]:
-    """Only the abstract syntaxes the peer refused, with its reason."""
-    return {syntax: why for syntax, why in
-            negotiate(peer, calling_ae, abstract_syntaxes, **options).items()  # type: ignore[arg-type]
-            if why != ACCEPTED}
-
-
-__all__ = ["negotiate", "refused", "ACCEPTED", "VERIFICATION"]
+__all__ = ["negotiate", "Negotiation", "ACCEPTED", "VERIFICATION"]

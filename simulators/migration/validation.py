@@ -122,7 +122,8 @@ class Validator:
             return {}
         target = sessions.target
         try:
-            return negotiate(target.peer, target.calling_ae, classes, timeout=target.timeout)
+            answer = negotiate(target.peer, target.calling_ae, classes, timeout=target.timeout)
+            return {cls: answer.results[cls] for cls in classes}
         except PacsimError:
             return {}  # the target would not say; the report says it was not asked
 

@@ -30,12 +30,11 @@ from types import MappingProxyType
 from typing import Literal, Mapping
 
 from simulators.dicom.address import AeAddress
-from simulators.dicom.fast import FastClient
+from simulators.dicom.negotiation_probe import VERIFICATION, negotiate
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus
 from simulators.http.client import JsonClient
 
-VERIFICATION = "1.2.840.10008.1.1"
 #: Service -> (SOP class UID, its name), proposed together in one association.
 DICOM_SERVICES: dict[str, tuple[str, str]] = {
     "mwl": ("1.2.840.10008.5.1.4.31", "Modality Worklist Information Model - FIND"),
@@ -162,34 +161,26 @@ def probe_dicom(peer: AeAddress, *, calling_ae: str, events: EventBus | None = N
     :data:`DICOM_SERVICES`; C-ECHO on it. ConfigError when the target is unreachable,
     rejects the association or does not answer C-ECHO with success (a target that
     cannot even do that is an environment error, not N/A)."""
-    client = FastClient(actor="pacsim", events=events or EventBus(), dimse_timeout=timeout)
-    proposed = [(VERIFICATION, _TRANSFER_SYNTAXES)]
-    proposed += [(uid, _TRANSFER_SYNTAXES) for uid, _ in DICOM_SERVICES.values()]
     try:
-        contexts = client.connect(peer.host, peer.port, calling_ae, peer.ae_title, proposed,
-                                  timeout=timeout)
-        results = {cx.abstract_syntax: cx for cx in contexts}
-        if not results.get(VERIFICATION) or not results[VERIFICATION].accepted:
-            raise ConfigError(f"target {peer} does not accept Verification (C-ECHO)")
-        status = client.echo()
+        answer = negotiate(peer, calling_ae, [uid for uid, _ in DICOM_SERVICES.values()],
+                           echo=True, events=events or EventBus(),
+                           transfer_syntaxes=_TRANSFER_SYNTAXES, timeout=timeout)
     except (PacsimError, OSError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
         raise ConfigError(f"target {peer} is unreachable: {exc}") from None
-    finally:
-        client.close()
+    if not answer.accepted(VERIFICATION):
+        raise ConfigError(f"target {peer} does not accept Verification (C-ECHO)")
+    status = answer.echo
     if status != 0:
         raise ConfigError(f"target {peer} answered C-ECHO with status 0x{status:04X}")
     found = {}
     for service, (uid, name) in DICOM_SERVICES.items():
-        context = results.get(uid)
-        if context is not None and context.accepted:
+        accepted = answer.accepted(uid)
+        if accepted:
             detail = f"{peer} accepted {name} ({uid}) in association negotiation"
         else:
-            why = context.result_text if context is not None else "no answer"
-            detail = f"{peer} rejected {name} ({uid}) in association negotiation ({why})"
-        found[service] = Capability(service, context is not None and context.accepted,
-                                    "negotiated", detail)
+            detail = (f"{peer} rejected {name} ({uid}) in association negotiation "
+                      f"({answer.results.get(uid, 'no answer')})")
+        found[service] = Capability(service, accepted, "negotiated", detail)
     return found
 
 
