@@ -22,7 +22,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 
 from simulators.dicom.address import AeAddress
 from simulators.events import EventBus

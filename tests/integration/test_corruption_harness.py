@@ -32,7 +32,6 @@ from simulators.dicom.address import AeAddress
 from simulators.dicom.fast.files import EncodedInstance, decode_dataset
 from simulators.dicom.qrscu import QrClient
 from simulators.dicom.store import DicomStore
-from simulators.errors import ConfigError
 from simulators.events import EventBus
 from simulators.http.client import JsonClient
 from simulators.legacy.seed import seed_archive

@@ -24,7 +24,7 @@ from simulators.actors.ris import Ris, RisConfig
 from simulators.dicom.fast import FastClient
 from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.dicom.fast.server import FastServer, ServerSettings
-from simulators.events import EventBus, Exchange
+from simulators.events import EventBus
 from simulators.faults.raw_dicom import RawAssociation
 from simulators.hl7 import messages
 from simulators.hl7.ack import ack

@@ -5,8 +5,6 @@ cases are judged on what Orthanc's handshake and PDUs actually did.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
