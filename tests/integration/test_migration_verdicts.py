@@ -29,6 +29,7 @@ from simulators.migration.judge import TRANSFER_CLASSES
 from simulators.migration.runner import MigrationOptions, run_migration
 from simulators.migration.validation import pixel_digest
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
+from tests.corruption import lossy_builtin_target, lossy_orthanc
 from tests.helpers import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,3 +195,67 @@ def test_orthanc_holding_both_copies_of_a_duplicate_sop_uid(tmp_path: Path) -> N
         finally:
             target.close()
             store.close()
+
+
+@pytest.mark.parametrize("kind", ["builtin", pytest.param("orthanc", marks=pytest.mark.orthanc)])
+def test_lost_instances_are_never_excused_by_duplicate_sop_uids(kind: str,
+                                                               tmp_path: Path) -> None:
+    """Repro 2: legacy seeded with duplicate SOP UIDs, a target that acknowledges and
+    loses every instance numbered 2 (the built-in archive, or Orthanc with a Lua
+    filter): studies lacking instances ended 'validated' as if their duplicates
+    explained it. Now every study that lost one is not validated and every study the
+    target holds whole is."""
+    legacy = seeded(tmp_path / "legacy", 30, "duplicate-sop-uid", 8)
+    if kind == "orthanc":
+        require_tool("Orthanc")
+    lossy = (lossy_builtin_target(0) if kind == "builtin"
+             else lossy_orthanc(0, tmp_path / "orthanc"))
+    with lossy as target:
+        result = run_migration(MigrationOptions(source=str(legacy), target=target.spec,
+                                                rollback_threshold=1.0,
+                                                report_dir=tmp_path / "report"))
+        lost = set(target.lost())
+    assert lost, "the target must have lost something for the test to mean anything"
+    store = DicomStore(legacy)
+    try:
+        lost_in = {item.study_uid for uid in store.study_uids()
+                   for item in store.instances(study_uid=uid) if item.sop_instance_uid in lost}
+    finally:
+        store.close()
+    found = states(tmp_path / "report")
+    assert {uid for uid, state in found.items() if state != "validated"} == lost_in
+    assert not result.signed_off
+
+
+def test_rollback_trigger_checked_every_n_studies(tmp_path: Path) -> None:
+    """Repro 8: the trigger was checked per batch (50), not "after 20 studies". A target
+    that starts losing images mid-run is stopped at the first check after the loss:
+    within ``check_every`` studies of the first damaged one, with a batch of 50."""
+    legacy = seeded(tmp_path / "legacy", 70, "none", 9)
+    store = DicomStore(legacy)
+    try:
+        per_study = {uid: len(store.instances(study_uid=uid)) for uid in store.study_uids()}
+    finally:
+        store.close()
+    order = sorted(per_study, key=lambda uid: (_study_date(legacy, uid), uid))
+    keep_first = sum(per_study[uid] for uid in order[:25])  # loss starts at study 26
+    with lossy_builtin_target(keep_first) as target:
+        result = run_migration(MigrationOptions(source=str(legacy), target=target.spec,
+                                                batch=50, check_every=20,
+                                                report_dir=tmp_path / "report"))
+    assert result.stopped == "rollback", result.report["stop_reason"]
+    found = states(tmp_path / "report")
+    done = [uid for uid in order if found[uid] in ("validated", "mismatch", "failed")]
+    first_bad = min(order.index(uid) for uid, state in found.items() if state == "mismatch")
+    assert first_bad >= 25
+    # checks after 20, 40, 60 studies: the first one after the loss stops the run
+    assert len(done) == 20 * (first_bad // 20 + 1) < 50, (len(done), first_bad)
+
+
+def _study_date(legacy: Path, study_uid: str) -> str:
+    store = DicomStore(legacy)
+    try:
+        rows = store.query("SELECT study_date FROM studies WHERE study_uid = ?", (study_uid,))
+    finally:
+        store.close()
+    return str(rows[0][0]) if rows else ""
