@@ -309,6 +309,12 @@ class BuiltinCorruptor:
     def change_pixels(self, study_uid: str) -> None:
         self._rewrite(study_uid, self._refs(study_uid), invert_pixels)
 
+    def change_pixels_of_one(self, study_uid: str) -> str:
+        """Invert the pixels of one instance (:func:`pick_instance`'s); returns its UID."""
+        victim = pick_instance(self._refs(study_uid))
+        self._rewrite(study_uid, [victim], invert_pixels)
+        return victim.sop_uid
+
     def recompress(self, study_uid: str) -> str:
         syntaxes: set[str] = set()
         self._rewrite(study_uid, self._refs(study_uid), lambda ds: syntaxes.add(drop_low_bit(ds)))

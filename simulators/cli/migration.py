@@ -18,6 +18,7 @@ from typing import Any
 from simulators.common.fields import parse_fraction
 from simulators.errors import ConfigError
 from simulators.migration.runner import MigrationOptions, run_migration
+from simulators.migration.validation import PixelCheck
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -39,7 +40,8 @@ def _migrate(args: argparse.Namespace) -> int:
         logging.getLogger("simulators.dicom.fast").setLevel(logging.ERROR)
     options = MigrationOptions(
         source=args.source, target=args.target, strategy=args.strategy, since=args.since,
-        batch=args.batch, check_every=args.check_every, workers=args.workers, sample=args.sample,
+        batch=args.batch, check_every=args.check_every,
+        pixel_check=PixelCheck.parse(args.pixel_check), workers=args.workers, sample=args.sample,
         rollback_threshold=parse_rate(args.rollback_threshold),
         report_dir=Path(args.report), via=args.via, rules=args.rules, seed=args.seed,
         progress=sys.stderr)
@@ -84,6 +86,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
                         help="ingestion rules YAML (default: the built-in rules)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample and pixel checks")
+    parser.add_argument("--pixel-check", nargs="+", default=["sample", "1"],
+                        metavar="all|none|sample N",
+                        help="which instances' pixel values to compare with the legacy's: "
+                             "'sample N' per study (default: sample 1), all, or none")
     parser.set_defaults(func=_migrate)
 
 

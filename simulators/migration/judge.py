@@ -6,7 +6,7 @@ so it must rest on the target's own answer, and an excuse ("the source's defect
 explains this difference") must be *proven* to explain exactly that difference. The
 validator therefore records, per study, the facts it observed (:class:`Evidence`:
 the values the study's files carry, the target's C-FIND answer at STUDY, SERIES and
-IMAGE level, the target's C-STORE statuses, one pixel sample) in the checkpoint, in
+IMAGE level, the target's C-STORE statuses, the pixel checks) in the checkpoint, in
 the same transaction as the study's state; :func:`judge` turns evidence into
 findings. Judging again later (when more of the archive has been seen) can only add
 proofs, never remove a difference, so a preliminary verdict is never kinder than the
@@ -101,7 +101,7 @@ class Evidence:
     failure: str = ""
     failed_subops: int = 0
     failed_uids: list[str] = field(default_factory=list)
-    pixel: PixelSample | None = None
+    pixels: list[PixelSample] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -109,8 +109,8 @@ class Evidence:
     @classmethod
     def from_json(cls, text: str) -> "Evidence":
         data = json.loads(text)
-        pixel = data.pop("pixel", None)
-        return cls(**data, pixel=PixelSample(**pixel) if pixel else None)
+        pixels = [PixelSample(**item) for item in data.pop("pixels", [])]
+        return cls(**data, pixels=pixels)
 
 
 class Facts(Protocol):
@@ -303,18 +303,24 @@ def _judge_demographics(evidence: Evidence, facts: Facts, out: list[Judged]) -> 
 
 
 def _judge_pixels(evidence: Evidence, out: list[Judged]) -> None:
-    sample = evidence.pixel
-    if sample is None or sample.source is None:
-        return  # nothing to compare against: the source did not deliver its own copy
-    if sample.target is None:
-        out.append(Judged("pixel-hash", f"instance {sample.sop_uid}: the target did not "
-                                        "return it by C-GET"))
-    elif sample.source != sample.target:
-        syntaxes = (f" (transfer syntax {sample.source_syntax} -> {sample.target_syntax})"
-                    if sample.source_syntax != sample.target_syntax else "")
-        out.append(Judged("pixel-hash", f"instance {sample.sop_uid}: source "
-                                        f"{sample.source[:16]}, target {sample.target[:16]}"
-                                        f"{syntaxes}"))
+    """Every checked instance whose pixel values differ, or that the target did not
+    return; an instance the source did not deliver has nothing to compare against."""
+    differences = []
+    for sample in evidence.pixels:
+        if sample.source is None:
+            continue
+        if sample.target is None:
+            differences.append(f"instance {sample.sop_uid}: the target did not return it "
+                               "by C-GET")
+        elif sample.source != sample.target:
+            syntaxes = (f" (transfer syntax {sample.source_syntax} -> {sample.target_syntax})"
+                        if sample.source_syntax != sample.target_syntax else "")
+            differences.append(f"instance {sample.sop_uid}: source {sample.source[:16]}, "
+                               f"target {sample.target[:16]}{syntaxes}")
+    if differences:
+        checked = sum(1 for sample in evidence.pixels if sample.source is not None)
+        out.append(Judged("pixel-hash", f"{len(differences)} of {checked} checked "
+                                        f"instance(s) differ: {'; '.join(differences[:3])}"))
 
 
 def _one_per_class(found: list[Judged]) -> list[Judged]:

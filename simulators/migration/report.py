@@ -70,6 +70,7 @@ def build_report(checkpoint: Checkpoint, *, options: Any, endpoints: Any, stages
         "batch": options.batch, "workers": options.workers,
         "rules": str(options.rules) if options.rules else "default",
         "rollback_threshold": options.rollback_threshold,
+        "pixel_check": str(getattr(options, "pixel_check", "sample 1")),
         "sample": checkpoint.recall("sample"),
         "stages": planned_stages,
         "totals": {"studies": sum(states.values()), **states, "validated_or_mismatch": done,
@@ -240,7 +241,8 @@ generated {escape(report['generated'])}.</p>
 <p>{totals['studies']} studies: {totals['validated']} validated, {totals['mismatch']} with transfer
 mismatches, {totals['failed']} failed, {totals['pending']} pending; {totals['quality_findings']}
 data-quality findings; {totals['move_requests']} transfers.
-Rollback threshold {report['rollback_threshold']:.2%}.</p>{stopped}
+Rollback threshold {report['rollback_threshold']:.2%}; pixel check:
+{escape(str(report.get('pixel_check', '')))}.</p>{stopped}
 <p class=muted>Data-quality findings are defects of the legacy archive; they never trip the
 rollback. Only transfer mismatches (data lost or changed by the migration) do.</p>
 <h2>Stages</h2>{stages}

@@ -31,7 +31,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
@@ -50,7 +50,7 @@ from simulators.migration.mover import VIA, Mover, Sessions
 from simulators.migration.progress import Progress
 from simulators.migration.reclassify import finalise
 from simulators.migration.report import build_report, write_reports
-from simulators.migration.validation import Validator
+from simulators.migration.validation import PixelCheck, Validator
 
 ROLLBACK_MINIMUM = 20
 VERIFICATION = "1.2.840.10008.1.1"
@@ -73,6 +73,8 @@ class MigrationOptions:
     via: str = "move"
     rules: Path | None = None
     seed: int = 0
+    #: Which instances' pixels are compared (see validation.PixelCheck).
+    pixel_check: PixelCheck = field(default_factory=PixelCheck)
     progress: TextIO | None = None
     #: Our AE title towards both ends (a scenario's Orthanc only answers registered AEs).
     calling_ae: str = MIGRATOR_AE
@@ -139,7 +141,8 @@ def run_migration(options: MigrationOptions, *, endpoints: Endpoints | None = No
                       events=events, calling_ae=options.calling_ae,
                       excluded=lambda sop_class: not rules.sop_class_allowed(sop_class))
         stack.callback(mover.close)
-        validator = Validator(rules, checkpoint, _header_source(endpoints), seed=options.seed)
+        validator = Validator(rules, checkpoint, _header_source(endpoints), seed=options.seed,
+                              pixel_check=options.pixel_check)
         run = _Run(options, endpoints, checkpoint, mover, validator)
         report = run.execute()
         return MigrationResult(report, report_dir, mover.move_requests)

@@ -4,8 +4,9 @@ Source truth is the study's *files* (every instance header, from the served
 directory or by C-GET from a remote legacy), never the legacy's C-FIND summary: an
 archive's index keeps one value per patient or study, which is precisely what hides
 the defects a migration must find. The target's side is its own answer: C-FIND at
-STUDY, SERIES and IMAGE level, its C-STORE statuses (relay), and a C-GET of one
-sampled instance whose pixels are compared with the source's copy. What was observed
+STUDY, SERIES and IMAGE level, its C-STORE statuses (relay), and C-GETs of the
+instances ``--pixel-check`` names (one sampled instance per study by default, or all)
+whose pixel values are compared with the source's copy. What was observed
 becomes an :class:`~simulators.migration.judge.Evidence`; the verdict is
 :func:`~simulators.migration.judge.judge`'s, whose module docstring lists the only
 excuses there are and how each is proven.
@@ -21,13 +22,13 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from pydicom.dataset import FileMetaDataset
 
 from simulators.dicom.fast.files import decode_dataset
 from simulators.dicom.negotiation_probe import negotiate
-from simulators.errors import PacsimError
+from simulators.errors import ConfigError, PacsimError
 from simulators.dicom.qrscu import QrClient
 from simulators.migration.checkpoint import Checkpoint
 from simulators.migration.headers import Header
@@ -86,8 +87,9 @@ class Validator:
     """Validates studies from several worker threads (facts are read from the checkpoint)."""
 
     def __init__(self, rules: IngestionRules, checkpoint: Checkpoint, headers: HeaderSource,
-                 *, seed: int = 0) -> None:
+                 *, seed: int = 0, pixel_check: PixelCheck | None = None) -> None:
         self.rules, self.checkpoint, self.headers, self.seed = rules, checkpoint, headers, seed
+        self.pixel_check = pixel_check or PixelCheck()
 
     def validate(self, source: StudyInventory, transfer: TransferOutcome | None,
                  sessions: Sessions) -> StudyVerdict:
@@ -103,7 +105,7 @@ class Validator:
             evidence.failed_uids = list(transfer.failed_uids)
         evidence.class_answers = self._class_answers(evidence, sessions)
         if target.found:
-            evidence.pixel = self._pixel_sample(source.study_uid, files, target, sessions)
+            evidence.pixels = self._pixel_samples(source.study_uid, files, target, sessions)
         verdict.evidence = evidence
         self._apply(verdict, judge(evidence, self.checkpoint, self.rules))
         return verdict
@@ -162,25 +164,82 @@ class Validator:
                            for uid, mods in modalities.items()}
         return files
 
-    def _pixel_sample(self, study_uid: str, files: dict[str, tuple[str, str]],
-                      target: StudyInventory, sessions: Sessions) -> PixelSample | None:
+    def _pixel_samples(self, study_uid: str, files: dict[str, tuple[str, str]],
+                       target: StudyInventory, sessions: Sessions) -> list[PixelSample]:
+        """Pixel values of the checked instances on both sides (``--pixel-check``)."""
         common = sorted(uid for uid in set(files) & set(target.instances)
                         if self.rules.sop_class_allowed(files[uid][1]))
-        if not common:
-            return None
-        sop_uid = random.Random(f"{self.seed}:{study_uid}").choice(common)
-        series_uid, sop_class = files[sop_uid]
-        before = pixel_digest(sessions.source, study_uid, series_uid, sop_uid, sop_class)
-        after = pixel_digest(sessions.target, study_uid, target.instances[sop_uid][0], sop_uid,
-                             sop_class)
-        return PixelSample(sop_uid, before and before[0], after and after[0],
-                           before[1] if before else "", after[1] if after else "")
+        if not common or self.pixel_check.mode == "none":
+            return []
+        if self.pixel_check.mode == "all":
+            classes = sorted({files[uid][1] for uid in common})
+            before = study_digests(sessions.source, study_uid, classes)
+            after = study_digests(sessions.target, study_uid, classes)
+            return [PixelSample(uid, *_pair(before.get(uid), after.get(uid))) for uid in common]
+        chosen = random.Random(f"{self.seed}:{study_uid}").sample(
+            common, min(self.pixel_check.count, len(common)))
+        samples = []
+        for sop_uid in sorted(chosen):
+            series_uid, sop_class = files[sop_uid]
+            before = pixel_digest(sessions.source, study_uid, series_uid, sop_uid, sop_class)
+            after = pixel_digest(sessions.target, study_uid, target.instances[sop_uid][0],
+                                 sop_uid, sop_class)
+            samples.append(PixelSample(sop_uid, *_pair(before, after)))
+        return samples
 
     @staticmethod
     def cross_conflicts(checkpoint: Checkpoint):  # noqa: ANN205 - an iterator of Conflict
         """The cross-study conflicts over every identity recorded so far."""
         with CrossStudyChecker(checkpoint.path, attach=True) as checker:
             return list(checker.conflicts())
+
+
+@dataclass(frozen=True)
+class PixelCheck:
+    """Which instances' pixel values are compared: ``sample`` (``count`` per study,
+    seeded), ``all`` (every instance: a study-level C-GET from both sides) or ``none``.
+
+    Why a sample by default: fetching every instance back from the target doubles the
+    traffic of the migration. A systematic pixel error (a target that recompresses
+    lossily) shows on any sample; one damaged instance among hundreds needs ``all``.
+    """
+
+    mode: str = "sample"
+    count: int = 1
+
+    def __str__(self) -> str:
+        return f"sample {self.count}" if self.mode == "sample" else self.mode
+
+    @classmethod
+    def parse(cls, words: Sequence[str]) -> "PixelCheck":
+        """``all``, ``none`` or ``sample N`` (N >= 1); ConfigError naming the option."""
+        text = " ".join(words).strip()
+        parts = text.split()
+        if parts in (["all"], ["none"]):
+            return cls(parts[0])
+        if len(parts) == 2 and parts[0] == "sample" and parts[1].isdigit() and int(parts[1]) > 0:
+            return cls("sample", int(parts[1]))
+        raise ConfigError(f"--pixel-check: expected all, none or 'sample N', got {text!r}",
+                          field="pixel-check")
+
+
+def _pair(before: tuple[str, str] | None, after: tuple[str, str] | None
+          ) -> tuple[str | None, str | None, str, str]:
+    return (before[0] if before else None, after[0] if after else None,
+            before[1] if before else "", after[1] if after else "")
+
+
+def study_digests(session: QrClient, study_uid: str, sop_classes: list[str]
+                  ) -> dict[str, tuple[str, str]]:
+    """SOP UID -> (pixel digest, transfer syntax) of every instance *of this study* a
+    study-level C-GET delivers."""
+    found: dict[str, tuple[str, str]] = {}
+    for item in session.get({"StudyInstanceUID": study_uid}, sop_classes, level="STUDY",
+                            keep=True).instances:
+        digest = _copy_of_study([item], study_uid, item.sop_instance)
+        if digest is not None:
+            found[item.sop_instance] = digest
+    return found
 
 
 def _compare(evidence: Evidence, files: dict[str, tuple[str, str]],
@@ -248,4 +307,4 @@ def _digest(ds, syntax: str) -> str:  # noqa: ANN001 - a pydicom Dataset
 
 
 __all__ = ["Validator", "StudyVerdict", "Finding", "TRANSFER_CLASSES", "pixel_digest",
-           "HeaderSource"]
+           "study_digests", "PixelCheck", "HeaderSource"]

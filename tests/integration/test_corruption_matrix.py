@@ -8,8 +8,8 @@ damage predicts and is not ``validated``. Zero false alarms: every other study s
 ``validated`` with no transfer finding. The victims are chosen among studies whose
 source carries dirt whenever possible: a defect must never excuse a corruption.
 
-The built-in target runs every dirt profile (several seeds for ``heavy``); Orthanc
-(orthanc lane) runs the mixed profiles.
+Both targets run every dirt profile (three seeds for ``heavy``); Orthanc in the
+orthanc lane.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from simulators.legacy.dirt import PROFILES
 from simulators.legacy.seed import seed_archive
 from simulators.migration.judge import Evidence
 from simulators.migration.runner import MigrationOptions, run_migration
+from simulators.migration.validation import PixelCheck
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from tests.corruption import BuiltinCorruptor, Corruptor, OrthancCorruptor, builtin_target_dir
 from tests.helpers import require_tool
@@ -166,7 +167,7 @@ def test_builtin_target_corruption_matrix(dirt: str, seed: int, tmp_path: Path) 
 
 
 @pytest.mark.orthanc
-@pytest.mark.parametrize(("dirt", "seed"), [("typical", 3), ("heavy", 4), ("heavy", 9)])
+@pytest.mark.parametrize(("dirt", "seed"), [(dirt, seed + 20) for dirt, seed in _cases()])
 def test_orthanc_target_corruption_matrix(dirt: str, seed: int, tmp_path: Path) -> None:
     require_tool("Orthanc")
     legacy = tmp_path / "legacy"
@@ -177,3 +178,26 @@ def test_orthanc_target_corruption_matrix(dirt: str, seed: int, tmp_path: Path) 
         target = str(AeAddress(ae_title="NEWPACS", host="127.0.0.1", port=orthanc.dicom_port))
         check_matrix(legacy, target, tmp_path / "report",
                      lambda: OrthancCorruptor(orthanc.rest_url), patient_alone=True)
+
+
+def test_pixel_check_all_catches_one_damaged_instance(tmp_path: Path) -> None:
+    """A sample of one instance per study cannot see one damaged instance among many;
+    ``--pixel-check all`` compares every instance and must."""
+    legacy = tmp_path / "legacy"
+    seed_archive(legacy, studies=8, years=2, dirt="none", seed=4, workers=1)
+    report = tmp_path / "report"
+    every = PixelCheck("all")
+    first = run_migration(MigrationOptions(source=str(legacy), target="builtin",
+                                           report_dir=report, pixel_check=every)).report
+    assert first["signed_off"] and first["pixel_check"] == "all"
+    _states, evidence, _findings = _verdicts(report)
+    study_uid = max(evidence, key=lambda uid: (evidence[uid].target_count, uid))
+    assert evidence[study_uid].target_count >= 3
+    assert len(evidence[study_uid].pixels) == evidence[study_uid].target_count
+    with BuiltinCorruptor.open(builtin_target_dir(report)) as damage:
+        sop_uid = damage.change_pixels_of_one(study_uid)
+    again = run_migration(MigrationOptions(source=str(legacy), target="builtin",
+                                           report_dir=report, pixel_check=every,
+                                           validate_only=True)).report
+    found = [m for m in again["mismatches"] if m["class"] == "pixel-hash"]
+    assert [m["study_uid"] for m in found] == [study_uid] and sop_uid in found[0]["detail"]

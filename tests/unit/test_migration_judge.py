@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
+from simulators.errors import ConfigError
 from simulators.migration.judge import Evidence, PixelSample, judge
+from simulators.migration.validation import PixelCheck
 from simulators.quality.rules import IngestionRules
 
 RETIRED_US = "1.2.840.10008.5.1.4.1.1.6"
@@ -116,10 +120,10 @@ def test_a_missing_study_is_a_loss_and_changed_pixels_are_caught() -> None:
                  missing={"9.1": ["1.1", CT], "9.2": ["1.1", CT]},
                  series={"1.1": {"source": ["CT"], "target": None}})
     assert verdict(gone) == {("missing-study", "")}
-    pixels = study(pixel=PixelSample("9.1", "aa" * 32, "bb" * 32, "1.2.840.10008.1.2.1",
-                                     "1.2.840.10008.1.2.5"))
+    pixels = study(pixels=[PixelSample("9.1", "aa" * 32, "bb" * 32, "1.2.840.10008.1.2.1",
+                                       "1.2.840.10008.1.2.5")])
     assert verdict(pixels) == {("pixel-hash", "")}
-    not_returned = study(pixel=PixelSample("9.1", "aa" * 32, None))
+    not_returned = study(pixels=[PixelSample("9.1", "aa" * 32, None)])
     assert verdict(not_returned) == {("pixel-hash", "")}
 
 
@@ -130,6 +134,22 @@ def test_a_modality_change_is_caught_but_the_files_own_wrong_modality_is_not() -
 
 
 def test_evidence_round_trips_through_json() -> None:
-    evidence = study(pixel=PixelSample("9.1", "a", "b", "x", "y"),
+    evidence = study(pixels=[PixelSample("9.1", "a", "b", "x", "y")],
                      missing={"9.1": ["1.1", CT]}, rejected=[["9.1", 0xA700]])
     assert Evidence.from_json(evidence.to_json()) == evidence
+
+
+def test_pixel_check_option_parses_and_names_the_field() -> None:
+    assert str(PixelCheck.parse(["sample", "3"])) == "sample 3"
+    assert PixelCheck.parse(["all"]).mode == "all" and str(PixelCheck()) == "sample 1"
+    for bad in (["sample"], ["sample", "0"], ["some"], ["all", "2"]):
+        with pytest.raises(ConfigError, match="--pixel-check"):
+            PixelCheck.parse(bad)
+
+
+def test_one_damaged_instance_among_several_checked_is_a_difference() -> None:
+    same = [PixelSample(f"9.{i}", "aa", "aa") for i in range(5)]
+    damaged = study(pixels=[*same, PixelSample("9.9", "aa", "bb")])
+    found = judge(damaged, Facts(), IngestionRules.default())
+    assert [(j.cls, j.explained_by) for j in found] == [("pixel-hash", "")]
+    assert "1 of 6 checked" in found[0].detail
