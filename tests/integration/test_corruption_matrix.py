@@ -42,10 +42,9 @@ EXPECTED = {
     "change_pixels": {"pixel-hash"},
     "recompress": {"pixel-hash"},
 }
-#: On Orthanc, patient-level changes need a study alone of its patient (Orthanc shows a
-#: patient's attributes on all its studies: a second, unplanned corruption). The
-#: built-in archive answers each study's own values.
-PATIENT_LEVEL = ("set_patient_id", "set_patient_name", "set_birth_date")
+#: On Orthanc a name or birth date is the patient record's: changed on one study of a
+#: shared patient it may not show at all, so the record of a whole patient is changed
+#: (every study of it a victim). The built-in archive answers each study's own values.
 STUDIES = 36
 
 
@@ -77,10 +76,12 @@ def _verdicts(report: Path) -> tuple[dict[str, str], dict[str, Evidence], dict[s
     return states, evidence, {"transfer": findings, "quality": quality}  # type: ignore[dict-item]
 
 
-def choose_victims(report: Path, *, patient_alone: bool) -> dict[str, str]:
-    """One study per corruption: a validated study with >= 2 instances on the target,
-    in none of the cross-study groups whose excuses the damage could borrow; dirty
-    studies first, so a data-quality defect is on the victim whenever there is one."""
+def choose_victims(report: Path, *, patient_alone: bool) -> dict[str, list[str]]:
+    """The studies each corruption damages: one validated study with >= 2 instances on
+    the target, in none of the cross-study groups whose excuses the damage could borrow;
+    dirty studies first, so a data-quality defect is on the victim whenever there is
+    one. With ``patient_alone`` (Orthanc) a name or birth-date change takes a study
+    alone of its patient, or else every study of one patient (the patient record)."""
     states, evidence, findings = _verdicts(report)
     quality = findings["quality"]
     with sqlite3.connect(report / "checkpoint.sqlite") as conn:
@@ -88,24 +89,32 @@ def choose_victims(report: Path, *, patient_alone: bool) -> dict[str, str]:
         for study_uid, patient_id in conn.execute("SELECT DISTINCT study_uid, patient_id "
                                                   "FROM demo"):
             patients.setdefault(patient_id, set()).add(study_uid)
-    alone = {next(iter(s)) for s in patients.values() if len(s) == 1}
     # the only defects whose excuses a damage could borrow: a lost instance "held under
     # the other study", a Patient ID "one of the study's own"
     borrowed = {"duplicate-sop-uid", "split-study"}
-    usable = sorted((uid for uid, state in states.items()
-                     if state == "validated" and evidence[uid].target_count >= 2
-                     and not quality.get(uid, set()) & borrowed),
+    clean = {uid for uid, state in states.items()
+             if state == "validated" and not quality.get(uid, set()) & borrowed}
+    usable = sorted((uid for uid in clean if evidence[uid].target_count >= 2),
                     key=lambda uid: (not quality.get(uid), uid))
-    victims: dict[str, str] = {}
-    for name in (*PATIENT_LEVEL, *(n for n in EXPECTED if n not in PATIENT_LEVEL)):
-        pool = [u for u in usable if u not in victims.values()
-                and (name not in PATIENT_LEVEL or not patient_alone or u in alone)]
-        assert pool, f"no study left for {name}: seed a larger legacy"
-        victims[name] = pool[0]
+    taken: set[str] = set()
+    victims: dict[str, list[str]] = {}
+    record_level = ("set_patient_name", "set_birth_date") if patient_alone else ()
+    for name in (*record_level, *(n for n in EXPECTED if n not in record_level)):
+        if name in record_level:
+            groups = sorted((sorted(studies) for studies in patients.values()
+                             if studies <= clean and not studies & taken),
+                            key=lambda group: (len(group), group))
+            assert groups, f"no patient left for {name}: seed a larger legacy"
+            victims[name] = groups[0]
+        else:
+            pool = [u for u in usable if u not in taken]
+            assert pool, f"no study left for {name}: seed a larger legacy"
+            victims[name] = pool[:1]
+        taken.update(victims[name])
     return victims
 
 
-def corrupt(corruptor: Corruptor, victims: dict[str, str]) -> None:
+def corrupt(corruptor: Corruptor, victims: dict[str, list[str]]) -> None:
     operations: dict[str, Callable[[str], object]] = {
         "drop_instance": corruptor.drop_instance, "drop_study": corruptor.drop_study,
         "set_patient_id": lambda s: corruptor.set_patient_id(s, "CORRUPT-ID-1"),
@@ -114,19 +123,20 @@ def corrupt(corruptor: Corruptor, victims: dict[str, str]) -> None:
         "set_modality": lambda s: corruptor.set_modality(s, "ZZ"),
         "change_pixels": corruptor.change_pixels, "recompress": corruptor.recompress,
     }
-    for name, study_uid in victims.items():
-        operations[name](study_uid)
+    for name, studies in victims.items():
+        for study_uid in studies:
+            operations[name](study_uid)
 
 
-def assert_every_corruption_caught(report: Path, victims: dict[str, str],
+def assert_every_corruption_caught(report: Path, victims: dict[str, list[str]],
                                    before: dict[str, str]) -> None:
     states, _evidence, findings = _verdicts(report)
     transfer = findings["transfer"]
-    escapes = {name: (states[uid], sorted(transfer.get(uid, ())))
-               for name, uid in victims.items()
+    escapes = {(name, uid): (states[uid], sorted(transfer.get(uid, ())))
+               for name, studies in victims.items() for uid in studies
                if states[uid] == "validated" or not EXPECTED[name] & transfer.get(uid, set())}
     assert escapes == {}, f"corruptions not caught: {escapes}"
-    damaged = set(victims.values())
+    damaged = {uid for studies in victims.values() for uid in studies}
     false_alarms = {uid: (state, sorted(transfer.get(uid, ()))) for uid, state in states.items()
                     if uid not in damaged and (state != before[uid] or transfer.get(uid))}
     assert false_alarms == {}, f"intact studies flagged: {false_alarms}"
