@@ -193,3 +193,25 @@ class RecordedEvents:
                 raise AssertionError(f"events never met the condition; got "
                                      f"{[(e.kind, e.status) for e in seen]}")
             time.sleep(0.01)
+
+
+def eventually(check: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy (returned); AssertionError
+    naming ``what`` after ``timeout`` seconds. A lower bound on waiting, never a window."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> bool:
+    """Poll ``condition`` until true or ``timeout``; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()

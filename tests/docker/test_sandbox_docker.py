@@ -16,13 +16,13 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
+from tests.helpers import eventually
 from simulators.dicom.address import AeAddress
 from simulators.events import EventBus
 from simulators.runtime.engine import RUN_LABEL, remove_by_label
@@ -45,14 +45,6 @@ RUN_ID = re.compile(r"docker run ([0-9a-z-]+)\)")
 SIMULATED = 600
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class _Up:
@@ -119,9 +111,10 @@ def test_a_sandbox_in_containers_runs_resets_and_leaves_nothing_behind(docker, t
     up = _Up(site, state)
     run_id: str | None = None
     try:
-        _until(lambda: state.exists() or up.process.poll() is not None, 240, "the state file")
+        eventually(lambda: state.exists() or up.process.poll() is not None, 240,
+                   "the state file", step=0.5)
         assert up.process.poll() is None, up.output[-3000:]
-        run_id = _until(up.run_id, 10, "the run id in the output")
+        run_id = eventually(up.run_id, 10, "the run id in the output")
         running = {c.labels.get("org.pacsim.actor") for c in _leftovers(docker, run_id)[0]}
         assert running == {"orthanc", "ris", "ehr", "ct1", "cr1"}
 
@@ -133,7 +126,7 @@ def test_a_sandbox_in_containers_runs_resets_and_leaves_nothing_behind(docker, t
                                                     "patient": "Ward Trainee", "modality": "CR"})
         assert code == 200, inpatient
 
-        status = _until(lambda: (s := _status(state))["sim_elapsed_s"] >= SIMULATED
+        status = eventually(lambda: (s := _status(state))["sim_elapsed_s"] >= SIMULATED
                         and s["pathways"]["totals"]["completed"] >= 2 and s, 150,
                         f"{SIMULATED} simulated seconds and two completed pathways")
         assert status["pace"] == "60x", status

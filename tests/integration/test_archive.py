@@ -11,7 +11,6 @@ import socket
 from io import BytesIO
 import struct
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -36,20 +35,13 @@ from simulators.dicom.commitment import (
     CommitmentWaiter, request_commitment,
 )
 from simulators.events import EventBus, Exchange
-from tests.helpers import free_port, needs, require_tool, start_server
+from tests.helpers import free_port, needs, require_tool, start_server, wait_until
 from tests.unit.test_store import make_image
 
 AET = "PACSIM_ARC"
 STUDY_A, STUDY_B = "1.2.826.0.1.3680043.10.1.1", "1.2.826.0.1.3680043.10.1.2"
 
 
-def _wait_until(condition, timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
 
 
 def _run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -207,8 +199,9 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     process = subprocess.Popen(["storescp", "-aet", "DEST", "-od", str(folder), str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_until(lambda: _run("echoscu", "-aec", "DEST", "127.0.0.1", str(port),
-                                        timeout=5).returncode == 0), "storescp did not start"
+        assert wait_until(lambda: _run("echoscu", "-aec", "DEST", "127.0.0.1", str(port),
+                                        timeout=5).returncode == 0, timeout=10, step=0.05), \
+            "storescp did not start"
         yield port, folder
     finally:
         process.terminate()
@@ -377,7 +370,7 @@ def test_interrupted_c_store_stores_no_partial_object(archive: Archive, images: 
         raw.shutdown(socket.SHUT_RDWR)
         raw.close()
         assoc.dul.kill_dul()
-    assert _wait_until(lambda: not archive.store.instances(sop_uids=[big.SOPInstanceUID]), 2)
+    assert wait_until(lambda: not archive.store.instances(sop_uids=[big.SOPInstanceUID]), 2)
     assert archive.store.stats()["instances"] == 1
     assert not list(archive.store.objects.rglob(f"{big.SOPInstanceUID}*"))
     assert list((archive.store.root / "incoming").iterdir()) == []

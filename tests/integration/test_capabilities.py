@@ -12,9 +12,8 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from pynetdicom import AE
@@ -35,7 +34,7 @@ from simulators.runtime.sites import open_site
 from simulators.peers.process import free_port
 from simulators.site.capabilities import DICOM_SERVICES, probe_dicom, probe_dicomweb, probe_hl7
 from simulators.site.site import QUERY_AE, patient_resolver
-from tests.helpers import RecordedEvents, needs, require_tool
+from tests.helpers import RecordedEvents, needs, require_tool, eventually
 from tests.integration.test_scenarios import ROOT, explain
 
 GOLDEN_CT = ROOT / "scenarios" / "golden-path-ct.yaml"
@@ -44,14 +43,6 @@ UAT = sorted((ROOT / "scenarios").glob("uat-*.yaml"))
 SERVED_BY_THE_RIS = {"mwl", "mpps"}
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 # ---------------------------------------------------------------------- the probe
@@ -229,7 +220,7 @@ def test_sandbox_mpps_pathways_and_faults_work_with_orthanc(
     with Sandbox(load_environment(site), pace=600, seed=3, events=event_bus.bus) as box:
         box.set_rate(0)  # only the pathways this test starts
         started = box.start_pathway("routine", modality="CT")
-        done = _until(lambda: next((r for r in box.recent if r["id"] == started["id"]), None),
+        done = eventually(lambda: next((r for r in box.recent if r["id"] == started["id"]), None),
                       90, "the routine pathway")
         assert done["state"] == "completed", done.get("error")
         assert done["outcome"]["mpps"] == "COMPLETED: success"
@@ -239,7 +230,7 @@ def test_sandbox_mpps_pathways_and_faults_work_with_orthanc(
         mark = len(event_bus.events)
         box.inject_fault("CT1", "mpps.create-not-in-progress")
         faulted = box.start_pathway("routine", modality="CT")
-        done = _until(lambda: next((r for r in box.recent if r["id"] == faulted["id"]), None),
+        done = eventually(lambda: next((r for r in box.recent if r["id"] == faulted["id"]), None),
                       90, "the faulted pathway")
         assert done["state"] == "failed" and "MPPS" in done["error"], done
         answered = [e for e in event_bus.events[mark:]

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import socket
 import ssl
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -21,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import CTImageStorage, Verification
 
+from tests.helpers import wait_until
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.actors.modality import Exam, Modality, ModalityConfig
 from simulators.dicom.address import AeAddress
@@ -63,13 +63,6 @@ def client_tls(pki: SitePki, who: str | None = "client", **extra: object) -> Tls
     return TlsSettings(ca=str(pki.file("ca.pem")), **mine, **extra)  # type: ignore[arg-type]
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 class Server:
@@ -138,7 +131,7 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(pki: SitePki, serve) 
     with pytest.raises(DicomTlsError) as caught:
         _echo(server.server.port, client_tls(pki, who=None))
     assert isinstance(caught.value, TlsError) and caught.value.reason
-    assert _wait_until(lambda: len(server.refusals()) == 1)
+    assert wait_until(lambda: len(server.refusals()) == 1)
     assert server.server.active_associations == 0
 
 
@@ -156,7 +149,7 @@ def test_server_refuses_expired_and_unknown_client_certificates(pki: SitePki, se
     for who in ("expired", "unknown"):
         with pytest.raises((DicomTlsError, AssociationAborted)):
             _echo(server.server.port, client_tls(pki, who=who))
-    assert _wait_until(lambda: len(server.refusals()) == 2)
+    assert wait_until(lambda: len(server.refusals()) == 2)
     reasons = " | ".join(str(e.detail["reason"]) for e in server.refusals())
     assert "expired" in reasons and "unable to get local issuer" in reasons
 
@@ -172,7 +165,7 @@ def test_tls_1_1_offered_is_refused(pki: SitePki, serve) -> None:
     with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as raw:
         with pytest.raises(ssl.SSLError):
             old.wrap_socket(raw, server_hostname="localhost")
-    assert _wait_until(lambda: len(server.refusals()) == 1)
+    assert wait_until(lambda: len(server.refusals()) == 1)
 
 
 def test_plain_dicom_on_a_tls_port_gets_no_association(pki: SitePki, serve) -> None:
@@ -187,17 +180,17 @@ def test_plain_dicom_on_a_tls_port_gets_no_association(pki: SitePki, serve) -> N
         except ConnectionResetError:
             pass
     assert not answer.startswith(b"\x02")  # never an A-ASSOCIATE-AC
-    assert _wait_until(lambda: len(server.refusals()) == 1)
+    assert wait_until(lambda: len(server.refusals()) == 1)
 
 
 def test_a_stalled_handshake_is_closed_at_artim_and_takes_no_slot(pki: SitePki, serve) -> None:
     server = serve(max_associations=1, artim_timeout=0.5)
     with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as silent:
-        assert _wait_until(lambda: server.server.unassociated_connections == 1)
+        assert wait_until(lambda: server.server.unassociated_connections == 1)
         assert _echo(server.server.port, client_tls(pki)) == 0  # the one slot is still free
         silent.settimeout(5)
         assert silent.recv(1) == b""  # closed by the server, not by our timeout
-    assert _wait_until(lambda: server.server.unassociated_connections == 0)
+    assert wait_until(lambda: server.server.unassociated_connections == 0)
     assert any("timed out" in str(e.detail["reason"]) for e in server.refusals())
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 from pydicom.dataset import Dataset
@@ -29,7 +28,7 @@ from simulators.dicom.fast.server import DimseRequest, FastServer, Reply, Server
 from simulators.dicom.fast.acceptance import SupportedContext
 from simulators.events import EventBus, Exchange
 from simulators.peers.dcmtk import run_dcmtk
-from tests.helpers import require_tool
+from tests.helpers import require_tool, wait_until
 from tests.unit.test_store import make_image
 
 AET = "FAST_SCP"
@@ -42,13 +41,6 @@ CONTEXTS = (
 )
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 class Recorder:
@@ -187,7 +179,7 @@ def test_association_limit_rejects_transient_then_accepts_after_a_release(
             raw.shutdown(socket.SHUT_WR)  # we close first: the server lingers, never resets
             assert raw.recv(16) == b""
         held[0].release()
-        assert _wait_until(lambda: server.active_associations == 1)
+        assert wait_until(lambda: server.active_associations == 1)
         again = ae.associate("127.0.0.1", server.port, ae_title=AET)
         assert again.is_established and again.send_c_echo().Status == 0
         for assoc in (again, held[1]):
@@ -256,11 +248,11 @@ def test_release_and_abort_both_free_the_slot(server: FastServer) -> None:
     ae.add_requested_context(Verification)
     released = ae.associate("127.0.0.1", server.port, ae_title=AET)
     aborted = ae.associate("127.0.0.1", server.port, ae_title=AET)
-    assert _wait_until(lambda: server.active_associations == 2)
+    assert wait_until(lambda: server.active_associations == 2)
     released.release()
     assert released.is_released
     aborted.abort()
-    assert _wait_until(lambda: server.active_associations == 0)
+    assert wait_until(lambda: server.active_associations == 0)
     assert _store_one(server.port) == 0
 
 
@@ -272,7 +264,7 @@ def test_stop_aborts_open_associations(recorder: Recorder,
     assoc = ae.associate("127.0.0.1", server.port, ae_title=AET)
     assert assoc.is_established
     server.stop()
-    assert _wait_until(lambda: assoc.is_aborted)
+    assert wait_until(lambda: assoc.is_aborted)
     server.stop()  # idempotent
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
@@ -346,7 +338,7 @@ def test_silence_is_cut_by_artim_and_by_the_idle_timeout(
             assert silent.recv(16) == b""  # no A-ASSOCIATE-RQ within ARTIM: closed
         with _associated_socket(server.port) as idle:
             _read_abort(idle)  # established but idle: A-ABORT
-        assert _wait_until(lambda: server.active_associations == 0)
+        assert wait_until(lambda: server.active_associations == 0)
 
 
 def _store_one(port: int) -> int:

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,7 +29,7 @@ from simulators.sandbox.sandbox import Sandbox
 from simulators.site.site import QUERY_AE
 from simulators.dicom.address import AeAddress
 from simulators.dicom.qrscu import QrClient
-from tests.helpers import RecordedEvents
+from tests.helpers import RecordedEvents, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_SITE = ROOT / "scenarios" / "sites" / "training-hospital.yaml"
@@ -45,14 +45,6 @@ environment:
 """
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 # ---------------------------------------------------------------------- pacing
@@ -166,10 +158,10 @@ def test_trainer_starts_a_pathway_for_a_named_patient(sandbox: Any) -> None:
                                                      "patient": "Mrs Training Smith",
                                                      "modality": "CT"})
     assert code == 200 and started["patient_id"].startswith(f"SBX{box.epoch.tag}-")
-    done = _until(lambda: _recent(api, started["id"]), 60, "the routine pathway to end")
+    done = eventually(lambda: _recent(api, started["id"]), 60, "the routine pathway to end")
     assert done["state"] == "completed", done["error"]
     assert done["outcome"] == {"mpps": "COMPLETED: success", "report_ack": "AA"}
-    studies = _until(lambda: _studies_of(box, started["patient_id"]), 20, "the study")
+    studies = eventually(lambda: _studies_of(box, started["patient_id"]), 20, "the study")
     assert len(studies) == 1
     assert str(studies[0].PatientName) == "ZZTRAIN-SMITH^Mrs Training"
     assert str(studies[0].AccessionNumber) == done["accession"]
@@ -188,7 +180,7 @@ def test_an_injected_fault_shows_in_the_modalitys_traffic(sandbox: Any,
                                                   "fault": "mpps.create-not-in-progress"})
     assert (code, answer["faults"]) == (200, ["mpps.create-not-in-progress"])
     _, started = _http(api, "POST", "/pathways", {"pathway": "routine", "modality": "CT"})
-    done = _until(lambda: _recent(api, started["id"]), 60, "the faulted pathway to end")
+    done = eventually(lambda: _recent(api, started["id"]), 60, "the faulted pathway to end")
     assert done["state"] == "failed" and "MPPS" in done["error"]
     creates = [e for e in event_bus.events[mark:]
                if e.kind == "dicom.n-create" and e.actor == "ct1"]
@@ -232,12 +224,12 @@ def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
          "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        _until(state.exists, 30, "the state file")
+        eventually(state.exists, 30, "the state file")
         # Busier than a quiet morning so a minute of wall time completes several pathways.
         api = json.loads(state.read_text())["api"]
         urllib.request.urlopen(urllib.request.Request(
             api + "/rate", data=json.dumps({"factor": 3}).encode(), method="POST"), timeout=10)
-        first = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 3
+        first = eventually(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 3
                        and s, 50, "three completed pathways")
         epoch = first["epoch"]
         old_ids = {i for r in first["recent"] for i in r["identifiers"]}
@@ -257,7 +249,7 @@ def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
         after = _cli_status(state)
         assert after["epoch"] != epoch
         assert after["pathways"]["totals"]["completed"] == 0 and after["recent"] == []
-        second = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 1
+        second = eventually(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 1
                         and s, 50, "a pathway of the new epoch")
         new_ids = {i for r in second["recent"] for i in r["identifiers"]}
         assert new_ids and not new_ids & old_ids
@@ -317,8 +309,8 @@ def test_a_whole_simulated_hour_at_60x_into_orthanc(tmp_path: Path) -> None:
          "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        _until(state.exists, 60, "the state file")
-        status = _until(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 2
+        eventually(state.exists, 60, "the state file")
+        status = eventually(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 2
                         and s, 60, "two completed pathways")
         web_ui = status["target"]["web_ui"]
         assert status["target"]["kind"] == "orthanc" and web_ui
