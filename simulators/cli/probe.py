@@ -136,7 +136,9 @@ def _report(args: argparse.Namespace) -> int:
     else:
         print(format_table(rows, rule) + "\n\n" + golive_text.format_text(review))
     if args.html is not None:
-        path = write_html(review, args.html)
+        path = write_html(review, args.html,
+                          regressions=[f"{row.probe} ({row.target})" for row in rows
+                                       if row.regressed])
         if not args.json:
             print(f"\nHTML report: {path}")
     return 1 if any(row.regressed for row in rows) else 0

@@ -222,7 +222,10 @@ def test_html_is_well_formed_self_contained_escaped_and_shows_every_probe(tmp_pa
     checker.feed(page)
     checker.close()
     assert checker.errors == [] and checker.stack == []
-    assert "script" not in checker.tags and checker.urls == []
+    # only links inside the page (the outages index): nothing to fetch
+    assert "script" not in checker.tags and all(u.startswith("#") for u in checker.urls)
+    assert [u for u in checker.urls] == [f"#outage-{i}" for i in range(len(report.outages))]
+    assert 'data-verdict="FAIL"' in page and 'data-field="command_line"' in page
     assert checker.tags["svg"] == 4 * len(report.weeks) == 12  # one per benchmark per week
     text = "".join(checker.text)
     for probe in PROBES:
