@@ -223,9 +223,6 @@ def _verdict(report: dict[str, Any]) -> tuple[str, str]:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    passed = report["passed"]
-    badge = (f'<span class="badge" style="background:{"#2e7d32" if passed else "#c62828"}">'
-             f'{"PASS" if passed else "FAIL"}</span>')
     header = RunHeader.from_dict(report.get("header") or {"target_address": report.get("target")
                                                           or ""})
     verdicts = "".join(
@@ -254,7 +251,7 @@ def render_html(report: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>pacsim load: {escape(report['name'])}</title>
 <style>{_CSS}{HEADER_CSS}</style></head><body>
 {banner_html(*_verdict(report))}
-<h1>{badge} Load: {escape(report['name'])}</h1>
+<h1>Load: {escape(report['name'])}</h1>
 {header_html(header)}
 <p>Target {escape(report.get('target') or '-')}; started {escape(report['started'])};
 {report['duration_s']:.1f}s.</p><p class=muted>{escape(notes)}</p>

@@ -192,13 +192,15 @@ def write_reports(report: dict[str, Any], directory: Path) -> dict[str, Path]:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1100px}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1300px}
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.5em 0 1em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;font-size:.85em;vertical-align:top}
 th{background:#f4f4f4} td.n{text-align:right} .ok{color:#2e7d32} .bad{color:#c62828;font-weight:600}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;color:#fff;font-weight:600}
 .muted{color:#666;font-size:.85em}
+td.uid{min-width:20em;max-width:24em;word-break:break-all;font-size:.75em}
+td.detail{min-width:18em;overflow-wrap:anywhere} td.date{white-space:nowrap}
 """
 
 
@@ -242,9 +244,11 @@ def _study_rows(report: dict[str, Any], items: Sequence[dict[str, str]], *,
         anchor = f' id="m{index}"' if anchors and transfer else ""
         cells = [f"<td class={'bad' if transfer else 'muted'}>"
                  f"{'transfer mismatch' if transfer else 'data quality'}</td>"]
-        cells += [f"<td>{escape(show(c, 120))}</td>" for c in _facts(report, item["study_uid"])]
-        cells += [f"<td><code>{escape(item['study_uid'])}</code></td>",
-                  f"<td>{escape(item['class'])}</td>", f"<td>{escape(show(item['detail'], 300))}</td>"]
+        cells += [f"<td{' class=date' if n == 2 else ''}>{escape(show(c, 120))}</td>"
+                  for n, c in enumerate(_facts(report, item["study_uid"]))]
+        cells += [f"<td class=uid><code>{escape(item['study_uid'])}</code></td>",
+                  f"<td>{escape(item['class'])}</td>",
+                  f"<td class=detail>{escape(show(item['detail'], 300))}</td>"]
         rows.append(f"<tr{anchor}>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -275,9 +279,6 @@ def _verdict(report: dict[str, Any]) -> tuple[str, str]:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    signed = report["signed_off"]
-    badge = (f'<span class="badge" style="background:{"#2e7d32" if signed else "#c62828"}">'
-             f'{"SIGNED OFF" if signed else "NOT SIGNED OFF"}</span>')
     header = RunHeader.from_dict(report.get("header") or {
         "target_kind": report.get("target_kind", ""), "target_address": report.get("target", ""),
         "started": report.get("generated", "")})
@@ -291,9 +292,12 @@ def render_html(report: dict[str, Any]) -> str:
     counts = _table(("class", "kind", "studies"),
                     [(c, "transfer" if c in TRANSFER_CLASSES else "data quality", n)
                      for c, n in report["counts"].items()])
-    mismatches = _study_rows(report, report["mismatches"][:2000], anchors=True)
+    mismatches = (_study_rows(report, report["mismatches"][:2000], anchors=True)
+                  if report["mismatches"] else "<p>No mismatch and no data-quality finding.</p>")
+    if not report["counts"]:
+        counts = "<p>No finding in any class.</p>"
     manifest = ""
-    if report.get("manifest"):
+    if report.get("manifest") and report["manifest"].get("classes"):
         m = report["manifest"]
         manifest = ("<h2>Against the seeder's manifest</h2>" + _table(
             ("class", "injected", "detected", "missed", "not validated", "found, not listed"),
@@ -319,7 +323,7 @@ def render_html(report: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>pacsim migration validation</title>
 <style>{_CSS}{HEADER_CSS}</style></head><body>
 {banner_html(*_verdict(report))}
-<h1>{badge} Migration validation</h1>
+<h1>Migration validation</h1>
 {header_html(header)}
 {_index(report)}
 <p>{escape(report['source'])} &rarr; {escape(report['target'])} ({escape(report['target_kind'])});
@@ -333,7 +337,7 @@ Rollback threshold {report['rollback_threshold']:.2%}.</p>{stopped}
 rollback. Only transfer mismatches (data lost or changed by the migration) do.</p>
 {tripped}
 <h2>Findings per class</h2>{counts}
-<h2>Mismatches (transfer first)</h2>{limits}{mismatches}
+<h2>Mismatches (transfer first)</h2>{limits if report["mismatches"] else ""}{mismatches}
 <h2>Stages</h2>{stages}
 {manifest}{conflicts}
 </body></html>
