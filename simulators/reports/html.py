@@ -140,7 +140,7 @@ def _step_section(step: StepResult, number: str, run_index: int, base: Path | No
              f'<span class="muted">({escape(step.do)}, {escape(format_duration(step.duration))}'
              f"{', ' + str(step.attempts) + ' attempts' if step.attempts > 1 else ''})</span></h3>"]
     if step.message:
-        parts.append(f"<p>{escape(step.message)}</p>")
+        parts.append(f"<p>{escape(_why(step) if step.status == 'failed' else step.message)}</p>")
     parts.extend(f'<p class="muted">note: {escape(note)}</p>' for note in step.notes
                  if note != step.message)
     parts.append(_artefacts(step, base))
@@ -181,8 +181,18 @@ def _failures(runs: Sequence[RunResult]) -> list[tuple[str, str, str]]:
                 continue
             items.append((_anchor(run_index, number),
                           f"{run.scenario} › {number} {step.name} ({STATUS_LABELS[step.status]})",
-                          show(step.message, 200)))
+                          _why(step)))
     return items
+
+
+def _why(step: StepResult) -> str:
+    """Why a step failed, in plain words: each unmet expectation as expected vs seen
+    (the expectation engine's own message quotes values as Python does)."""
+    unmet = [e for e in step.expectations if not e.passed]
+    if not unmet:
+        return show(step.message, 300)
+    return show("; ".join(f"{e.name}: expected {plain(e.expected)}, seen {plain(e.seen)}"
+                          for e in unmet), 300)
 
 
 def _run_section(run: RunResult, run_index: int, base: Path | None) -> str:
