@@ -44,7 +44,7 @@ font-weight:700;letter-spacing:.02em}
 table.runheader{width:auto;border-collapse:collapse;margin:0 0 1.5em 0}
 table.runheader th{background:#f4f4f4;text-align:left;white-space:nowrap;padding:.2em .6em;
 border:1px solid #ddd;font-size:.9em}
-table.runheader td{padding:.2em .6em;border:1px solid #ddd;font-size:.9em}
+table.runheader td{padding:.2em .6em;border:1px solid #ddd;font-size:.9em;text-align:left}
 .failures{border:2px solid #c62828;border-radius:.4em;padding:.4em 1em;margin:0 0 1.5em 0}
 .failures h2{margin:.3em 0;font-size:1.1em;color:#c62828}
 .failures li{margin:.2em 0}

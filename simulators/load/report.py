@@ -60,7 +60,7 @@ def load_dict(run: LoadRun, *, target: str = "", thresholds: Sequence[ThresholdR
 
 def _header(run: LoadRun, target: str, header: RunHeader | None) -> RunHeader:
     head = header or RunHeader(target_address=target)
-    head.started = head.started or iso_time(run.started)
+    head.started = iso_time(run.started)  # the load's own span, whatever the caller stamped
     head.ended = iso_time(run.started + run.duration)
     return head
 
