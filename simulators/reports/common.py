@@ -30,7 +30,17 @@ def summary_line(results: Iterable[RunResult], elapsed: float | None = None) -> 
     took = elapsed if elapsed is not None else sum(run.duration for run in runs)
     noun = "scenario" if len(runs) == 1 else "scenarios"
     return (f"{len(runs)} {noun}: {passed} passed, {failed} failed, {errors} "
-            f"{'error' if errors == 1 else 'errors'} in {format_duration(took)}")
+            f"{'error' if errors == 1 else 'errors'} in {_took(took)}")
+
+
+def _took(seconds: float) -> str:
+    """``7.4s``, ``41s``, ``2m05s``: as precise as a person reading a run's length needs."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s"
 
 
 def verdict_of(runs: Sequence[RunResult]) -> str:
