@@ -10,6 +10,7 @@ not supported = skipped) so CI dashboards list them.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from html import escape
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from simulators.common.header import RunHeader, failures_index_html, page_top
+from simulators.dicom.ae import describe_rejection
 from simulators.injection.model import (
     CONFORMANT, ERROR, IMPLEMENTATION_DEFINED, NON_CONFORMANT, NOT_SUPPORTED, VERDICTS, Outcome,
 )
@@ -111,11 +113,21 @@ th{background:#f4f4f4} tr.bad td{background:#fdecea}
 """
 
 
+_REJECT = re.compile(r"A-ASSOCIATE-RJ (\d+)/(\d+)/(\d+)")
+
+
+def worded(text: str) -> str:
+    """``A-ASSOCIATE-RJ 2/3/2`` with its PS3.8 9.3.4 words beside the numbers:
+    ``A-ASSOCIATE-RJ 2/3/2 (transient, local limit exceeded)``."""
+    return _REJECT.sub(lambda m: f"{m.group(0)} ({describe_rejection(*map(int, m.groups()))})",
+                       text)
+
+
 def _row(o: Outcome) -> str:
     colour = _COLOURS.get(o.verdict, "#000")
     bad = o.verdict in (NON_CONFORMANT, ERROR)
     return (f'<tr id="fault-{escape(o.fault.id)}"{" class=bad" if bad else ""}>'
-            + "".join(f"<td>{escape(v)}</td>" for v in (
+            + "".join(f"<td>{escape(worded(v))}</td>" for v in (
                 o.fault.id, o.sent, o.fault.expected.describe(), o.answered))
             + f'<td style="color:{colour};font-weight:600">{escape(o.verdict)}</td>'
             + f"<td>{escape(o.detail)}</td><td>{escape(o.fault.section)}</td></tr>")
@@ -135,7 +147,7 @@ def render_html(outcomes: Sequence[Outcome], target: str = "", *,
     skipped = [o for o in ordered if o.verdict == NOT_SUPPORTED]
     index = failures_index_html(
         (f"fault-{o.fault.id}", f"{o.fault.id} ({o.verdict})",
-         f"expected {o.fault.expected.describe()}; answered {o.answered}")
+         worded(f"expected {o.fault.expected.describe()}; answered {o.answered}"))
         for o in ordered if o.verdict in (NON_CONFORMANT, ERROR))
     table = (f"<h2>Judged ({len(judged)})</h2><table>{head}{''.join(map(_row, judged))}</table>"
              if judged else "<p>No fault was judged.</p>")

@@ -3,6 +3,7 @@ reports' summary line and plain-words values: what every report opens with."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 
@@ -122,3 +123,31 @@ def test_plain_words_not_python_reprs() -> None:
     assert plain("AA") == "AA" and plain(None) == "nothing" and plain(True) == "true"
     assert plain({"ack": "AA", "count": 2}) == "ack: AA, count: 2"
     assert plain(["a", "b"]) == "a, b" and plain([]) == "(none)" and plain("") == "(empty)"
+
+
+def test_fault_matrix_html_puts_the_one_bad_row_first_and_collapses_na() -> None:
+    from simulators.faults import matrix
+    from simulators.faults.probes_assoc import context_words
+    from simulators.injection.catalogue import select
+    from simulators.injection.model import CONFORMANT, NON_CONFORMANT, NOT_SUPPORTED, Outcome
+
+    faults = select()
+    bad = next(f for f in faults if f.id == "store.unsupported-ts")
+    rows = [Outcome(f, NOT_SUPPORTED, "x", "-", "no MPPS") for f in faults[:37] if f is not bad]
+    rows.insert(20, Outcome(bad, NON_CONFORMANT, "CT with an unknown transfer syntax",
+                            context_words(3), f"expected {context_words(4)}"))
+    rows.append(Outcome(faults[-1], CONFORMANT, "y", "A-ASSOCIATE-RJ 2/3/2"))
+    html = matrix.render_html(rows, "ORTHANC@127.0.0.1:4242",
+                              header=RunHeader(target_kind="orthanc"))
+    assert html.count('class="banner"') == 1 and 'data-verdict="NOT CONFORMANT"' in html
+    assert html.index("store.unsupported-ts") < html.index("<details>")   # above the N/A
+    assert '<a href="#fault-store.unsupported-ts">' in html
+    assert f"{len(rows) - 2} not supported by target" in html
+    assert "context rejected: abstract-syntax-not-supported (3)" in html
+    assert "expected context rejected: transfer-syntaxes-not-supported (4)" in html
+    assert "<td>context result" not in html and "rejected with result" not in html
+    assert "A-ASSOCIATE-RJ 2/3/2 (transient, local limit exceeded)" in html
+    document = json.loads(matrix.render_json(rows, "ORTHANC@127.0.0.1:4242"))
+    assert document["verdict"] == "NOT CONFORMANT"
+    assert document["header"]["target_address"] == "ORTHANC@127.0.0.1:4242"
+    assert matrix.verdict([Outcome(bad, NOT_SUPPORTED, "x", "-")])[0] == "NO DATA"
