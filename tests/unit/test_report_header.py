@@ -8,6 +8,10 @@ import re
 import socket
 
 from simulators.common.formatting import plain
+from simulators.faults import matrix
+from simulators.faults.probes_assoc import context_words
+from simulators.injection.catalogue import select
+from simulators.injection.model import CONFORMANT, NON_CONFORMANT, NOT_SUPPORTED, Outcome
 from simulators.common.header import (
     HEADER_FIELDS, RunHeader, banner_html, command_line, failures_index_html, header_html,
     iso_time, page_top, pacsim_version, supports_summary,
@@ -126,11 +130,6 @@ def test_plain_words_not_python_reprs() -> None:
 
 
 def test_fault_matrix_html_puts_the_one_bad_row_first_and_collapses_na() -> None:
-    from simulators.faults import matrix
-    from simulators.faults.probes_assoc import context_words
-    from simulators.injection.catalogue import select
-    from simulators.injection.model import CONFORMANT, NON_CONFORMANT, NOT_SUPPORTED, Outcome
-
     faults = select()
     bad = next(f for f in faults if f.id == "store.unsupported-ts")
     rows = [Outcome(f, NOT_SUPPORTED, "x", "-", "no MPPS") for f in faults[:37] if f is not bad]
