@@ -247,7 +247,12 @@ def test_cli_writes_html_and_adds_golive_to_json(tmp_path, capsys) -> None:
     overall = document["golive"]["overall"]
     assert (overall["runs"], overall["passed"]) == (7, 6)
     assert len(document["golive"]["outages"]) == 1
-    assert page.exists() and "Availability per probe" in page.read_text(encoding="utf-8")
+XX
+    assert document["header"]["started"].endswith("Z") and document["header"]["ended"]
+    html = page.read_text(encoding="utf-8")
+    assert page.exists() and "Availability per probe" in html
+    # an outage in the window: the banner says FAIL even though nothing regressed
+    assert 'data-verdict="FAIL"' in html and '<a href="#outage-0">' in html
     assert main(["probe", "report", "--store", str(tmp_path / "store")]) == 0
     out = capsys.readouterr().out
     assert "outages (1)" in out and "weekly benchmarks" in out
