@@ -247,7 +247,7 @@ def test_cli_writes_html_and_adds_golive_to_json(tmp_path, capsys) -> None:
     overall = document["golive"]["overall"]
     assert (overall["runs"], overall["passed"]) == (7, 6)
     assert len(document["golive"]["outages"]) == 1
-XX
+    assert document["header"]["target_address"] == T  # the store's target, not a guess
     assert document["header"]["started"].endswith("Z") and document["header"]["ended"]
     html = page.read_text(encoding="utf-8")
     assert page.exists() and "Availability per probe" in html
