@@ -130,7 +130,7 @@ def _artefacts(step: StepResult, base: Path | None) -> str:
 
 
 def _anchor(run_index: int, number: str) -> str:
-    return f"run{run_index}-step{number.rstrip('.').replace('.', '-')}"
+    return f"run{run_index}-step{number.rstrip('.').replace('.', '-').replace(' ', '-')}"
 
 
 def _step_section(step: StepResult, number: str, run_index: int, base: Path | None) -> str:
@@ -161,9 +161,21 @@ def _numbered(run: RunResult) -> list[tuple[StepResult, str]]:
         for i, child in enumerate(step.children, start=1):
             visit(child, f"{number}{i}.")
 
-    for index, step in enumerate(run.steps, start=1):
-        visit(step, f"{index}.")
+    for step, number in _top_numbers(run):
+        visit(step, number)
     return rows
+
+
+def _top_numbers(run: RunResult) -> list[tuple[StepResult, str]]:
+    """Top-level steps numbered as the console numbers them: ``1.``, ``2.`` for the
+    steps (the load phase included) and ``finally 1.`` for the clean-up steps."""
+    counters = {"steps": 0, "finally": 0}
+    numbered = []
+    for step in run.steps:
+        counters[step.phase] += 1
+        prefix = "finally " if step.phase == "finally" else ""
+        numbered.append((step, f"{prefix}{counters[step.phase]}."))
+    return numbered
 
 
 def _failures(runs: Sequence[RunResult]) -> list[tuple[str, str, str]]:
@@ -205,8 +217,8 @@ def _run_section(run: RunResult, run_index: int, base: Path | None) -> str:
     if run.environment_error:
         parts.append(f"<p><strong>{escape(run.environment_error)}</strong></p>")
     parts.append(_timeline(run))
-    for index, step in enumerate(run.steps, start=1):
-        parts.append(_step_section(step, f"{index}.", run_index, base))
+    for step, number in _top_numbers(run):
+        parts.append(_step_section(step, number, run_index, base))
     parts.extend(f'<p class="muted">warning: {escape(w)}</p>' for w in run.warnings)
     return "".join(parts)
 
@@ -239,6 +251,8 @@ def render_html(results: RunResult | Sequence[RunResult], title: str = "pacsim r
     then each scenario's timeline and steps. ``base`` is the folder the file is written
     to (artefact links are made relative to it)."""
     runs = as_list(results)
+    if title == "pacsim report" and len(runs) == 1:
+        title = f"pacsim report: {runs[0].scenario}"
     head = header or header_of(runs)
     verdict = "INTERRUPTED" if interrupted else verdict_of(runs)
     body = "".join(_run_section(run, i, base) for i, run in enumerate(runs, start=1))
