@@ -30,7 +30,7 @@ lint: venv
 ## test-fast: only the tests that need no external tool and are not slow (markers in
 ## pyproject.toml; tests/unit/test_lanes.py keeps them exact)
 test-fast: venv
-	$(BIN)/pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker or slow)"
+	$(BIN)/pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker or chromium or slow)"
 
 ## bench: throughput against DCMTK and Orthanc, printed as ratios (see benchmarks/)
 bench: venv

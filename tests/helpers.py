@@ -5,7 +5,7 @@ reason on a developer machine without them, but *fails* when ``CI=true``: CI ins
 them, so a skip there would hide a broken install step.
 
 Each tool belongs to a lane, a pytest marker of the same name (``TOOL_LANES``), so
-``pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker)"`` runs exactly
+``pytest -m "not (dcmtk or orthanc or dciodvfy or prometheus or docker or chromium)"`` runs exactly
 the tests that need none of them. A test that calls :func:`require_tool` carries the
 marker itself (``@pytest.mark.dcmtk``); a fixture that calls it is declared with
 :func:`needs`, and tests/conftest.py marks every test using that fixture.
@@ -31,7 +31,7 @@ from simulators.errors import ConfigError
 from simulators.events import EventBus, Exchange
 
 #: The lanes (pytest markers) of tests that need an external tool, see pyproject.toml.
-LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker")
+LANES = ("dcmtk", "dciodvfy", "orthanc", "prometheus", "docker", "chromium")
 
 #: Every command-line tool a test may require, and its lane.
 TOOL_LANES = {
@@ -42,6 +42,7 @@ TOOL_LANES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "docker-compose": "docker",
+    "chromium": "chromium",
 }
 
 #: What to install for each lane (the skip reason names it).
@@ -51,6 +52,7 @@ _INSTALL = {
     "orthanc": "apt-get install orthanc orthanc-dicomweb",
     "prometheus": "apt-get install prometheus",
     "docker": "apt-get install docker.io docker-compose",
+    "chromium": "apt-get install chromium",
 }
 
 #: Attribute :func:`needs` sets on a fixture function; tests/conftest.py reads it.

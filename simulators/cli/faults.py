@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulators.common.header import RunHeader
 from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 from simulators.faults import matrix
@@ -60,6 +61,16 @@ def _target_tls(args: argparse.Namespace) -> TargetTls:
                      mutual=args.tls_mutual)
 
 
+def _header(target: str) -> RunHeader:
+    """The matrix's sign-off header: builtin/orthanc are started on a free port by the
+    run itself, so their address is named as such (the matrix rows show the answers)."""
+    if target in ("builtin", "orthanc"):
+        return RunHeader.now(target_kind=target,
+                             target_address=f"{target} started by pacsim for this run "
+                                            "(127.0.0.1, ephemeral port)")
+    return RunHeader.now(target_kind="external", target_address=target)
+
+
 def _run(args: argparse.Namespace) -> int:
 
     if args.target not in ("builtin", "orthanc"):
@@ -69,14 +80,16 @@ def _run(args: argparse.Namespace) -> int:
         # Probes provoke rejections on purpose; pynetdicom logs each as an ERROR line
         # that would bury the matrix. The matrix itself reports every answer.
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    header = _header(args.target)
     outcomes = run_against(args.target, args.only, hl7=hl7, tls=_target_tls(args))
+    header.finish()
     sys.stdout.write(matrix.render_text(outcomes, args.target))
-    outputs: list[tuple[Path | None, Any]] = [(args.json, matrix.render_json),
-                                              (args.junit, matrix.render_junit),
-                                              (args.html, matrix.render_html)]
-    for path, render in outputs:
-        if path is not None:
-            matrix.write(path, render(outcomes, args.target))
+    if args.json is not None:
+        matrix.write(args.json, matrix.render_json(outcomes, args.target, header=header))
+    if args.junit is not None:
+        matrix.write(args.junit, matrix.render_junit(outcomes, args.target))
+    if args.html is not None:
+        matrix.write(args.html, matrix.render_html(outcomes, args.target, header=header))
     return EXIT_FAILED if failed(outcomes) else EXIT_OK
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from simulators.errors import ConfigError
 from simulators.kpi import golive, golive_text
 from simulators.kpi.embedded import ProbeSession, SessionOptions
-from simulators.kpi.golive_html import write_html
+from simulators.kpi.golive_html import default_header, write_html
 from simulators.kpi.metrics import ProbeMetrics
 from simulators.kpi.report import RegressionRule, as_json, compare, format_table, parse_window
 from simulators.kpi.result import FAIL, TIMEOUT, ProbeResult
@@ -132,11 +132,13 @@ def _report(args: argparse.Namespace) -> int:
                               target=args.for_target, rule=rule)
     if args.json:
         print(as_json(rows, rule, golive=golive_text.as_dict(review), since_seconds=since,
-                      baseline_seconds=baseline))
+                      baseline_seconds=baseline, header=default_header(review).as_dict()))
     else:
         print(format_table(rows, rule) + "\n\n" + golive_text.format_text(review))
     if args.html is not None:
-        path = write_html(review, args.html)
+        path = write_html(review, args.html,
+                          regressions=[f"{row.probe} ({row.target})" for row in rows
+                                       if row.regressed])
         if not args.json:
             print(f"\nHTML report: {path}")
     return 1 if any(row.regressed for row in rows) else 0

@@ -14,11 +14,13 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
 from simulators.reports import render_console, write_html, write_json, write_junit
+from simulators.reports.common import summary_line
 from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
 from simulators.cli.targets import add_target_options, declared_supports, target_override
@@ -86,20 +88,23 @@ def _run(args: argparse.Namespace) -> int:
             print(f"pacsim: invalid scenario: {exc}", file=sys.stderr)
             return EXIT_INVALID
     results = []
+    began = time.monotonic()
+    report_dir = Path(args.report_dir) if args.report_dir else None
     for scenario in scenarios:
         if args.runtime == "docker":
             print(f"{scenario.name}: starting every actor in its own container...",
                   file=sys.stderr, flush=True)
         with _sigterm_as_interrupt(args.runtime == "docker"):
-            result = run_in_environment(scenario, runtime=args.runtime)
+            result = run_in_environment(scenario, runtime=args.runtime, report_dir=report_dir)
         results.append(result)
         print(render_console(result), flush=True)
+    # the one line a run ends with (k6/pytest style), also for a single scenario
+    print(summary_line(results, time.monotonic() - began), flush=True)
     if args.json:
         write_json(results, args.json)
     if args.junit:
         write_junit(results, args.junit)
-    if args.report_dir:
-        report_dir = Path(args.report_dir)
+    if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         write_json(results, report_dir / "report.json")
         write_junit(results, report_dir / "junit.xml")

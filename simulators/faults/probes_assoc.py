@@ -17,6 +17,7 @@ from pynetdicom.sop_class import Verification
 
 from simulators.dicom.address import AeAddress
 from simulators.dicom.fast import dimse
+from simulators.dicom.fast.negotiation import CONTEXT_RESULTS
 from simulators.dicom.matching import match_dataset
 from simulators.faults import invariants
 from simulators.injection.model import Observation
@@ -176,6 +177,14 @@ def idle(target: Target, run: ProbeRun) -> Observation:
     return obs
 
 
+def context_words(result: int) -> str:
+    """A presentation context result as PS3.8 9.3.3.2 names it, with its number:
+    ``context rejected: abstract-syntax-not-supported (3)``, never a bare number."""
+    if result == 0:
+        return "context accepted (0)"
+    return f"context rejected: {CONTEXT_RESULTS.get(result, 'unknown result')} ({result})"
+
+
 def _context_probe(abstract: str, syntaxes: list[str], expected: int, sent: str):  # type: ignore[no-untyped-def]
     def run_probe(target: Target, run: ProbeRun) -> Observation:
         endpoint = target.store if "store" in sent else _endpoint(target)
@@ -187,9 +196,9 @@ def _context_probe(abstract: str, syntaxes: list[str], expected: int, sent: str)
             if answer.kind == "accepted":
                 raw.release()
         result = next((c.result for c in answer.contexts if c.abstract_syntax == abstract), None)
-        obs = Observation(sent=sent, answered=(f"context result {result}" if result is not None
+        obs = Observation(sent=sent, answered=(context_words(result) if result is not None
                                                else answer.describe()))
-        obs.checks[f"presentation context rejected with result {expected}"] = result == expected
+        obs.checks[f"expected {context_words(expected)}"] = result == expected
         return obs
     return run_probe
 

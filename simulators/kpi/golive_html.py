@@ -16,9 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from pathlib import Path
+from typing import Sequence
 
 from simulators.common.fields import format_duration
 from simulators.common.formatting import show
+from simulators.common.header import RunHeader, failures_index_html, iso_time, page_top
 from simulators.kpi.golive import AVAILABILITY, BenchmarkWeek, GoLiveReport
 from simulators.kpi.golive_text import (benchmark_value, change_text, many_targets,
                                         outage_probes, percent, utc)
@@ -140,9 +142,9 @@ def _outage_table(report: GoLiveReport) -> str:
         return "<p>No outage: no probe failed in the window.</p>"
     many = many_targets(report)
     rows = "".join(
-        "<tr>" + _cell(utc(o.start)) + _cell(utc(o.end) + (" (ongoing)" if o.ongoing else ""))
+        f'<tr id="outage-{i}">' + _cell(utc(o.start)) + _cell(utc(o.end) + (" (ongoing)" if o.ongoing else ""))
         + _cell(format_duration(o.end - o.start), "num")
-        + _cell(outage_probes(o, many)) + "</tr>" for o in report.outages)
+        + _cell(outage_probes(o, many)) + "</tr>" for i, o in enumerate(report.outages))
     return ("<table><tr><th>from</th><th>to</th><th>duration</th>"
             "<th>probes failing (failed runs)</th></tr>" + rows + "</table>")
 
@@ -179,14 +181,44 @@ def _charts(report: GoLiveReport) -> str:
     return "".join(parts)
 
 
-def render_html(report: GoLiveReport, title: str = "pacsim go-live report") -> str:
+def verdict(report: GoLiveReport, regressions: Sequence[str] = ()) -> tuple[str, str]:
+    """The banner, from the stored probe results only: NO DATA when nothing was measured,
+    FAIL on a regression (``probe report``'s exit 1) or an outage, else PASS."""
+    overall = report.overall
+    if not overall.runs:
+        return "NO DATA", "no probe run was measured in the window"
+    figures = (f"availability {percent(overall.percent)} ({overall.passed} of "
+               f"{overall.runs} measured runs passed), {len(report.outages)} outage(s)")
+    if regressions:
+        return "FAIL", f"regressed: {', '.join(regressions)}; {figures}"
+    if report.outages:
+        return "FAIL", figures
+    return "PASS", figures
+
+
+def default_header(report: GoLiveReport) -> RunHeader:
+    """What the stored results themselves say: the probed target(s) and the window."""
+    targets = sorted({a.target for a in report.availability if a.target})
+    return RunHeader(target_kind="probed PACS", target_address=", ".join(targets),
+                     started=iso_time(report.start), ended=iso_time(report.end))
+
+
+def _failures(report: GoLiveReport) -> str:
+    items = [(f"outage-{i}", f"outage from {utc(o.start)}"
+              + (" (ongoing)" if o.ongoing else f" to {utc(o.end)}"),
+              outage_probes(o, many_targets(report))) for i, o in enumerate(report.outages)]
+    return failures_index_html(items, title="Outages first")
+
+
+def render_html(report: GoLiveReport, title: str = "pacsim go-live report", *,
+                header: RunHeader | None = None, regressions: Sequence[str] = ()) -> str:
     overall = report.overall
     summary = (f"{utc(report.start)} .. {utc(report.end)} (UTC). Overall availability "
                f"{percent(overall.percent)} ({overall.passed} of {overall.runs} measured "
                f"runs passed); {len(report.outages)} outage(s).")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p>{escape(summary)}</p>"
+    word, why = verdict(report, regressions)
+    return (page_top(title, word, why, header or default_header(report), css=_CSS)
+            + _failures(report) + f"<p>{escape(summary)}</p>"
             "<h2>Availability per probe</h2><p class='muted'>A run passes when the probe "
             "succeeded; a failure or a timeout fails it; a run that could not be measured "
             "(no peer for it) is left out.</p>" + _availability_table(report)
@@ -203,11 +235,13 @@ def render_html(report: GoLiveReport, title: str = "pacsim go-live report") -> s
             + "</body></html>\n")
 
 
-def write_html(report: GoLiveReport, path: str | Path) -> Path:
+def write_html(report: GoLiveReport, path: str | Path, *, header: RunHeader | None = None,
+               regressions: Sequence[str] = ()) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(report), encoding="utf-8")
+    target.write_text(render_html(report, header=header, regressions=regressions),
+                      encoding="utf-8")
     return target
 
 
-__all__ = ["render_html", "write_html", "chart"]
+__all__ = ["render_html", "write_html", "chart", "verdict", "default_header"]

@@ -189,11 +189,15 @@ def format_table(rows: list[ProbeComparison], rule: RegressionRule) -> str:
 
 
 def as_json(rows: list[ProbeComparison], rule: RegressionRule, *,
-            golive: dict[str, Any] | None = None, **window: Any) -> str:
-    """The comparison as JSON; ``golive`` (the review figures) is added under its own key."""
+            golive: dict[str, Any] | None = None, header: dict[str, Any] | None = None,
+            **window: Any) -> str:
+    """The comparison as JSON; ``golive`` (the review figures) and ``header`` (the
+    report header every pacsim report carries) are added under their own keys."""
     def stats(s: WindowStats) -> dict[str, Any]:
         return {**asdict(s), "failure_rate": round(s.failure_rate, 6)}
     extra = {} if golive is None else {"golive": golive}
+    if header is not None:
+        extra["header"] = header
     return json.dumps({
         "window": window, "rule": {**asdict(rule), "text": rule.describe()},
         "regressions": sum(1 for r in rows if r.regressed),

@@ -18,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
+from simulators.common.header import HEADER_CSS, RunHeader, banner_html, header_html, iso_time
 from simulators.load.engine import LoadRun
 from simulators.load.thresholds import ThresholdResult, check_thresholds
 
@@ -28,8 +29,10 @@ _WIDTH, _HEIGHT, _PAD = 760, 220, 48
 
 
 def load_dict(run: LoadRun, *, target: str = "", thresholds: Sequence[ThresholdResult] | None
-              = None) -> dict[str, Any]:
-    """The JSON report of one run (see the module docstring for the keys)."""
+              = None, header: RunHeader | None = None) -> dict[str, Any]:
+    """The JSON report of one run (see the module docstring for the keys). ``header``
+    (target kind, address, capabilities, seed...) goes under ``header`` with the run's
+    start and end filled in; without one, the header knows only the ``target`` text."""
     seconds = max(run.duration, 1e-9)
     operations = run.stats.operations(seconds)
     verdicts = list(thresholds) if thresholds is not None else check_thresholds(
@@ -51,7 +54,15 @@ def load_dict(run: LoadRun, *, target: str = "", thresholds: Sequence[ThresholdR
         "thresholds": [vars_of(v) for v in verdicts],
         "timeline": {**run.stats.timeline(math.ceil(run.duration)), "planned": run.planned},
         "profile": run.profile.model_dump(mode="json"),
+        "header": _header(run, target, header).as_dict(),
     }
+
+
+def _header(run: LoadRun, target: str, header: RunHeader | None) -> RunHeader:
+    head = header or RunHeader(target_address=target)
+    head.started = iso_time(run.started)  # the load's own span, whatever the caller stamped
+    head.ended = iso_time(run.started + run.duration)
+    return head
 
 
 def vars_of(result: ThresholdResult) -> dict[str, Any]:
@@ -199,10 +210,21 @@ def _charts(report: dict[str, Any]) -> str:
     return "\n".join(charts)
 
 
+def _verdict(report: dict[str, Any]) -> tuple[str, str]:
+    """The banner: FAIL on any broken threshold; INTERRUPTED when stopped early."""
+    failing = [t["name"] for t in report["thresholds"] if not t["passed"]]
+    if failing:
+        return "FAIL", f"{len(failing)} threshold(s) broken: {', '.join(failing)}"
+    if report.get("stopped_early"):
+        return "INTERRUPTED", f"stopped early: {report['stopped_early']}"
+    limits = len(report["thresholds"])
+    return "PASS", (f"all {limits} threshold(s) held" if limits
+                    else "no thresholds: the run reports, never fails")
+
+
 def render_html(report: dict[str, Any]) -> str:
-    passed = report["passed"]
-    badge = (f'<span class="badge" style="background:{"#2e7d32" if passed else "#c62828"}">'
-             f'{"PASS" if passed else "FAIL"}</span>')
+    header = RunHeader.from_dict(report.get("header") or {"target_address": report.get("target")
+                                                          or ""})
     verdicts = "".join(
         f"<tr><td class=l>{escape(t['name'])}</td><td>{escape(t['expected'])}</td>"
         f"<td>{escape(t['seen'])}</td><td class='{'ok' if t['passed'] else 'bad'}'>"
@@ -227,8 +249,10 @@ def render_html(report: dict[str, Any]) -> str:
         notes += f"; stopped early: {report['stopped_early']}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pacsim load: {escape(report['name'])}</title>
-<style>{_CSS}</style></head><body>
-<h1>{badge} Load: {escape(report['name'])}</h1>
+<style>{_CSS}{HEADER_CSS}</style></head><body>
+{banner_html(*_verdict(report))}
+<h1>Load: {escape(report['name'])}</h1>
+{header_html(header)}
 <p>Target {escape(report.get('target') or '-')}; started {escape(report['started'])};
 {report['duration_s']:.1f}s.</p><p class=muted>{escape(notes)}</p>
 {thresholds}

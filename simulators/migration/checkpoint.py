@@ -265,6 +265,25 @@ class Checkpoint:
                 yield uid
             last = rows[-1][0]
 
+    def study_facts(self, study_uids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Patient, accession, date and modality of each study, for the report's tables
+        (from the studies table and the validator's evidence; '' where not recorded)."""
+        facts: dict[str, dict[str, str]] = {}
+        for uid in dict.fromkeys(study_uids):
+            rows = self._rows("SELECT patient_id, study_date FROM studies WHERE study_uid = ?",
+                              (uid,))
+            evidence = self.evidence(uid)
+            own = evidence.own if evidence else {}
+            modalities = sorted({m for s in (evidence.series.values() if evidence else ())
+                                 for m in s.get("source") or [] if m})  # type: ignore[union-attr]
+            facts[uid] = {
+                "patient_id": rows[0][0] if rows else " / ".join(own.get("PatientID", [])),
+                "patient_name": " / ".join(v for v in own.get("PatientName", []) if v),
+                "accession": " / ".join(v for v in own.get("AccessionNumber", []) if v),
+                "study_date": rows[0][1] if rows else "",
+                "modality": "/".join(modalities)}
+        return facts
+
     def seconds_total(self) -> float:
         return float(self._rows("SELECT COALESCE(SUM(seconds), 0) FROM studies")[0][0])
 

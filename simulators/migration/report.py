@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 from simulators.migration.checkpoint import Checkpoint, FindingRow
 from simulators.common.formatting import jsonable, show
+from simulators.common.header import HEADER_CSS, RunHeader, banner_html, failures_index_html, \
+    header_html, iso_time
 from simulators.migration.judge import TRANSFER_CLASSES
 from simulators.quality.checks import Conflict
 
@@ -89,10 +91,24 @@ def build_report(checkpoint: Checkpoint, *, options: Any, endpoints: Any, stages
                        "studies": list(c.studies)} for c in list(conflicts)[:1000]],
         "conflict_count": len(conflicts),
     }
+    report["header"] = _header(options, endpoints, timings).as_dict()
+    named = [m["study_uid"] for m in mismatches] + [t["study_uid"] for t in tripped]
+    named += [e["study_uid"] for e in report["explained"]]
+    report["studies"] = checkpoint.study_facts(named[:5000])
     if endpoints.source_dir is not None:
         report["manifest"] = compare_manifest(Path(endpoints.source_dir) / "manifest.json",
                                               mismatches, checkpoint)
     return report
+
+
+def _header(options: Any, endpoints: Any, timings: dict[str, float]) -> RunHeader:
+    """The sign-off header: target, capabilities when the caller knew them, the seed of
+    the pixel sample, and the run's start (its end minus the total time)."""
+    ended = dt.datetime.now(dt.timezone.utc).timestamp()
+    return RunHeader(target_kind=str(endpoints.target_kind), target_address=str(endpoints.target),
+                     capabilities=getattr(options, "capabilities", None),
+                     seed=getattr(options, "seed", None),
+                     started=iso_time(ended - timings.get("total_s", 0.0)), ended=iso_time(ended))
 
 
 def explained_by(row: FindingRow) -> str:
@@ -177,13 +193,15 @@ def write_reports(report: dict[str, Any], directory: Path) -> dict[str, Path]:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1100px}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1300px}
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.5em 0 1em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;font-size:.85em;vertical-align:top}
 th{background:#f4f4f4} td.n{text-align:right} .ok{color:#2e7d32} .bad{color:#c62828;font-weight:600}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;color:#fff;font-weight:600}
 .muted{color:#666;font-size:.85em}
+td.uid{min-width:20em;max-width:24em;word-break:break-all;font-size:.75em}
+td.detail{min-width:18em;overflow-wrap:anywhere} td.date{white-space:nowrap}
 """
 
 
@@ -194,10 +212,77 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{header}</tr>{body}</table>"
 
 
+_FACT_COLUMNS = ("patient", "accession", "date", "modality")
+_NOT_RECORDED = "-"
+
+
+def _facts(report: dict[str, Any], study_uid: str) -> tuple[str, str, str, str]:
+    """Patient, accession, date and modality of a study as the tables show them."""
+    found = (report.get("studies") or {}).get(study_uid) or {}
+    patient = " ".join(x for x in (found.get("patient_id", ""),
+                                   f"({found['patient_name']})" if found.get("patient_name")
+                                   else "") if x)
+    return (patient or _NOT_RECORDED, found.get("accession") or _NOT_RECORDED,
+            _date(found.get("study_date", "")), found.get("modality") or _NOT_RECORDED)
+
+
+def _date(value: str) -> str:
+    """``20240131`` -> ``2024-01-31`` (a person reads dates, not DA values)."""
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value or _NOT_RECORDED
+
+
+def _study_rows(report: dict[str, Any], items: Sequence[dict[str, str]], *,
+                anchors: bool = False) -> str:
+    """Study tables: transfer mismatches first (they block sign-off), then data quality."""
+    ordered = sorted(items, key=lambda m: (m["class"] not in TRANSFER_CLASSES, m["study_uid"]))
+    head = "".join(f"<th>{h}</th>" for h in ("verdict", *_FACT_COLUMNS, "study UID", "class",
+                                              "detail"))
+    rows = []
+    for index, item in enumerate(ordered):
+        transfer = item["class"] in TRANSFER_CLASSES
+        anchor = f' id="m{index}"' if anchors and transfer else ""
+        cells = [f"<td class={'bad' if transfer else 'muted'}>"
+                 f"{'transfer mismatch' if transfer else 'data quality'}</td>"]
+        cells += [f"<td{' class=date' if n == 2 else ''}>{escape(show(c, 120))}</td>"
+                  for n, c in enumerate(_facts(report, item["study_uid"]))]
+        cells += [f"<td class=uid><code>{escape(item['study_uid'])}</code></td>",
+                  f"<td>{escape(item['class'])}</td>",
+                  f"<td class=detail>{escape(show(item['detail'], 300))}</td>"]
+        rows.append(f"<tr{anchor}>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _index(report: dict[str, Any]) -> str:
+    """Failures first: each transfer mismatch (what blocks sign-off), linked to its row."""
+    ordered = sorted(report["mismatches"][:2000],
+                     key=lambda m: (m["class"] not in TRANSFER_CLASSES, m["study_uid"]))
+    items = []
+    for index, item in enumerate(ordered):
+        if item["class"] not in TRANSFER_CLASSES or len(items) >= 50:
+            continue
+        patient, accession, date, modality = _facts(report, item["study_uid"])
+        items.append((f"m{index}", f"{patient}, accession {accession}, {date} {modality}",
+                      f"{item['class']}: {show(item['detail'], 160)}"))
+    return failures_index_html(items, title="Transfer mismatches (block sign-off)")
+
+
+def _verdict(report: dict[str, Any]) -> tuple[str, str]:
+    totals = report["totals"]
+    if report["signed_off"]:
+        return "SIGNED OFF", (f"{totals['validated']} of {totals['studies']} studies validated; "
+                              f"no transfer mismatch, nothing failed")
+    if report.get("stopped"):
+        return "NOT SIGNED OFF", f"stopped ({report['stopped']}): {report['stop_reason']}"
+    return "NOT SIGNED OFF", (f"{totals['mismatch']} studies with transfer mismatches, "
+                              f"{totals['failed']} failed, {totals['pending']} pending")
+
+
 def render_html(report: dict[str, Any]) -> str:
-    signed = report["signed_off"]
-    badge = (f'<span class="badge" style="background:{"#2e7d32" if signed else "#c62828"}">'
-             f'{"SIGNED OFF" if signed else "NOT SIGNED OFF"}</span>')
+    header = RunHeader.from_dict(report.get("header") or {
+        "target_kind": report.get("target_kind", ""), "target_address": report.get("target", ""),
+        "started": report.get("generated", "")})
     totals = report["totals"]
     stopped = (f"<p class=bad>Stopped: {escape(report['stop_reason'])}</p>"
                if report.get("stopped") else "")
@@ -208,11 +293,12 @@ def render_html(report: dict[str, Any]) -> str:
     counts = _table(("class", "kind", "studies"),
                     [(c, "transfer" if c in TRANSFER_CLASSES else "data quality", n)
                      for c, n in report["counts"].items()])
-    mismatches = _table(("study", "class", "detail"),
-                        [(m["study_uid"], m["class"], m["detail"])
-                         for m in report["mismatches"][:2000]])
+    mismatches = (_study_rows(report, report["mismatches"][:2000], anchors=True)
+                  if report["mismatches"] else "<p>No mismatch and no data-quality finding.</p>")
+    if not report["counts"]:
+        counts = "<p>No finding in any class.</p>"
     manifest = ""
-    if report.get("manifest"):
+    if report.get("manifest") and report["manifest"].get("classes"):
         m = report["manifest"]
         manifest = ("<h2>Against the seeder's manifest</h2>" + _table(
             ("class", "injected", "detected", "missed", "not validated", "found, not listed"),
@@ -228,13 +314,19 @@ def render_html(report: dict[str, Any]) -> str:
                          [(c["class"], c["key"],
                            ", ".join(f"{v} ({n})" for v, n in c["values"].items()),
                            ", ".join(c["studies"])) for c in report["conflicts"][:500]]))
-    tripped = ("<h2>Mismatches that tripped the stop</h2>" + _table(
-        ("study", "class", "detail"), [(t["study_uid"], t["class"], t["detail"])
-                                       for t in report["tripped"]])) if report["tripped"] else ""
+    tripped = ("<h2>Mismatches that tripped the stop</h2>" + _study_rows(report, report["tripped"])
+               if report["tripped"] else "")
+    limits = ("<p class=muted>Patient, accession, date and modality come from the migration "
+              "checkpoint (the studies table and the validator's evidence of the source files); "
+              "'-' means the checkpoint holds no value for that study (e.g. a study that "
+              "failed before its files were read, or a report written by an older pacsim).</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pacsim migration validation</title>
-<style>{_CSS}</style></head><body>
-<h1>{badge} Migration validation</h1>
+<style>{_CSS}{HEADER_CSS}</style></head><body>
+{banner_html(*_verdict(report))}
+<h1>Migration validation</h1>
+{header_html(header)}
+{_index(report)}
 <p>{escape(report['source'])} &rarr; {escape(report['target'])} ({escape(report['target_kind'])});
 strategy {escape(report['strategy'])}, via {escape(report['via'])}, {report['workers']} worker(s);
 generated {escape(report['generated'])}.</p>
@@ -245,10 +337,11 @@ Rollback threshold {report['rollback_threshold']:.2%}; pixel check:
 {escape(str(report.get('pixel_check', '')))}.</p>{stopped}
 <p class=muted>Data-quality findings are defects of the legacy archive; they never trip the
 rollback. Only transfer mismatches (data lost or changed by the migration) do.</p>
-<h2>Stages</h2>{stages}
+{tripped}
 <h2>Findings per class</h2>{counts}
-{tripped}{manifest}{conflicts}
-<h2>Mismatches</h2>{mismatches}
+<h2>Mismatches (transfer first)</h2>{limits if report["mismatches"] else ""}{mismatches}
+<h2>Stages</h2>{stages}
+{manifest}{conflicts}
 </body></html>
 """
 

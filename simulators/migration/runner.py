@@ -80,6 +80,9 @@ class MigrationOptions:
     calling_ae: str = MIGRATOR_AE
     #: Validate the target against the legacy without transferring anything.
     validate_only: bool = False
+    #: What the target supports (``Capabilities.as_dict()``) when the caller knows it
+    #: (a scenario's site); only the report header shows it.
+    capabilities: dict[str, dict[str, object]] | None = None
 
     def check(self) -> None:
         """Bad input is a ConfigError naming the option (exit 2)."""

@@ -153,6 +153,8 @@ class Validator:
                                                     finding.detail, "quality"))
             for keyword in DEMOGRAPHICS:
                 own[keyword].add(text(ds, keyword))
+            # not judged: the validation report names each study by its accession
+            own.setdefault("AccessionNumber", set()).add(text(ds, "AccessionNumber"))
             series_uid, sop_uid = text(ds, "SeriesInstanceUID"), text(ds, "SOPInstanceUID")
             modalities.setdefault(series_uid, set()).add(text(ds, "Modality"))
             files[sop_uid] = (series_uid, text(ds, "SOPClassUID"))

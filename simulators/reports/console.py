@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Sequence, TextIO
 
-from simulators.reports.common import STATUS_LABELS, as_list, format_duration, show, summary_line
+from simulators.reports.common import STATUS_LABELS, as_list, format_duration, plain, show, \
+    summary_line
 from simulators.scenario.results import RunResult, StepResult
 
 
@@ -24,8 +25,8 @@ def _step_lines(step: StepResult, number: str, depth: int) -> list[str]:
     detail = indent + " " * 13
     for expectation in step.expectations:
         verdict = "ok " if expectation.passed else "NOT"
-        lines.append(f"{detail}{verdict} {expectation.name}: expected {show(expectation.expected)}"
-                     f", seen {show(expectation.seen)}")
+        lines.append(f"{detail}{verdict} {expectation.name}: expected "
+                     f"{plain(expectation.expected)}, seen {plain(expectation.seen)}")
     if step.message and (step.status != "passed" or not step.expectations):
         lines.append(f"{detail}{show(step.message, 400)}")
     for note in step.notes:
@@ -59,7 +60,9 @@ def _run_lines(run: RunResult) -> list[str]:
 
 
 def render_console(results: RunResult | Sequence[RunResult]) -> str:
-    """The whole report as text (one block per scenario, then a summary line)."""
+    """The whole report as text: one block per scenario, then for several the summary
+    line (``2 scenarios: 1 passed, 1 failed, 0 errors in 41s``; ``pacsim run`` prints it
+    itself after the last scenario, also for a single one)."""
     runs = as_list(results)
     blocks = ["\n".join(_run_lines(run)) for run in runs]
     if len(runs) > 1:

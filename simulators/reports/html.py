@@ -12,7 +12,9 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from simulators.reports.common import STATUS_LABELS, as_list, format_duration, show, summary_line
+from simulators.common.header import RunHeader, failures_index_html, page_top
+from simulators.reports.common import STATUS_LABELS, as_list, format_duration, header_of, plain, \
+    show, summary_line, verdict_of
 from simulators.scenario.results import RunResult, StepResult
 
 _COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "skipped": "#9e9e9e",
@@ -78,74 +80,195 @@ def _with_depth(step: StepResult, depth: int) -> list[tuple[StepResult, int]]:
 
 
 def _expectations_table(step: StepResult) -> str:
+    """Expected vs seen in plain words; the unmet ones first (they are why a step failed)."""
     if not step.expectations:
         return ""
+    ordered = sorted(step.expectations, key=lambda e: e.passed)
     rows = "".join(
-        f'<tr><td>{escape(e.name)}</td><td><code>{escape(show(e.expected))}</code></td>'
-        f'<td><code>{escape(show(e.seen))}</code></td>'
+        f'<tr><td>{escape(e.name)}</td><td>{escape(plain(e.expected))}</td>'
+        f'<td>{escape(plain(e.seen))}</td>'
         f'<td class="{"ok" if e.passed else "bad"}">{"met" if e.passed else "NOT met"}'
-        f'{"" if e.passed else ": " + escape(e.message)}</td></tr>' for e in step.expectations)
+        f'{"" if e.passed else ": " + escape(e.message)}</td></tr>' for e in ordered)
     return ("<table><tr><th>expectation</th><th>expected</th><th>seen</th><th>verdict</th></tr>"
             f"{rows}</table>")
 
 
 def _events_table(step: StepResult) -> str:
+    """The step's wire exchanges, collapsed: they are evidence, not the verdict, and an
+    80-row table must not push the next failure three screens down."""
     if not step.events:
         return ""
+    refused = sum(1 for e in step.events if e.outcome != "ok")
     rows = "".join(
         f"<tr><td>{escape(e.kind)}</td><td>{escape(e.actor)}</td><td>{escape(e.peer)}</td>"
         f"<td>{escape(e.outcome)}</td><td>{escape(str(e.status))}</td>"
         f"<td>{escape(format_duration(e.duration))}</td><td>{e.bytes}</td></tr>"
         for e in step.events)
-    return ("<table><tr><th>exchange</th><th>actor</th><th>peer</th><th>outcome</th>"
-            f"<th>status</th><th>duration</th><th>bytes</th></tr>{rows}</table>")
+    other = f", {refused} not ok" if refused else ""
+    return (f"<details><summary>{len(step.events)} exchange(s){other}</summary>"
+            "<table><tr><th>exchange</th><th>actor</th><th>peer</th><th>outcome</th>"
+            f"<th>status</th><th>duration</th><th>bytes</th></tr>{rows}</table></details>")
 
 
-def _step_section(step: StepResult, number: str) -> str:
-    parts = [f'<div class="step" style="border-color:{_COLOURS[step.status]}">',
+def _link(path: str, base: Path | None) -> str:
+    """A link to an artefact, relative to the report's folder when it lies under it."""
+    target = Path(path)
+    if base is not None:
+        try:
+            target = target.resolve().relative_to(base.resolve())
+        except ValueError:
+            target = target.resolve()
+    href = target.as_posix()
+    return f'<a href="{escape(href)}">{escape(href)}</a>'
+
+
+def _artefacts(step: StepResult, base: Path | None) -> str:
+    if not step.artefacts:
+        return ""
+    return ('<p class="muted">artefacts: '
+            + ", ".join(_link(path, base) for path in step.artefacts) + "</p>")
+
+
+def _anchor(run_index: int, number: str) -> str:
+    return f"run{run_index}-step{number.rstrip('.').replace('.', '-').replace(' ', '-')}"
+
+
+def _step_section(step: StepResult, number: str, run_index: int, base: Path | None) -> str:
+    parts = [f'<div class="step" id="{_anchor(run_index, number)}" '
+             f'style="border-color:{_COLOURS[step.status]}">',
              f"<h3>{_badge(step.status)} {escape(number)} {escape(step.name)} "
              f'<span class="muted">({escape(step.do)}, {escape(format_duration(step.duration))}'
              f"{', ' + str(step.attempts) + ' attempts' if step.attempts > 1 else ''})</span></h3>"]
     if step.message:
-        parts.append(f"<p>{escape(step.message)}</p>")
+        parts.append(f"<p>{escape(_why(step) if step.status == 'failed' else step.message)}</p>")
     parts.extend(f'<p class="muted">note: {escape(note)}</p>' for note in step.notes
                  if note != step.message)
+    parts.append(_artefacts(step, base))
     parts.append(_expectations_table(step))
     parts.append(_events_table(step))
-    parts.extend(_step_section(child, f"{number}{i}.") for i, child in
+    parts.extend(_step_section(child, f"{number}{i}.", run_index, base) for i, child in
                  enumerate(step.children, start=1))
     parts.append("</div>")
     return "".join(parts)
 
 
-def _run_section(run: RunResult) -> str:
+def _numbered(run: RunResult) -> list[tuple[StepResult, str]]:
+    """Every step with the number its section shows (``2.1.``), depth first."""
+    rows: list[tuple[StepResult, str]] = []
+
+    def visit(step: StepResult, number: str) -> None:
+        rows.append((step, number))
+        for i, child in enumerate(step.children, start=1):
+            visit(child, f"{number}{i}.")
+
+    for step, number in _top_numbers(run):
+        visit(step, number)
+    return rows
+
+
+def _top_numbers(run: RunResult) -> list[tuple[StepResult, str]]:
+    """Top-level steps numbered as the console numbers them: ``1.``, ``2.`` for the
+    steps (the load phase included) and ``finally 1.`` for the clean-up steps."""
+    counters = {"steps": 0, "finally": 0}
+    numbered = []
+    for step in run.steps:
+        counters[step.phase] += 1
+        prefix = "finally " if step.phase == "finally" else ""
+        numbered.append((step, f"{prefix}{counters[step.phase]}."))
+    return numbered
+
+
+def _failures(runs: Sequence[RunResult]) -> list[tuple[str, str, str]]:
+    """``(anchor, label, reason)`` of each failing step (innermost: a parent that fails
+    only because a child did is not listed twice) and each run that could not start."""
+    items: list[tuple[str, str, str]] = []
+    for run_index, run in enumerate(runs, start=1):
+        if run.environment_error:
+            items.append((f"run{run_index}", f"{run.scenario}: environment",
+                          run.environment_error))
+        for step, number in _numbered(run):
+            if step.status not in ("failed", "error"):
+                continue
+            if any(child.status in ("failed", "error") for child in step.children):
+                continue
+            items.append((_anchor(run_index, number),
+                          f"{run.scenario} › {number} {step.name} ({STATUS_LABELS[step.status]})",
+                          _why(step)))
+    return items
+
+
+def _why(step: StepResult) -> str:
+    """Why a step failed, in plain words: each unmet expectation as expected vs seen
+    (the expectation engine's own message quotes values as Python does)."""
+    unmet = [e for e in step.expectations if not e.passed]
+    if not unmet:
+        return show(step.message, 300)
+    return show("; ".join(f"{e.name}: expected {plain(e.expected)}, seen {plain(e.seen)}"
+                          for e in unmet), 300)
+
+
+def _run_section(run: RunResult, run_index: int, base: Path | None) -> str:
     verdict = "passed" if run.passed else ("error" if run.environment_error else "failed")
-    parts = [f"<h2>{_badge(verdict)} {escape(run.scenario)}</h2>",
+    where = " · ".join(x for x in (run.target_kind, run.target_address) if x)
+    parts = [f'<h2 id="run{run_index}">{_badge(verdict)} {escape(run.scenario)}</h2>',
              f'<p class="muted">{escape(run.file or "")} · {escape(format_duration(run.duration))}'
-             f" · {len(run.steps)} steps</p>"]
+             f" · {len(run.steps)} steps{' · target ' + escape(where) if where else ''}"
+             f"{' · seed ' + str(run.seed) if run.seed is not None else ''}</p>"]
     if run.environment_error:
         parts.append(f"<p><strong>{escape(run.environment_error)}</strong></p>")
     parts.append(_timeline(run))
-    for index, step in enumerate(run.steps, start=1):
-        parts.append(_step_section(step, f"{index}."))
+    for step, number in _top_numbers(run):
+        parts.append(_step_section(step, number, run_index, base))
     parts.extend(f'<p class="muted">warning: {escape(w)}</p>' for w in run.warnings)
     return "".join(parts)
 
 
-def render_html(results: RunResult | Sequence[RunResult], title: str = "pacsim report") -> str:
+def _scenarios_table(runs: Sequence[RunResult]) -> str:
+    """One row per scenario, failing ones first, each linked to its section."""
+    order = sorted(enumerate(runs, start=1), key=lambda item: item[1].passed)
+    rows = "".join(
+        f'<tr><td>{_badge("passed" if run.passed else ("error" if run.environment_error else "failed"))}'
+        f'</td><td><a href="#run{i}">{escape(run.scenario)}</a></td>'
+        f"<td>{escape(', '.join(f'{n} {s}' for s, n in run.counts().items() if n) or 'no steps')}"
+        f"</td><td>{escape(format_duration(run.duration))}</td></tr>" for i, run in order)
+    return ("<table><tr><th>verdict</th><th>scenario</th><th>steps</th><th>duration</th></tr>"
+            f"{rows}</table>")
+
+
+def _all_artefacts(runs: Sequence[RunResult], base: Path | None) -> str:
+    links = [_link(path, base) for run in runs for step in run.all_steps()
+             for path in step.artefacts]
+    if not links:
+        return ""
+    return ("<h2>Artefacts of this run</h2><ul>"
+            + "".join(f"<li>{link}</li>" for link in links) + "</ul>")
+
+
+def render_html(results: RunResult | Sequence[RunResult], title: str = "pacsim report", *,
+                header: RunHeader | None = None, base: Path | None = None,
+                interrupted: bool = False) -> str:
+    """The whole report: verdict banner, header, failures index, scenarios, artefacts,
+    then each scenario's timeline and steps. ``base`` is the folder the file is written
+    to (artefact links are made relative to it)."""
     runs = as_list(results)
-    body = "".join(_run_section(run) for run in runs)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p>{escape(summary_line(runs))}</p>{body}"
-            f"</body></html>\n")
+    if title == "pacsim report" and len(runs) == 1:
+        title = f"pacsim report: {runs[0].scenario}"
+    head = header or header_of(runs)
+    verdict = "INTERRUPTED" if interrupted else verdict_of(runs)
+    body = "".join(_run_section(run, i, base) for i, run in enumerate(runs, start=1))
+    return (page_top(title, verdict, summary_line(runs), head, css=_CSS)
+            + failures_index_html(_failures(runs))
+            + _scenarios_table(runs) + _all_artefacts(runs, base)
+            + f"{body}</body></html>\n")
 
 
 def write_html(results: RunResult | Sequence[RunResult], path: str | Path,
-               title: str = "pacsim report") -> Path:
+               title: str = "pacsim report", *, header: RunHeader | None = None,
+               interrupted: bool = False) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(results, title), encoding="utf-8")
+    target.write_text(render_html(results, title, header=header, base=target.parent,
+                                  interrupted=interrupted), encoding="utf-8")
     return target
 
 

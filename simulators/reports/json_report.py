@@ -11,28 +11,37 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from simulators.reports.common import as_list, jsonable
+from simulators.common.header import RunHeader
+from simulators.reports.common import as_list, header_of, jsonable, verdict_of
 from simulators.scenario.results import RunResult
 
 FORMAT = "pacsim-report"
 VERSION = 1
 
 
-def report_dict(results: RunResult | Sequence[RunResult]) -> dict[str, Any]:
+def report_dict(results: RunResult | Sequence[RunResult], *, header: RunHeader | None = None,
+                interrupted: bool = False) -> dict[str, Any]:
+    """The document: ``header`` (the same fields as the HTML header block) and
+    ``verdict`` (the banner word) beside the original keys."""
     runs = as_list(results)
     return {"format": FORMAT, "version": VERSION, "passed": all(run.passed for run in runs),
+            "verdict": "INTERRUPTED" if interrupted else verdict_of(runs),
+            "header": (header or header_of(runs)).as_dict(),
             "runs": [run.to_dict() for run in runs]}
 
 
-def render_json(results: RunResult | Sequence[RunResult]) -> str:
-    return json.dumps(report_dict(results), indent=2, sort_keys=True, default=jsonable,
-                      ensure_ascii=False) + "\n"
+def render_json(results: RunResult | Sequence[RunResult], *, header: RunHeader | None = None,
+                interrupted: bool = False) -> str:
+    return json.dumps(report_dict(results, header=header, interrupted=interrupted), indent=2,
+                      sort_keys=True, default=jsonable, ensure_ascii=False) + "\n"
 
 
-def write_json(results: RunResult | Sequence[RunResult], path: str | Path) -> Path:
+def write_json(results: RunResult | Sequence[RunResult], path: str | Path, *,
+               header: RunHeader | None = None, interrupted: bool = False) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_json(results), encoding="utf-8")
+    target.write_text(render_json(results, header=header, interrupted=interrupted),
+                      encoding="utf-8")
     return target
 
 

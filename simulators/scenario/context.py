@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from simulators.errors import ScenarioError
@@ -45,6 +46,8 @@ class StepOutcome:
     notes: list[str] = field(default_factory=list)
     children: list[StepResult] = field(default_factory=list)
     expectations: list[ExpectationResult] | None = None
+    #: Files the step wrote (reports), shown as links in report.html.
+    artefacts: list[str] = field(default_factory=list)
 
 
 def lookup_path(value: Any, dotted: str) -> Any:
@@ -138,7 +141,7 @@ class StepContext:
                  events: EventBus, run_children: Callable[[Sequence[StepBase], StepContext,
                                                            str], list[StepResult]],
                  step_path: str = "", phase: str = "steps",
-                 parent: StepContext | None = None) -> None:
+                 parent: StepContext | None = None, report_dir: Path | None = None) -> None:
         self.scenario = scenario
         self.actors = actors
         self.vars = variables
@@ -148,7 +151,15 @@ class StepContext:
         self.notes: list[str] = []
         self._run_children = run_children
         self._parent = parent
+        self._report_dir = report_dir
         self._cancel = threading.Event()
+
+    @property
+    def report_dir(self) -> Path | None:
+        """The run's output folder (``pacsim run --report-dir``): steps that write files
+        (load, migration) put them under it so one folder holds every artefact of the run.
+        None when the run has no report folder (steps keep their own defaults)."""
+        return self._report_dir if self._parent is None else self._parent.report_dir
 
     @property
     def environment(self) -> Environment:

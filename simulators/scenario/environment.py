@@ -9,7 +9,7 @@ steps run unchanged.
 
 from __future__ import annotations
 
-import functools
+from pathlib import Path
 from typing import Any
 
 from simulators.errors import ScenarioError
@@ -42,14 +42,40 @@ def site_of(ctx: StepContext) -> Site:
 
 def run_in_environment(scenario: Scenario, *, events: EventBus | None = None,
                        step_timeout: float = DEFAULT_STEP_TIMEOUT,
-                       keep_going: bool = False, runtime: str = "local") -> RunResult:
+                       keep_going: bool = False, runtime: str = "local",
+                       report_dir: Path | None = None) -> RunResult:
     """Run ``scenario`` against its environment (what ``pacsim run`` does); ``runtime``
-    is ``local`` (actors in this process) or ``docker`` (one container each)."""
+    is ``local`` (actors in this process) or ``docker`` (one container each).
+    ``report_dir`` is the run's output folder (steps' artefacts go under it).
+
+    The result records the target's address and capabilities for the report header
+    (a run against Orthanc must not read like one against the built-in archive)."""
     starter_for(runtime)  # an unknown runtime is refused before anything starts
-    factory = functools.partial(build_site, runtime=runtime)
-    return run_scenario(scenario, actors_factory=factory, events=events,
-                        resolver=patient_resolver(scenario.environment),
-                        step_timeout=step_timeout, keep_going=keep_going)
+    opened: list[Site] = []
+
+    def factory(environment: Environment, bus: EventBus) -> dict[str, Any]:
+        actors = build_site(environment, bus, runtime=runtime)
+        opened.append(actors[SITE_KEY])
+        return actors
+
+    result = run_scenario(scenario, actors_factory=factory, events=events,
+                          resolver=patient_resolver(scenario.environment),
+                          step_timeout=step_timeout, keep_going=keep_going,
+                          report_dir=report_dir)
+    if opened:
+        _record_target(result, opened[0])
+    return result
+
+
+def _record_target(result: RunResult, site: Site) -> None:
+    """Copy what the site learned of its target into the result (header fields)."""
+    target = site.target
+    if target is not None:
+        result.target_address = str(target.dicom)
+        result.target_kind = target.kind
+    capabilities = site.capabilities
+    if capabilities is not None:
+        result.capabilities = capabilities.as_dict()
 
 
 __all__ = ["SITE_KEY", "RUNTIMES", "build_site", "site_of", "run_in_environment"]

@@ -51,6 +51,8 @@ class StepResult:
     events: list[Exchange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     children: list[StepResult] = field(default_factory=list)
+    #: Files the step wrote (load.html, validation.html...), linked from report.html.
+    artefacts: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -75,6 +77,12 @@ class RunResult:
     environment_error: str | None = None
     events_outside_steps: list[Exchange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The target this run talked to, for the report header: kind, address, and what
+    #: it supports (``Capabilities.as_dict()``; None when the run never started a site).
+    target_kind: str = ""
+    target_address: str = ""
+    capabilities: dict[str, dict[str, Any]] | None = None
+    seed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -112,6 +120,9 @@ class RunResult:
                    steps=[_step_from_dict(step) for step in data.get("steps", [])],
                    environment_error=data.get("environment_error"),
                    warnings=list(data.get("warnings", [])),
+                   target_kind=data.get("target_kind", ""),
+                   target_address=data.get("target_address", ""),
+                   capabilities=data.get("capabilities"), seed=data.get("seed"),
                    events_outside_steps=[Exchange(**e) for e in data.get("events_outside_steps", [])])
 
 

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from simulators.errors import PacsimError, StepTimeout
@@ -183,6 +184,7 @@ class _StepRunner:
         assert outcome is not None
         record.children = outcome.children
         record.notes.extend(outcome.notes)
+        record.artefacts = list(outcome.artefacts)
         try:
             record.expectations = (outcome.expectations if outcome.expectations is not None
                                    else check_all(ctx.resolve(step.expected()), outcome.observed))
@@ -259,17 +261,20 @@ def _stop_actor(name: str, actor: Any, result: RunResult) -> None:
 
 def run_scenario(scenario: Scenario, *, actors_factory: ActorsFactory | None = None,
                  events: EventBus | None = None, resolver: FallbackResolver | None = None,
-                 step_timeout: float = DEFAULT_STEP_TIMEOUT, keep_going: bool = False
-                 ) -> RunResult:
+                 step_timeout: float = DEFAULT_STEP_TIMEOUT, keep_going: bool = False,
+                 report_dir: Path | None = None) -> RunResult:
     """Run ``scenario`` and return what happened; never raises for a failing step.
 
     ``actors_factory(environment, events)`` builds the actors (anything with
     ``start()``/``stop()``) on the run's bus. ``resolver`` looks up ``$names`` no step
     saved (the seeded world's patients). After a failed step the remaining ``steps`` are
-    skipped unless ``keep_going``; ``finally`` steps always run.
+    skipped unless ``keep_going``; ``finally`` steps always run. ``report_dir`` is the
+    run's output folder, where steps that write files (load, migration) put them.
     """
     events = events or EventBus()
-    result = RunResult(scenario=scenario.name, file=scenario.source_file, started=time.time())
+    result = RunResult(scenario=scenario.name, file=scenario.source_file, started=time.time(),
+                       target_kind=scenario.environment.target_kind,
+                       seed=scenario.environment.seed)
     began = time.monotonic()
     collector = _EventCollector(events)
     runner = _StepRunner(collector, step_timeout)
@@ -283,7 +288,8 @@ def run_scenario(scenario: Scenario, *, actors_factory: ActorsFactory | None = N
                 return result
             variables = Variables(scenario.vars, fallback=resolver)
             root = StepContext(scenario=scenario, actors=actors, variables=variables,
-                               events=events, run_children=runner.run_children)
+                               events=events, run_children=runner.run_children,
+                               report_dir=report_dir)
             _run_phase(runner, root, scenario, keep_going, result)
     finally:
         collector.close()

@@ -222,7 +222,10 @@ def test_html_is_well_formed_self_contained_escaped_and_shows_every_probe(tmp_pa
     checker.feed(page)
     checker.close()
     assert checker.errors == [] and checker.stack == []
-    assert "script" not in checker.tags and checker.urls == []
+    # only links inside the page (the outages index): nothing to fetch
+    assert "script" not in checker.tags and all(u.startswith("#") for u in checker.urls)
+    assert [u for u in checker.urls] == [f"#outage-{i}" for i in range(len(report.outages))]
+    assert 'data-verdict="FAIL"' in page and 'data-field="command_line"' in page
     assert checker.tags["svg"] == 4 * len(report.weeks) == 12  # one per benchmark per week
     text = "".join(checker.text)
     for probe in PROBES:
@@ -244,7 +247,12 @@ def test_cli_writes_html_and_adds_golive_to_json(tmp_path, capsys) -> None:
     overall = document["golive"]["overall"]
     assert (overall["runs"], overall["passed"]) == (7, 6)
     assert len(document["golive"]["outages"]) == 1
-    assert page.exists() and "Availability per probe" in page.read_text(encoding="utf-8")
+    assert document["header"]["target_address"] == T  # the store's target, not a guess
+    assert document["header"]["started"].endswith("Z") and document["header"]["ended"]
+    html = page.read_text(encoding="utf-8")
+    assert page.exists() and "Availability per probe" in html
+    # an outage in the window: the banner says FAIL even though nothing regressed
+    assert 'data-verdict="FAIL"' in html and '<a href="#outage-0">' in html
     assert main(["probe", "report", "--store", str(tmp_path / "store")]) == 0
     out = capsys.readouterr().out
     assert "outages (1)" in out and "weekly benchmarks" in out

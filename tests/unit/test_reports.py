@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -74,8 +75,13 @@ def test_json_round_trips(result: RunResult, tmp_path: Path) -> None:
     assert document["format"] == "pacsim-report" and document["version"] == 1
     assert document["passed"] is False
     run = document["runs"][0]
-    assert sorted(run) == ["duration", "environment_error", "events_outside_steps", "file",
-                           "passed", "scenario", "started", "steps", "warnings"]
+    assert sorted(run) == ["capabilities", "duration", "environment_error",
+                           "events_outside_steps", "file", "passed", "scenario", "seed",
+                           "started", "steps", "target_address", "target_kind", "warnings"]
+    assert document["verdict"] == "FAIL"
+    assert sorted(document["header"]) == ["capabilities", "command_line", "ended", "host",
+                                          "pacsim_version", "seed", "started", "supports",
+                                          "target_address", "target_kind"]
     assert run["steps"][1]["events"][0]["status"] == "0xA700"
     assert read_json(path) == [result]                      # dataclass equality, all fields
     assert render_json(read_json(path)) == path.read_text()
@@ -118,8 +124,18 @@ def test_html_is_self_contained_escaped_and_lists_every_step(result: RunResult,
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
     assert "<svg" in html and html.count("<rect") == len(list(result.all_steps()))
     assert "dicom.c-store" in html and "0xA700" in html
-    for external in ("<link", "src=", "href=", "@import", "url("):
+    for external in ("<link", "src=", "@import", "url("):
         assert external not in html
+    # links stay inside the page (failures index, scenario table): nothing to fetch
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs and all(href.startswith("#") for href in hrefs)
+    # the failing step is indexed before any step section, with a working anchor
+    index = html.index('class="failures"')
+    assert index < html.index('class="step"')
+    anchors = re.findall(r'<nav class="failures".*?</nav>', html)[0]
+    for href in re.findall(r'href="#([^"]*)"', anchors):
+        assert f'id="{href}"' in html
+    assert "<details><summary>" in html                # exchanges collapse
 
 
 def test_environment_error_appears_in_every_report() -> None:

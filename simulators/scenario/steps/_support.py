@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 from pydantic import Field
 from pydicom.dataset import Dataset
 
+from simulators.common.header import RunHeader
 from simulators.actors.workflow import status_word  # noqa: F401 - steps import it here
 from simulators.errors import ScenarioError
 from simulators.scenario.context import StepContext
@@ -142,6 +143,17 @@ def site(ctx: StepContext) -> Site:
     return site_of(ctx)
 
 
+def site_header(here: Site) -> RunHeader:
+    """The report header of a file a step writes (load, validation): the site's target,
+    what it supports and the world's seed, so that file signs off on its own too."""
+    target = here.target
+    capabilities = here.capabilities
+    return RunHeader.now(target_kind=target.kind if target else here.environment.target_kind,
+                         target_address=str(target.dicom) if target else "",
+                         capabilities=capabilities.as_dict() if capabilities else None,
+                         seed=here.environment.seed)
+
+
 __all__ = ["KEYWORDS", "FRIENDLY", "Images", "NeedsMixin", "Transaction", "keyword",
            "match_value", "translate_match", "plain", "describe_dataset", "status_word", "resolve_patient", "variable_name",
-           "site"]
+           "site", "site_header"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -32,6 +33,7 @@ from simulators.site.site import Site
 from simulators.scenario.models import StepBase
 from simulators.scenario.registry import step
 from simulators.scenario.results import ExpectationResult
+from simulators.scenario.steps._support import site_header
 
 REPORT_DIR_VARIABLE = "PACSIM_LOAD_REPORT_DIR"
 #: Time allowed beyond the stages: preparing orders, draining, writing reports.
@@ -77,10 +79,9 @@ class LoadStep(StepBase):
         run = run_load(profile, site_load_target(site), world=site.world,
                        allow_external=external, live=live, should_stop=lambda: ctx.cancelled,
                        isolate=True)
-        report = load_dict(run, target=site.describe())
-        base = os.environ.get(REPORT_DIR_VARIABLE) or profile.report.dir
+        report = load_dict(run, target=site.describe(), header=site_header(site))
         json_path, html_path = write_load_reports(
-            report, run_directory(base, profile.name or ctx.scenario.name))
+            report, run_directory(_base(ctx, profile), profile.name or ctx.scenario.name))
         notes = [f"load report: {json_path} and {html_path}"]
         notes += [_summary_line(name, figures) for name, figures in report["operations"].items()
                   if not name.startswith(("dicom.release",))]
@@ -91,7 +92,20 @@ class LoadStep(StepBase):
         return StepOutcome(observed={"operations": report["operations"],
                                      "stages": report["stages"], "report": str(json_path),
                                      "html": str(html_path)},
-                           expectations=expectations, notes=notes)
+                           expectations=expectations, notes=notes,
+                           artefacts=[str(html_path), str(json_path)])
+
+
+def _base(ctx: StepContext, profile: LoadProfile) -> str | Path:
+    """Where the load report goes: ``$PACSIM_LOAD_REPORT_DIR`` first, then the run's
+    ``--report-dir`` (under ``load/``, so one folder holds every artefact of the run),
+    then the profile's ``report.dir``."""
+    explicit = os.environ.get(REPORT_DIR_VARIABLE)
+    if explicit:
+        return explicit
+    if ctx.report_dir is not None:
+        return ctx.report_dir / "load"
+    return profile.report.dir
 
 
 def _summary_line(name: str, figures: dict[str, Any]) -> str:

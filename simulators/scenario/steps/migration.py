@@ -84,19 +84,31 @@ class _MigrationStep(StepBase):
                              port=legacy.port),
             target=target_peer, target_kind=target.kind, source_dir=legacy.store.root,
             source_archive=legacy)
-        base = os.environ.get(REPORT_DIR_VARIABLE) or self.report or "reports/migration"
-        report_dir = run_directory(base, f"{ctx.scenario.name}-{self.do}")
+        report_dir = run_directory(self._base(ctx), f"{ctx.scenario.name}-{self.do}")
+        capabilities = here.capabilities
         try:
             options = MigrationOptions(
                 source=str(legacy.store.root), target=str(target_peer), strategy=self.strategy,
                 since=self.since, batch=self.batch, workers=self.workers, sample=self.sample,
                 rollback_threshold=self.rollback_threshold, report_dir=report_dir, via=self.via,
                 rules=_rules_path(ctx, self.rules), seed=self.seed,
-                calling_ae=QUERY_AE, validate_only=self.validate_only)
+                calling_ae=QUERY_AE, validate_only=self.validate_only,
+                capabilities=capabilities.as_dict() if capabilities else None)
             result = run_migration(options, endpoints=endpoints, events=ctx.events)
         except ConfigError as exc:
             raise ScenarioError(str(exc), field=str(exc.context.get("field", "source"))) from exc
         return _outcome(result.report, report_dir)
+
+    def _base(self, ctx: StepContext) -> str | Path:
+        """``$PACSIM_MIGRATION_REPORT_DIR``, the step's ``report:``, then the run's
+        ``--report-dir`` (under ``migration/``: one folder per run holds every artefact),
+        then ``reports/migration``."""
+        explicit = os.environ.get(REPORT_DIR_VARIABLE) or self.report
+        if explicit:
+            return explicit
+        if ctx.report_dir is not None:
+            return ctx.report_dir / "migration"
+        return "reports/migration"
 
 
 def _rules_path(ctx: StepContext, rules: str | None) -> Path | None:
@@ -131,7 +143,9 @@ def _outcome(report: dict[str, Any], report_dir: Path) -> StepOutcome:
     verdict = "signed off" if report["signed_off"] else "NOT signed off"
     return StepOutcome(observed=observed, notes=notes,
                        message=f"{totals['validated']} validated, {totals['mismatch']} with "
-                               f"transfer mismatches, {totals['failed']} failed; {verdict}")
+                               f"transfer mismatches, {totals['failed']} failed; {verdict}",
+                       artefacts=[observed["html"], observed["report"],
+                                  str(report_dir / "validation.csv")])
 
 
 @step("migrate.run")
