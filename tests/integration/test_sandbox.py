@@ -224,7 +224,7 @@ def test_one_hour_at_60x_through_the_cli(tmp_path: Path) -> None:
          "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        eventually(state.exists, 30, "the state file")
+        eventually(state.exists, 180, "the state file")  # start-up on a loaded machine
         # Busier than a quiet morning so a minute of wall time completes several pathways.
         api = json.loads(state.read_text())["api"]
         urllib.request.urlopen(urllib.request.Request(
@@ -309,7 +309,7 @@ def test_a_whole_simulated_hour_at_60x_into_orthanc(tmp_path: Path) -> None:
          "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        eventually(state.exists, 60, "the state file")
+        eventually(state.exists, 180, "the state file")  # Orthanc start-up on a loaded machine
         status = eventually(lambda: (s := _cli_status(state))["pathways"]["totals"]["completed"] >= 2
                         and s, 60, "two completed pathways")
         web_ui = status["target"]["web_ui"]
