@@ -90,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a full modality workflow on the embedded default",
                           description="EHR admits and orders, the modality performs the exam, "
                                       "the built-in archive holds the study.")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"])
+    demo.add_argument("--seed", type=int, default=42,
+                      help="seed of the synthetic world: same seed, same patient and UIDs (42)")
+    demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"],
+                      help="the scanner that performs the exam (default CT)")
     demo.set_defaults(func=_demo)
 
 
