@@ -22,6 +22,7 @@ from simulators.cli.certs import register as register_certs_commands
 from simulators.cli.demo import run_demo
 from simulators.cli.faults import register as register_fault_commands
 from simulators.cli.generate import register as register_generate_commands
+from simulators.cli.hl7 import register as register_hl7_commands
 from simulators.cli.legacy import register as register_legacy_commands
 from simulators.cli.migration import register as register_migration_commands
 from simulators.cli.probe import register as register_probe_commands
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_sandbox_commands(sub)
 
     register_certs_commands(sub)
+
+    register_hl7_commands(sub)
     return parser
 
 
