@@ -122,12 +122,23 @@ def _build(client: Any, context: Path, tag: str, base: str | None, progress: Pro
     except Exception as exc:  # noqa: BLE001 - docker.errors.BuildError / APIError
         lines = [str(item.get("stream", "")).rstrip() for item in getattr(exc, "build_log", [])]
         tail = "\n".join(line for line in lines if line)[-1500:]
-        raise ConfigError(f"building {tag} failed: {exc}" + (f"\n{tail}" if tail else "")) from None
+        raise ConfigError(f"building {tag} failed: {exc}" + (f"\n{tail}" if tail else "")
+                          + _offline_hint(base)) from None
     for item in logs:
         if "stream" in item and item["stream"].strip():
             log.debug("%s: %s", tag, item["stream"].rstrip())
     image.reload()
     return BuiltImage(tag, image.id, int(image.attrs.get("Size", 0)), time.monotonic() - started)
+
+
+def _offline_hint(base: str | None) -> str:
+    """What to try when a build on a registry base fails: most often the base image
+    cannot be pulled (no network, a proxy, an air-gapped site), and ``--local-base``
+    builds on a Debian base made here instead."""
+    if base in (LOCAL_PACSIM_BASE, LOCAL_ORTHANC_BASE):
+        return ""
+    return ("\nhint: if the base image cannot be pulled (offline or air-gapped), build on a "
+            "local Debian base instead: pacsim images build --local-base")
 
 
 def build_local_base(root: Path, progress: Progress = print) -> None:
