@@ -228,8 +228,8 @@ CLASSIFIED: dict[str, Run | Serve | Doc] = {
      "study_rate=12/h --var images_per_study=2"): Run(slow=True, timeout=600,
                                                       expect=r"modality\.perform errors: "
                                                              r"expected <= 0\.00%, seen 0\.00%"),
-    "pacsim run scenarios/load/morning-peak.yaml --target orthanc": Run(lane="orthanc",
-                                                                        slow=True, timeout=900),
+    "pacsim run scenarios/load/morning-peak.yaml --target orthanc --var study_rate=12/h":
+        Run(lane="orthanc", slow=True, timeout=900),
     # tests
     '.venv/bin/pytest -m "not docker"': Doc(SUITE),
     "make test-fast": Doc(SUITE),

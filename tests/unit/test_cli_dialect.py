@@ -56,9 +56,9 @@ def test_the_walk_sees_every_command() -> None:
     assert len(commands) > 25
 
 
-def test_every_option_and_argument_has_help() -> None:
+def _missing_help(commands: dict[tuple[str, ...], argparse.ArgumentParser]) -> list[str]:
     missing = []
-    for path, parser in _commands().items():
+    for path, parser in commands.items():
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction,
                                    argparse._VersionAction)):
@@ -68,7 +68,20 @@ def test_every_option_and_argument_has_help() -> None:
                 continue
             if not action.help or action.help == argparse.SUPPRESS:
                 missing.append(" ".join(("pacsim",) + path + (name,)))
-    assert missing == []
+    return missing
+
+
+def test_every_option_and_argument_has_help() -> None:
+    assert _missing_help(_commands()) == []
+
+
+def test_the_help_check_sees_an_option_without_help() -> None:
+    parser = argparse.ArgumentParser(prog="pacsim")
+    sub = parser.add_subparsers().add_parser("thing")
+    sub.add_argument("--quiet-one")
+    sub.add_argument("where")
+    assert _missing_help(dict(_subparsers(parser))) == ["pacsim thing --quiet-one",
+                                                        "pacsim thing where"]
 
 
 @pytest.mark.parametrize("path", REPORT_WRITERS, ids=" ".join)
@@ -102,6 +115,15 @@ def test_durations_are_parsed_as_durations() -> None:
         assert action is not None and action.metavar == "DURATION", (path, flag)
         assert action.type("2m") == 120.0
         assert action.type("90") == 90.0
+
+
+def test_every_time_option_anywhere_is_a_duration() -> None:
+    """A new --timeout/--every/--duration/--interval elsewhere cannot be bare seconds."""
+    timed = {"--timeout", "--every", "--duration", "--interval", "--linger"}
+    for path, parser in _commands().items():
+        for action in parser._actions:
+            for flag in set(action.option_strings) & timed:
+                assert action.type is not None and action.type("1m") == 60.0, (path, flag)
 
 
 def test_duration_type_refuses_garbage_naming_the_form() -> None:
