@@ -99,9 +99,9 @@ def add_report_dir(parser: argparse.ArgumentParser, *, writes: str, default: str
 
     ``writes`` names the files, for the help; ``old`` are earlier spellings (e.g.
     ``migrate --report``) kept as deprecated aliases."""
-    suffix = f" (default {default})" if default else ""
+    created = f"created; default {default}" if default else "created"
     parser.add_argument("--report-dir", dest="report_dir", metavar="DIR", default=default,
-                        help=f"write {writes} into this folder (created){suffix}")
+                        help=f"the folder for {writes} ({created})")
     if old:
         add_deprecated(parser, *old, canonical="--report-dir", dest="report_dir", metavar="DIR")
 
