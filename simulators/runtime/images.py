@@ -80,7 +80,10 @@ def make_wheelhouse(root: Path, wheelhouse: Path, progress: Progress = print) ->
         online = subprocess.run([*base, *targets], capture_output=True, text=True)
         if online.returncode != 0:
             raise ConfigError("pip wheel failed: " + (online.stderr.strip().splitlines()
-                                                      or ["no output"])[-1])
+                                                      or ["no output"])[-1]
+                              + f"\nhint: with no network, make the wheelhouse once where "
+                                f"there is one (pacsim images build, or pip wheel) and copy "
+                                f"{wheelhouse} here; later builds need no index")
     count = len(list(wheelhouse.glob("*.whl")))
     progress(f"wheelhouse: {count} wheels in {wheelhouse} ({time.monotonic() - started:.1f}s)")
 
