@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulators.cli.options import add_json, add_report_dir, add_target, emit_json, json_to_stdout
+from simulators.cli.options import (
+    add_json, add_report_dir, add_target, emit_json, json_to_stdout,
+)
 from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 from simulators.faults import matrix

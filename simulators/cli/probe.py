@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from simulators.cli.options import add_json, add_report_dir, add_target, duration, emit_json, json_to_stdout
+from simulators.cli.options import (
+    add_json, add_report_dir, add_target, duration, emit_json, json_to_stdout,
+)
 from simulators.errors import ConfigError
 from simulators.kpi import golive, golive_text
 from simulators.kpi.embedded import ProbeSession, SessionOptions
@@ -192,7 +194,8 @@ def register(subparsers: Any) -> None:
                        help="canary images per cycle (2)")
     probe.add_argument("--image-size", type=int, default=256, metavar="N",
                        help="canary image rows = columns (256)")
-    probe.add_argument("--linger", type=_duration, default=0.0, help=argparse.SUPPRESS)  # tests only
+    # hidden: only tests keep an endless run alive after its cycles
+    probe.add_argument("--linger", type=_duration, default=0.0, help=argparse.SUPPRESS)
     probe.set_defaults(func=_run)
 
     actions = probe.add_subparsers(dest="probe_action", metavar="[report]")

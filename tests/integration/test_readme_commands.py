@@ -118,7 +118,8 @@ CURLS = (
     "curl -X POST $API/rate -d '{\"factor\": 2}'",
     "curl -X POST $API/pathways -d '{\"pathway\": \"routine\", \"patient\": \"Training Smith\", "
     "\"modality\": \"CT\"}'",
-    "curl -X POST $API/faults -d '{\"modality\": \"ct1\", \"fault\": \"mpps.create-missing-type1\"}'",
+    "curl -X POST $API/faults -d '{\"modality\": \"ct1\", "
+    "\"fault\": \"mpps.create-missing-type1\"}'",
     "curl $API/status",
 )
 PROBE_TRY = "pacsim probe --target builtin --once --store /var/lib/pacsim-probe"
@@ -135,7 +136,8 @@ CLASSIFIED: dict[str, Run | Serve | Doc] = {
     "pacsim --help": Run(expect=r"usage: pacsim"),
     "make test": Doc(SUITE),
     # integration engineer
-    RIS: Serve(ready=r"pacsim serve ris: .*DICOM [\d.]+:(?P<ris_port>\d+), HL7 [\d.]+:(?P<ris_hl7>\d+)",
+    RIS: Serve(ready=r"pacsim serve ris: .*DICOM [\d.]+:(?P<ris_port>\d+), "
+                     r"HL7 [\d.]+:(?P<ris_hl7>\d+)",
                subs=(("--port 11112", "--port 0"),), env=(("PACSIM_HL7_PORT", "0"),),
                reason=FREE_PORT + " (PACSIM_HL7_PORT=0 for the file's hl7_port: 2575)"),
     "pacsim serve archive --port 11113 --ae-title OLD_PACS --config examples/legacy.yaml":
@@ -281,7 +283,8 @@ class Workspace:
             self.ensure(before)
         if command == TLS_ARCHIVE:
             (self.folder / "archive-tls.yaml").write_text(readme_tls_archive(), encoding="utf-8")
-        output = self.serve(command, entry) if isinstance(entry, Serve) else self.run(command, entry)
+        output = (self.serve(command, entry) if isinstance(entry, Serve)
+                  else self.run(command, entry))
         self.done[command] = output
         return output
 
