@@ -171,7 +171,8 @@ CLASSIFIED: dict[str, Run | Serve | Doc] = {
     "pacsim up compose/mirrored-site.yaml --runtime docker": Doc(IMAGES),
     "pacsim status": Doc(IMAGES),
     "pacsim logs ct1": Doc(IMAGES),
-    "pacsim down": Doc(IMAGES),
+    "pacsim down": Doc(IMAGES + "; and as written it removes every pacsim-labelled "
+                       "container on the engine, other tests' included"),
     "pacsim compose render compose/mirrored-site.yaml -o docker-compose.yml":
         Run(expect=r"wrote docker-compose\.yml"),
     # migration
