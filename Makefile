@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench venv clean
+.PHONY: demo test test-fast lint bench venv shell clean
 
 $(BIN)/pacsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,11 @@ $(BIN)/pacsim: pyproject.toml
 	touch $(BIN)/pacsim
 
 venv: $(BIN)/pacsim
+
+## shell: a shell with .venv activated, so `pacsim` and `pytest` are on PATH (exit leaves it)
+shell: venv
+	@echo "pacsim is on PATH in this shell; 'exit' leaves it"
+	@. $(BIN)/activate && exec $${SHELL:-/bin/sh} -i
 
 ## demo: the main job on the embedded default: the golden-path scenario of every modality
 ## against the built-in archive and RIS, with the report (HTML/JSON/JUnit in reports/demo)

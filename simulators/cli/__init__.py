@@ -22,6 +22,7 @@ from simulators.cli.certs import register as register_certs_commands
 from simulators.cli.demo import run_demo
 from simulators.cli.faults import register as register_fault_commands
 from simulators.cli.generate import register as register_generate_commands
+from simulators.cli.hl7 import register as register_hl7_commands
 from simulators.cli.legacy import register as register_legacy_commands
 from simulators.cli.migration import register as register_migration_commands
 from simulators.cli.probe import register as register_probe_commands
@@ -90,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a full modality workflow on the embedded default",
                           description="EHR admits and orders, the modality performs the exam, "
                                       "the built-in archive holds the study.")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"])
+    demo.add_argument("--seed", type=int, default=42,
+                      help="seed of the synthetic world: same seed, same patient and UIDs (42)")
+    demo.add_argument("--modality", default="CT", choices=["CT", "MR", "CR", "DX", "MG", "US"],
+                      help="the scanner that performs the exam (default CT)")
     demo.set_defaults(func=_demo)
 
 
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_sandbox_commands(sub)
 
     register_certs_commands(sub)
+
+    register_hl7_commands(sub)
     return parser
 
 

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulators.cli.options import (
+    add_json, add_report_dir, add_target, emit_json, json_to_stdout,
+)
 from simulators.common.header import RunHeader
 from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
@@ -24,14 +27,17 @@ from simulators.injection.catalogue import select
 from simulators.tls import PROFILES, TlsSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+#: What ``faults run --report-dir DIR`` writes there.
+MATRIX_FILES = ("matrix.json", "junit.xml", "matrix.html")
 
 
 def _list(args: argparse.Namespace) -> int:
 
     faults = select(args.only)
     if args.json:
-        print(json.dumps([f.as_dict() for f in faults], indent=2))
-        return EXIT_OK
+        emit_json(args.json, json.dumps([f.as_dict() for f in faults], indent=2))
+        if json_to_stdout(args):
+            return EXIT_OK
     width = max(len(f.id) for f in faults)
     for f in faults:
         print(f"{f.id.ljust(width)}  {f.hook:<22}  {f.expected.describe()}")
@@ -83,13 +89,25 @@ def _run(args: argparse.Namespace) -> int:
     header = _header(args.target)
     outcomes = run_against(args.target, args.only, hl7=hl7, tls=_target_tls(args))
     header.finish()
-    sys.stdout.write(matrix.render_text(outcomes, args.target))
-    if args.json is not None:
-        matrix.write(args.json, matrix.render_json(outcomes, args.target, header=header))
-    if args.junit is not None:
-        matrix.write(args.junit, matrix.render_junit(outcomes, args.target))
-    if args.html is not None:
-        matrix.write(args.html, matrix.render_html(outcomes, args.target, header=header))
+    # with `--json -` stdout carries the JSON alone; the text matrix moves to stderr
+    (sys.stderr if json_to_stdout(args) else sys.stdout).write(
+        matrix.render_text(outcomes, args.target))
+    as_json = lambda o, t: matrix.render_json(o, t, header=header)  # noqa: E731
+    as_html = lambda o, t: matrix.render_html(o, t, header=header)  # noqa: E731
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    outputs: list[tuple[Path | None, Any]] = [
+        (report_dir / MATRIX_FILES[0] if report_dir else None, as_json),
+        (report_dir / MATRIX_FILES[1] if report_dir else None, matrix.render_junit),
+        (report_dir / MATRIX_FILES[2] if report_dir else None, as_html),
+        (args.junit, matrix.render_junit), (args.html, as_html)]
+    for path, render in outputs:
+        if path is not None:
+            matrix.write(path, render(outcomes, args.target))
+    if args.json:
+        emit_json(args.json, as_json(outcomes, args.target))
+    if report_dir:
+        print(f"reports written to {report_dir}/ ({', '.join(MATRIX_FILES)})",
+              file=sys.stderr if json_to_stdout(args) else sys.stdout)
     return EXIT_FAILED if failed(outcomes) else EXIT_OK
 
 
@@ -102,13 +120,15 @@ def register(subparsers: Any) -> None:
     sub = faults.add_subparsers(dest="faults_command", required=True, metavar="ACTION")
 
     listing = sub.add_parser("list", help="print the fault catalogue")
-    listing.add_argument("--json", action="store_true", help="machine-readable catalogue")
+    add_json(listing, what="the catalogue", was_switch=True)
     listing.add_argument("--only", metavar="PATTERN", help="ids matching a glob or prefix")
     listing.set_defaults(func=_list)
 
     run = sub.add_parser("run", help="send the catalogue at a target; print the matrix",
                          description="Exit 0 when no verdict is non-conformant, 1 otherwise.")
-    run.add_argument("--target", required=True, metavar="builtin|orthanc|AE@HOST:PORT")
+    add_target(run, required=True,
+               help="builtin/orthanc start a local target (built-in RIS+archive, or Orthanc); "
+                    "AE@HOST:PORT is the system under test")
     run.add_argument("--only", metavar="PATTERN",
                      help="fault ids matching a glob or prefix (comma-separated), e.g. 'mpps.*'")
     run.add_argument("--hl7", metavar="HOST:PORT", help="the target's MLLP listener, if any")
@@ -126,9 +146,12 @@ def register(subparsers: Any) -> None:
     run.add_argument("--tls-mutual", action="store_true",
                      help="the target requires client certificates (enables the "
                           "tls.expired-cert, tls.unknown-ca and tls.no-client-cert faults)")
-    run.add_argument("--json", type=Path, metavar="FILE", help="write the matrix as JSON")
-    run.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
-    run.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML")
+    add_report_dir(run, writes=", ".join(MATRIX_FILES) + " (the matrix as JSON, JUnit XML "
+                                                       "and one self-contained HTML page)")
+    add_json(run, what="the matrix")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
+    run.add_argument("--html", type=Path, metavar="FILE",
+                     help="also write the matrix as one self-contained HTML page to FILE")
     run.set_defaults(func=_run)
 
 

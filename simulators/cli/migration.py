@@ -4,7 +4,8 @@ Exit codes (the CLI contract): 0 when the validation report is signed off, 1 whe
 transfer mismatches remain or the sample pass / rollback trigger stopped the run,
 2 for bad input or an unreachable peer (a PacsimError, which cli.py turns into 2,
 naming the option at fault). The progress line goes to stderr, the summary to
-stdout, the reports to ``--report DIR`` (validation.json/.csv/.html, checkpoint).
+stdout, the reports to ``--report-dir DIR`` (validation.json/.csv/.html, checkpoint;
+``--report DIR`` is its deprecated spelling).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.common.fields import parse_fraction
+from simulators.cli.options import add_report_dir, add_target
 from simulators.errors import ConfigError
 from simulators.migration.runner import MigrationOptions, run_migration
 from simulators.migration.validation import PixelCheck
@@ -43,7 +45,7 @@ def _migrate(args: argparse.Namespace) -> int:
         batch=args.batch, check_every=args.check_every,
         pixel_check=PixelCheck.parse(args.pixel_check), workers=args.workers, sample=args.sample,
         rollback_threshold=parse_rate(args.rollback_threshold),
-        report_dir=Path(args.report), via=args.via, rules=args.rules, seed=args.seed,
+        report_dir=Path(args.report_dir), via=args.via, rules=args.rules, seed=args.seed,
         progress=sys.stderr)
     result = run_migration(options)
     report = result.report
@@ -64,13 +66,20 @@ def register(subparsers: Any) -> None:
         "migrate", help="migrate a legacy archive into a target and validate every study",
         description="Move studies from a legacy PACS (a seeded directory pacsim serves, or "
                     "AE@HOST:PORT) into a target, validate each one, and write "
-                    "validation.json/.csv/.html. Resumable: re-run with the same --report.")
-    parser.add_argument("--source", required=True, metavar="DIR|AE@HOST:PORT")
-    parser.add_argument("--target", required=True, metavar="builtin|orthanc|AE@HOST:PORT")
-    parser.add_argument("--strategy", choices=("full", "staged", "parallel"), default="full")
+                    "validation.json/.csv/.html. Resumable: re-run with the same --report-dir.")
+    parser.add_argument("--source", required=True, metavar="DIR|AE@HOST:PORT",
+                        help="the legacy: a directory made by 'legacy seed' (pacsim serves "
+                             "it) or a running archive")
+    add_target(parser, required=True,
+               help="where studies go: builtin/orthanc start a local target, AE@HOST:PORT "
+                    "is the new PACS (register pacsim's AE on it for C-MOVE)")
+    parser.add_argument("--strategy", choices=("full", "staged", "parallel"), default="full",
+                        help="full: everything, oldest first; staged: the --since window "
+                             "first, then the rest; parallel: only the window (default full)")
     parser.add_argument("--since", default=None, metavar="PERIOD",
                         help="staged/parallel window, e.g. 2y (default 2y)")
-    parser.add_argument("--batch", type=int, default=50, metavar="N")
+    parser.add_argument("--batch", type=int, default=50, metavar="N",
+                        help="studies moved per chunk of the bulk run (default 50)")
     parser.add_argument("--check-every", type=int, default=20, metavar="N",
                         help="check the rollback trigger every N studies of the bulk run "
                              "(default 20)")
@@ -80,7 +89,9 @@ def register(subparsers: Any) -> None:
                         help="migrate and validate N random studies before the bulk run")
     parser.add_argument("--rollback-threshold", default="0.5%", metavar="RATE",
                         help="stop when the transfer mismatch rate passes this (default 0.5%%)")
-    parser.add_argument("--report", default="reports/migration", metavar="DIR")
+    add_report_dir(parser, writes="validation.json/.csv/.html and the checkpoint; re-run "
+                                  "with the same folder to resume",
+                   default="reports/migration", old=("--report",))
     parser.add_argument("--via", choices=("move", "get"), default="move",
                         help="C-MOVE (legacy sends) or C-GET + C-STORE relay (needed for morphing)")
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",

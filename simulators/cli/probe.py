@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simulators.cli.options import (
+    add_json, add_report_dir, add_target, duration, emit_json, json_to_stdout,
+)
 from simulators.errors import ConfigError
 from simulators.kpi import golive, golive_text
 from simulators.kpi.embedded import ProbeSession, SessionOptions
@@ -35,6 +38,8 @@ from simulators.dicom.address import parse_ae_address
 from simulators.kpi.target import PROBE_AE, parse_hostport
 
 DEFAULT_STORE = Path("probe-data")
+#: What ``probe report --report-dir DIR`` writes there.
+REPORT_FILES = ("golive.json", "golive.html")
 
 
 def _duration(text: str) -> float:
@@ -130,16 +135,22 @@ def _report(args: argparse.Namespace) -> int:
                        probes=PROBES, now=now)
         review = golive.build(store, start=now - since, end=now, probes=PROBES,
                               target=args.for_target, rule=rule)
+    document = as_json(rows, rule, golive=golive_text.as_dict(review), since_seconds=since,
+                       baseline_seconds=baseline, header=default_header(review).as_dict())
+    regressions = [f"{row.probe} ({row.target})" for row in rows if row.regressed]
     if args.json:
-        print(as_json(rows, rule, golive=golive_text.as_dict(review), since_seconds=since,
-                      baseline_seconds=baseline, header=default_header(review).as_dict()))
-    else:
+        emit_json(args.json, document)
+    if not json_to_stdout(args):
         print(format_table(rows, rule) + "\n\n" + golive_text.format_text(review))
+    if args.report_dir:
+        folder = Path(args.report_dir)
+        emit_json(folder / REPORT_FILES[0], document)
+        write_html(review, folder / REPORT_FILES[1], regressions=regressions)
+        if not json_to_stdout(args):
+            print(f"\nreports written to {folder}/ ({', '.join(REPORT_FILES)})")
     if args.html is not None:
-        path = write_html(review, args.html,
-                          regressions=[f"{row.probe} ({row.target})" for row in rows
-                                       if row.regressed])
-        if not args.json:
+        path = write_html(review, args.html, regressions=regressions)
+        if not json_to_stdout(args):
             print(f"\nHTML report: {path}")
     return 1 if any(row.regressed for row in rows) else 0
 
@@ -151,8 +162,8 @@ def register(subparsers: Any) -> None:
         description="Synthetic transactions with a canary patient (PACSIM-CANARY, "
                     "ZZCANARY^PROBE): " + ", ".join(PROBES) + ". Results go to SQLite "
                     "(--store) and, with --metrics, to a Prometheus endpoint.")
-    probe.add_argument("--target", metavar="builtin|orthanc|AE@HOST:PORT",
-                       help="builtin/orthanc start a local target; else the PACS to probe")
+    add_target(probe, help="builtin/orthanc start a local target; AE@HOST:PORT is the PACS "
+                           "to probe")
     probe.add_argument("--every", type=_duration, default=300.0, metavar="DURATION",
                        help="time between cycles (default 5m)")
     probe.add_argument("--once", action="store_true", help="one cycle, then exit")
@@ -180,8 +191,11 @@ def register(subparsers: Any) -> None:
     probe.add_argument("--ae-title", default=PROBE_AE, help=f"our AE title ({PROBE_AE})")
     probe.add_argument("--probes", metavar="LIST", help="comma-separated subset of: "
                        + ",".join(PROBES))
-    probe.add_argument("--images", type=int, default=2, help="canary images per cycle (2)")
-    probe.add_argument("--image-size", type=int, default=256, help="rows = columns (256)")
+    probe.add_argument("--images", type=int, default=2, metavar="N",
+                       help="canary images per cycle (2)")
+    probe.add_argument("--image-size", type=int, default=256, metavar="N",
+                       help="canary image rows = columns (256)")
+    # hidden: only tests keep an endless run alive after its cycles
     probe.add_argument("--linger", type=_duration, default=0.0, help=argparse.SUPPRESS)
     probe.set_defaults(func=_run)
 
@@ -197,16 +211,20 @@ def register(subparsers: Any) -> None:
                         metavar="WINDOW", help="current window, e.g. 7d (default)")
     report.add_argument("--baseline", type=_duration, metavar="WINDOW",
                         help="the window before it (default: same length as --since)")
-    report.add_argument("--store", type=Path, default=argparse.SUPPRESS, metavar="DIR")
+    report.add_argument("--store", type=Path, default=argparse.SUPPRESS, metavar="DIR",
+                        help="SQLite result store directory (default ./probe-data)")
     report.add_argument("--for-target", metavar="LABEL", help="only this target label")
-    report.add_argument("--json", action="store_true", help="machine-readable output")
+    add_report_dir(report, writes=", ".join(REPORT_FILES) + " (the comparison and the "
+                                                          "go-live review)")
+    add_json(report, what="the comparison and the go-live figures", was_switch=True)
     report.add_argument("--html", type=Path, metavar="FILE",
                         help="also write the go-live report (availability, outages, weekly "
                              "benchmarks and charts) as one self-contained HTML file")
-    report.add_argument("--ratio", type=float, default=0.20, help="p95 worse by more than "
-                        "this fraction (0.20)")
-    report.add_argument("--floor", type=float, default=0.05, help="... and by more than "
-                        "this many seconds (0.05)")
+    report.add_argument("--ratio", type=float, default=0.20, metavar="FRACTION",
+                        help="a regression: p95 worse by more than this fraction (0.20)")
+    report.add_argument("--floor", type=duration, default=0.05, metavar="DURATION",
+                        help="... and by more than this much, e.g. 50ms (default 50ms; "
+                             "a bare number is seconds)")
     report.set_defaults(func=_report)
 
 

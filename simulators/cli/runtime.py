@@ -19,7 +19,9 @@ from simulators.runtime.docker import DockerEnvironment, container_logs, list_st
 from simulators.runtime.engine import docker_client, remove_by_label
 from simulators.runtime.images import build_images
 from simulators.runtime.topology import plan
-from simulators.scenario import load_scenario
+from simulators.scenario.validate import load_environment
+from simulators.cli.options import add_duration
+from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -28,9 +30,12 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _topology(scenario_path: Path) -> Any:
-
-    return plan(load_scenario(scenario_path).environment)
+def _topology(args: argparse.Namespace) -> Any:
+    """The containers for the file's environment: a scenario's, or a site file's (the
+    ``environment:`` both share; ``compose render SITE.yaml`` is documented), with the
+    ``--target``/``--supports`` overrides ``run`` and ``sandbox up`` take."""
+    return plan(load_environment(args.scenario, target=target_override(args),
+                                 supports=declared_supports(args) or None))
 
 
 def images_build(args: argparse.Namespace) -> int:
@@ -45,7 +50,7 @@ def images_build(args: argparse.Namespace) -> int:
 
 def compose_render(args: argparse.Namespace) -> int:
 
-    written = write(_topology(args.scenario), args.output, title=str(args.scenario),
+    written = write(_topology(args), args.output, title=str(args.scenario),
                     monitoring=args.monitoring)
     for path in written:
         _say(f"wrote {path}")
@@ -58,7 +63,7 @@ def compose_render(args: argparse.Namespace) -> int:
 
 def up(args: argparse.Namespace) -> int:
 
-    environment = DockerEnvironment(_topology(args.scenario), progress=_say)
+    environment = DockerEnvironment(_topology(args), progress=_say)
     environment.start(timeout=args.timeout)
     _say(f"run {environment.run_id}: all {len(environment.topology.services)} services healthy "
          f"in {environment.started_in:.1f}s")
@@ -122,7 +127,9 @@ def register(subparsers: Any) -> None:
         "render", help="write a compose file for SCENARIO's environment",
         description="Write a compose file (and the settings files it mounts, beside it) with "
                     "one service per actor and the target; ports on 127.0.0.1 only.")
-    render.add_argument("scenario", type=Path)
+    render.add_argument("scenario", type=Path, metavar="SCENARIO|SITE",
+                        help="a scenario or site file (its environment: is what runs)")
+    add_target_options(render, what="the file's")
     render.add_argument("-o", "--output", type=Path, default=Path("docker-compose.yml"),
                         help="compose file to write (default ./docker-compose.yml)")
     render.add_argument("--monitoring", action="store_true",
@@ -134,11 +141,14 @@ def register(subparsers: Any) -> None:
         "up", help="start a scenario's environment in containers",
         description="One container per actor and target on a private network; returns when "
                     "all are healthy. Stop with 'pacsim down'.")
-    start.add_argument("scenario", type=Path)
+    start.add_argument("scenario", type=Path, metavar="SCENARIO|SITE",
+                       help="a scenario or site file (its environment: is what runs)")
+    add_target_options(start, what="the file's")
     start.add_argument("--runtime", choices=["docker"], default="docker",
                        help="where the actors live (docker: one container each)")
-    start.add_argument("--timeout", type=float, default=120.0,
-                       help="seconds to wait for all containers to be healthy")
+    add_duration(start, "--timeout", default=120.0,
+                 help="how long to wait for all containers to be healthy, e.g. 2m "
+                      "(default 120s; a bare number is seconds)")
     start.set_defaults(func=up)
 
     show = subparsers.add_parser("status", help="pacsim's containers and their health")
@@ -148,7 +158,7 @@ def register(subparsers: Any) -> None:
     tail = subparsers.add_parser("logs", help="logs of pacsim's containers")
     tail.add_argument("actor", nargs="?", help="only this actor (service name)")
     tail.add_argument("--run", help="only this run id")
-    tail.add_argument("--tail", type=int, help="only the last N lines")
+    tail.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
     tail.set_defaults(func=logs)
 
     stop = subparsers.add_parser("down", help="remove pacsim's containers and networks")

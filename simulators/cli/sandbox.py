@@ -27,6 +27,7 @@ from simulators.http.client import JsonClient
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.sandbox import Sandbox
 from simulators.scenario.validate import load_environment as load_site
+from simulators.cli.options import add_duration, add_json, emit_json, json_to_stdout
 from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 DEFAULT_STATE = Path(".pacsim-sandbox.json")
@@ -139,8 +140,9 @@ def _remove_state(path: Path) -> None:
 def status(args: argparse.Namespace) -> int:
     result = call_api(read_state(args.state), "GET", "/status")
     if args.json:
-        _say(json.dumps(result, indent=2))
-        return 0
+        emit_json(args.json, json.dumps(result, indent=2))
+        if json_to_stdout(args):
+            return 0
     totals = result["pathways"]["totals"]
     _say(f"sim time {result['sim_time']} (pace {result['pace']}, rate x{result['rate_factor']:g}"
          f"), epoch {result['epoch']}, RSS {result['rss_mb']} MB")
@@ -208,22 +210,27 @@ def register(subparsers: Any) -> None:
 
     start = sub.add_parser("up", help="run the sandbox in the foreground")
     start.add_argument("site", type=Path, help="site file (scenarios/sites/*.yaml)")
-    start.add_argument("--runtime", choices=["local", "docker"], default="local")
+    start.add_argument("--runtime", choices=["local", "docker"], default="local",
+                       help="where actors run (local: in this process; docker: each in its "
+                            "own container); default local")
     start.add_argument("--pace", default="1x", help="1x, 10x or 60x (default 1x)")
     start.add_argument("--seed", type=int, default=None, help="seed of arrivals and names")
     add_target_options(start, what="the site's")
-    start.add_argument("--api-host", default="127.0.0.1")
-    start.add_argument("--api-port", type=int, default=0, help="0 picks a free port")
-    start.add_argument("--duration", default=None,
-                       help="stop after this much simulated time, e.g. 1h (default: run on)")
-    start.add_argument("--start", default="08:00", help="simulated time of day to begin at")
-    start.add_argument("--day", default=None,
+    start.add_argument("--api-host", default="127.0.0.1",
+                       help="address of the trainer API (default 127.0.0.1)")
+    start.add_argument("--api-port", type=int, default=0, metavar="PORT",
+                       help="port of the trainer API (default 0: a free one)")
+    add_duration(start, "--duration",
+                 help="stop after this much simulated time, e.g. 1h (default: run on)")
+    start.add_argument("--start", default="08:00", metavar="HH:MM",
+                       help="simulated time of day to begin at (default 08:00)")
+    start.add_argument("--day", default=None, metavar="FILE",
                        help="hospital-day file (pathways, arrivals); default the shipped one")
     with_state(start)
     start.set_defaults(func=up)
 
     show = sub.add_parser("status", help="simulated time, pace, pathway counts")
-    show.add_argument("--json", action="store_true", help="the API's full JSON answer")
+    add_json(show, what="the API's full answer", was_switch=True)
     with_state(show)
     show.set_defaults(func=status)
 
@@ -232,7 +239,9 @@ def register(subparsers: Any) -> None:
     again.set_defaults(func=reset)
 
     stop = sub.add_parser("down", help="stop the running sandbox")
-    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for exit")
+    add_duration(stop, "--timeout", default=60.0,
+                 help="how long to wait for the sandbox to exit, e.g. 2m (default 60s; a bare "
+                      "number is seconds)")
     with_state(stop)
     stop.set_defaults(func=down)
 

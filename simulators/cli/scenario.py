@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
-from simulators.reports import render_console, write_html, write_json, write_junit
+from simulators.reports import render_console, render_json, write_html, write_json, write_junit
 from simulators.reports.common import summary_line
 from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
+from simulators.cli.options import add_json, add_report_dir, emit_json, json_to_stdout
 from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -97,11 +98,14 @@ def _run(args: argparse.Namespace) -> int:
         with _sigterm_as_interrupt(args.runtime == "docker"):
             result = run_in_environment(scenario, runtime=args.runtime, report_dir=report_dir)
         results.append(result)
-        print(render_console(result), flush=True)
+        # with `--json -` stdout carries the JSON alone; the console report moves aside
+        print(render_console(result), flush=True,
+              file=sys.stderr if json_to_stdout(args) else sys.stdout)
     # the one line a run ends with (k6/pytest style), also for a single scenario
-    print(summary_line(results, time.monotonic() - began), flush=True)
+    print(summary_line(results, time.monotonic() - began), flush=True,
+          file=sys.stderr if json_to_stdout(args) else sys.stdout)
     if args.json:
-        write_json(results, args.json)
+        emit_json(args.json, render_json(results))
     if args.junit:
         write_junit(results, args.junit)
     if report_dir is not None:
@@ -155,21 +159,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--runtime", choices=["local", "docker"], default="local",
                      help="where actors run (local: in this process; docker: each actor "
                           "in its own container on a private network, removed afterwards)")
-    run.add_argument("--report-dir", help="write report.html, report.json and junit.xml here")
-    run.add_argument("--junit", help="write JUnit XML (one testcase per expectation) here")
-    run.add_argument("--json", help="write the JSON report here")
+    add_report_dir(run, writes="report.html, report.json and junit.xml")
+    run.add_argument("--junit", metavar="FILE",
+                     help="write JUnit XML (one testcase per expectation) to FILE")
+    add_json(run, what="the run's report")
     run.set_defaults(func=_run)
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
-    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                          help="scenario YAML files")
     validate.set_defaults(func=_validate)
 
     listing = sub.add_parser("list", help="the scenario library with one-line descriptions")
-    listing.add_argument("directory", nargs="?", help=f"default: {DEFAULT_LIBRARY}")
+    listing.add_argument("directory", nargs="?",
+                         help=f"folder of scenario files (default: {DEFAULT_LIBRARY})")
     listing.set_defaults(func=_list)
 
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (draft 7)")
-    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    schema.add_argument("-o", "--output", metavar="FILE",
+                        help="write the schema to FILE instead of stdout")
     schema.set_defaults(func=_schema)
 
 

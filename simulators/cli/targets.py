@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from simulators.cli.options import add_target
 from simulators.dicom.address import parse_ae_address
 from simulators.errors import ConfigError
 from simulators.faults.target import parse_hl7_address
@@ -24,9 +25,8 @@ _YES, _NO = {"yes", "true", "1", "on"}, {"no", "false", "0", "off"}
 
 def add_target_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     """Add the target options to ``parser``; ``what`` says whose target they override."""
-    parser.add_argument("--target", metavar="builtin|orthanc|AE@HOST:PORT",
-                        help=f"override {what} target; AE@HOST:PORT is an external system "
-                             "(what it supports is probed at start)")
+    add_target(parser, help=f"override {what} target; AE@HOST:PORT is an external system "
+                            "(what it supports is probed at start)")
     parser.add_argument("--hl7", metavar="HOST:PORT",
                         help="the external target's MLLP listener (orders are forwarded to it)")
     parser.add_argument("--dicomweb", metavar="URL",

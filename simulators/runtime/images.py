@@ -80,7 +80,10 @@ def make_wheelhouse(root: Path, wheelhouse: Path, progress: Progress = print) ->
         online = subprocess.run([*base, *targets], capture_output=True, text=True)
         if online.returncode != 0:
             raise ConfigError("pip wheel failed: " + (online.stderr.strip().splitlines()
-                                                      or ["no output"])[-1])
+                                                      or ["no output"])[-1]
+                              + f"\nhint: with no network, make the wheelhouse once where "
+                                f"there is one (pacsim images build, or pip wheel) and copy "
+                                f"{wheelhouse} here; later builds need no index")
     count = len(list(wheelhouse.glob("*.whl")))
     progress(f"wheelhouse: {count} wheels in {wheelhouse} ({time.monotonic() - started:.1f}s)")
 
@@ -122,12 +125,23 @@ def _build(client: Any, context: Path, tag: str, base: str | None, progress: Pro
     except Exception as exc:  # noqa: BLE001 - docker.errors.BuildError / APIError
         lines = [str(item.get("stream", "")).rstrip() for item in getattr(exc, "build_log", [])]
         tail = "\n".join(line for line in lines if line)[-1500:]
-        raise ConfigError(f"building {tag} failed: {exc}" + (f"\n{tail}" if tail else "")) from None
+        raise ConfigError(f"building {tag} failed: {exc}" + (f"\n{tail}" if tail else "")
+                          + _offline_hint(base)) from None
     for item in logs:
         if "stream" in item and item["stream"].strip():
             log.debug("%s: %s", tag, item["stream"].rstrip())
     image.reload()
     return BuiltImage(tag, image.id, int(image.attrs.get("Size", 0)), time.monotonic() - started)
+
+
+def _offline_hint(base: str | None) -> str:
+    """What to try when a build on a registry base fails: most often the base image
+    cannot be pulled (no network, a proxy, an air-gapped site), and ``--local-base``
+    builds on a Debian base made here instead."""
+    if base in (LOCAL_PACSIM_BASE, LOCAL_ORTHANC_BASE):
+        return ""
+    return ("\nhint: if the base image cannot be pulled (offline or air-gapped), build on a "
+            "local Debian base instead: pacsim images build --local-base")
 
 
 def build_local_base(root: Path, progress: Progress = print) -> None:

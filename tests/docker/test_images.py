@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from simulators.cli import main
+from tests.helpers import require_docker
+
 from simulators.runtime.engine import DEFAULT_ORTHANC_IMAGE, DEFAULT_PACSIM_IMAGE
 from simulators.runtime.images import ORTHANC_PLUGIN, orthanc_image_config
 
@@ -43,3 +48,17 @@ def test_image_sizes_are_reported(docker, capsys):
     with capsys.disabled():
         print("\nimage sizes: " + ", ".join(f"{t} {s / 1e6:.0f} MB" for t, s in sizes.items()))
     assert all(0 < size < 1_000_000_000 for size in sizes.values())
+
+
+
+@pytest.mark.docker
+def test_a_build_on_a_base_that_cannot_be_pulled_suggests_local_base(capsys):
+    """Issue 18: offline, `pacsim images build` failed without naming the way out."""
+    require_docker()
+    # A base no registry has: the same failure as an unreachable registry (nothing to pull).
+    code = main(["images", "build", "--only", "orthanc",
+                 "--orthanc-base", "pacsim-test.invalid/no-such-base:0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "building pacsim/orthanc" in err or "failed" in err
+    assert "hint:" in err and "pacsim images build --local-base" in err

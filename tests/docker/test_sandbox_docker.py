@@ -81,7 +81,7 @@ def _cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _status(state: Path) -> dict[str, Any]:
-    done = _cli(state, "status", "--json")
+    done = _cli(state, "status", "--json", "-")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -106,7 +106,9 @@ def test_run_against_an_external_ae_sends_mpps_where_it_is_accepted(
 
 def test_run_target_option_refuses_a_malformed_address(capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
-    assert main(["run", str(GOLDEN_CT), "--target", "EXT_PACS@127.0.0.1"]) == 2
+    with pytest.raises(SystemExit) as refused:  # refused while parsing, before any start
+        main(["run", str(GOLDEN_CT), "--target", "EXT_PACS@127.0.0.1"])
+    assert refused.value.code == 2
     assert "--target: expected AE@HOST:PORT" in capsys.readouterr().err
 
 

@@ -174,7 +174,7 @@ def test_kill_and_resume_migrates_nothing_twice(tmp_path: Path) -> None:
         moves = _move_requests(events)
         command = [*PACSIM, "migrate", "--source", f"OLD_PACS@127.0.0.1:{legacy.port}",
                    "--target", f"NEW_PACS@127.0.0.1:{target.port}", "--batch", "2",
-                   "--report", str(tmp_path / "report")]
+                   "--report-dir", str(tmp_path / "report")]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         checkpoint = tmp_path / "report" / "checkpoint.sqlite"
@@ -234,7 +234,7 @@ def test_cli_bad_input_exits_2_naming_the_field(legacy, tmp_path: Path, args: li
 
     root, _ = legacy
     argv = [a.format(legacy=root, closed=free_port()) for a in args]
-    done = subprocess.run([*PACSIM, "migrate", *argv, "--report", str(tmp_path)], cwd=ROOT,
+    done = subprocess.run([*PACSIM, "migrate", *argv, "--report-dir", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert field in done.stderr

@@ -123,7 +123,7 @@ def test_kill_and_resume_keeps_the_cross_study_state(tmp_path: Path) -> None:
                                            rollback_threshold=1.0, report_dir=tmp_path / "whole"))
     report_dir = tmp_path / "killed"
     command = [*PACSIM, "migrate", "--source", str(legacy), "--target", "builtin",
-               "--batch", "5", "--rollback-threshold", "100%", "--report", str(report_dir)]
+               "--batch", "5", "--rollback-threshold", "100%", "--report-dir", str(report_dir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     checkpoint = report_dir / "checkpoint.sqlite"

@@ -210,7 +210,7 @@ def _pacsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 
 
 def _cli_status(state: Path) -> dict[str, Any]:
-    result = _pacsim("sandbox", "status", "--json", "--state", str(state))
+    result = _pacsim("sandbox", "status", "--json", "-", "--state", str(state))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -122,6 +122,7 @@ def test_cli_lists_the_catalogue(capsys) -> None:  # type: ignore[no-untyped-def
     assert args.func(args) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [entry["id"] for entry in listed] == [f.id for f in CATALOGUE]
-    args = parser.parse_args(["faults", "run", "--target", "nonsense"])
-    with pytest.raises(ConfigError, match="AE@HOST:PORT"):
-        args.func(args)
+    with pytest.raises(SystemExit) as refused:  # refused as it is parsed: exit 2
+        parser.parse_args(["faults", "run", "--target", "nonsense"])
+    assert refused.value.code == 2
+    assert "argument --target: expected AE@HOST:PORT" in capsys.readouterr().err
