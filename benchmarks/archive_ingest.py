@@ -37,7 +37,7 @@ from typing import Callable
 from pydicom import dcmread
 
 from simulators.actors.archive import Archive, ArchiveConfig
-from simulators.peers.dcmtk import run_dcmtk
+from simulators.peers.dcmtk import find_dcmtk_tool, run_dcmtk
 from simulators.peers.orthanc import OrthancProcess, OrthancSettings
 from simulators.world.context import StudyContext
 from simulators.world.images import build_study
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-count", type=int, default=100,
                         help="512x512 images for the second row (default 100, 0 = skip)")
     args = parser.parse_args(argv)
-    missing = [tool for tool in ("storescu", "findscu", "echoscu", "Orthanc") if not shutil.which(tool)]
+    missing = [tool for tool in ("storescu", "findscu", "echoscu") if not find_dcmtk_tool(tool)]
+    missing += [] if shutil.which("Orthanc") else ["Orthanc"]
     if missing:
         print(f"missing tools: {', '.join(missing)} (apt-get install dcmtk orthanc)", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ from simulators.dicom.commitment import (
     CommitmentWaiter, request_commitment,
 )
 from simulators.events import EventBus, Exchange
+from simulators.peers.dcmtk import dcmtk_argv
 from tests.helpers import free_port, needs, require_tool, start_server
 from tests.unit.test_store import make_image
 
@@ -53,7 +54,8 @@ def _wait_until(condition, timeout: float = 10.0, step: float = 0.05) -> bool:
 
 
 def _run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run a DCMTK tool (resolved by absolute path: pynetdicom's apps shadow it)."""
+    return subprocess.run(dcmtk_argv(args), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -204,7 +206,7 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     require_tool("storescp", "echoscu")
     port, folder = free_port(), tmp_path / "dest"
     folder.mkdir()
-    process = subprocess.Popen(["storescp", "-aet", "DEST", "-od", str(folder), str(port)],
+    process = subprocess.Popen(dcmtk_argv(["storescp", "-aet", "DEST", "-od", str(folder), str(port)]),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_until(lambda: _run("echoscu", "-aec", "DEST", "127.0.0.1", str(port),
