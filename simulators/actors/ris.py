@@ -71,8 +71,12 @@ class RisConfig:
     stations: dict[str, tuple[str, str]] = field(default_factory=dict)
     default_station: tuple[str, str] | None = None
     #: Simultaneous DICOM associations; more are refused with A-ASSOCIATE-RJ
-    #: (transient, service provider, local limit exceeded).
-    max_associations: int = 50
+    #: (transient, service provider, local limit exceeded). 256: a department's 200
+    #: modalities polling at once are served, none refused (issue 19; at 50 the RIS
+    #: refused 150 of 200). Connections still negotiating have their own cap and
+    #: ARTIM (ServerSettings.max_unassociated / artim_timeout), so idle sockets
+    #: cannot take these slots.
+    max_associations: int = 256
     #: Threads for the DICOM side's blocking work (order book, matching, MPPS).
     workers: int = 4
     #: PN matching: False = case-insensitive (PS3.4 C.2.2.2.1 allows it; see matching.py).
@@ -252,7 +256,7 @@ class Ris(Actor):
         if request.context.abstract_syntax != ModalityWorklistInformationFind:
             return STATUS_SOP_CLASS_NOT_SUPPORTED
         return await serve_mwl_find(
-            request, self.book.worklist_items, pn_case_sensitive=cfg.pn_case_sensitive,
+            request, self.book.worklist_records, pn_case_sensitive=cfg.pn_case_sensitive,
             combined_datetime=cfg.combined_datetime_matching, max_results=cfg.max_results)
 
     async def _on_n_create(self, request: DimseRequest) -> Reply | int:
