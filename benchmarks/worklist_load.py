@@ -237,7 +237,9 @@ def ris_vs_wlmscpfs(items: int, queries: int, rounds: int) -> int:
     Both sides are timed the same way: process start included (first findscu
     started to last exited; p95 of each process's start-to-exit). The RIS runs in
     this process (its own event loop and thread pool); the harness's only work
-    during a burst is one thread per findscu blocked in wait().
+    during a burst is one thread per findscu blocked in wait(). CPU seconds are
+    printed per side, server and clients apart: the 200 findscu processes use
+    several CPU-seconds themselves, a floor under both sides' times on 2 cores.
     """
     from simulators.actors.ris import Ris, RisConfig
     from simulators.events import EventBus
@@ -255,12 +257,18 @@ def ris_vs_wlmscpfs(items: int, queries: int, rounds: int) -> int:
         for round_ in range(1, rounds + 1):
             load = Path("/proc/loadavg").read_text().split()[0]
             with wlmscpfs(root / "db") as port:
+                before = _cpu(resource.RUSAGE_CHILDREN)
                 theirs = findscu_burst(port, files)
+                their_clients = _cpu(resource.RUSAGE_CHILDREN) - before
+            their_server = _cpu(resource.RUSAGE_CHILDREN) - before - their_clients  # reaped now
             ris = Ris(RisConfig(hl7=False), events=EventBus())
             with ris:
                 for order in orders:
                     ris.schedule(order)
+                before, own = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
                 ours = findscu_burst(ris.dicom_address[1], files, ris.config.ae_title)
+                our_clients = _cpu(resource.RUSAGE_CHILDREN) - before
+                our_server = _cpu(resource.RUSAGE_SELF) - own
             ratio = theirs.wall / ours.wall
             ratios.append(ratio)
             ok = ok and ours.failed == 0 and theirs.failed == 0
@@ -268,11 +276,18 @@ def ris_vs_wlmscpfs(items: int, queries: int, rounds: int) -> int:
                   f"p95 {_p95(theirs.latencies):5.2f}s, {theirs.failed} failed | RIS "
                   f"{ours.wall:6.2f}s total, p95 {_p95(ours.latencies):5.2f}s, "
                   f"{ours.failed} failed | wlmscpfs/RIS {ratio:.2f}")
+            print(f"    CPU-s: wlmscpfs {their_server:.2f} + its findscu {their_clients:.2f} | "
+                  f"RIS {our_server:.2f} + its findscu {our_clients:.2f}")
             for label, burst in (("wlmscpfs", theirs), ("RIS", ours)):
                 if burst.failed:
                     print(f"    {label} first error: {burst.first_error.strip()}")
     print(f"  median ratio wlmscpfs/RIS: {statistics.median(ratios):.2f} (target >= 2.0)")
     return 0 if ok else 1
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _p95(values: tuple[float, ...]) -> float:
