@@ -23,8 +23,9 @@ item is a new record (the order book rebuilds it), so stale answers cannot be se
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
@@ -260,7 +261,40 @@ def matching_answers(query: CompiledQuery, records: Iterable[WorklistRecord],
         yield record.answer(query, shape, transfer_syntax, encode)
 
 
+class AnswerMemo:
+    """The encoded answers of recent queries, each valid for one worklist version.
+
+    Why: at a department's start of shift many modalities send the *same* broad
+    query (same keys, same values) within seconds; with the worklist unchanged the
+    answer is the same list of bytes, so only the first one matches. The key is
+    (worklist version, the identifier's bytes as received, transfer syntax,
+    options): any change of any order bumps the version (OrderBook), so a memo
+    entry never outlives the worklist it was computed from. Bounded (LRU).
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._entries: OrderedDict[Hashable, list[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: Hashable) -> list[bytes] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            return found
+
+    def put(self, key: Hashable, answers: list[bytes]) -> None:
+        with self._lock:
+            self._entries[key] = answers
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 __all__ = [
-    "CompiledQuery", "MAX_CACHED_ANSWERS", "PlainDataset", "PlainElement", "WorklistRecord",
+    "AnswerMemo", "CompiledQuery", "MAX_CACHED_ANSWERS", "PlainDataset", "PlainElement", "WorklistRecord",
     "compile_query", "match_plain", "matching_answers", "plain_dataset",
 ]

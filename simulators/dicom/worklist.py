@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
@@ -31,7 +31,9 @@ from pydicom.sequence import Sequence
 
 from simulators.dicom.fast.service import DimseRequest, Reply
 from simulators.dicom.matching import NON_KEY_TAGS, is_universal_key, match_dataset
-from simulators.dicom.mwl_index import WorklistRecord, compile_query, matching_answers
+from simulators.dicom.mwl_index import (
+    AnswerMemo, WorklistRecord, compile_query, matching_answers,
+)
 from simulators.errors import AssociationClosed
 from simulators.world.iod_common import code_item
 from simulators.world.models import Order
@@ -301,10 +303,13 @@ def prepare_mwl_records(decode: Callable[[], Dataset | None], records: Iterable[
 SEND_BATCH = 64
 
 
-async def serve_mwl_find(request: "DimseRequest", items: Callable[[], Iterable[WorklistRecord]],
-                         **options: Any) -> "Reply":
+async def serve_mwl_find(request: "DimseRequest",
+                         snapshot: Callable[[], tuple[int, Sequence[WorklistRecord]]], *,
+                         memo: AnswerMemo | None = None, **options: Any) -> "Reply":
     """A :class:`~simulators.dicom.fast.server.FastServer` C-FIND handler body for MWL.
 
+    ``snapshot`` returns (worklist version, visible records); with a ``memo`` an
+    identical query against the same version reuses the previous answer's bytes.
     Reading the items (the owner's lock), matching and encoding (cached per item)
     run in the server's thread pool; the pending responses then go out from those
     bytes: the first ``CANCEL_WINDOW`` one by one, the rest ``SEND_BATCH`` per
@@ -315,8 +320,19 @@ async def serve_mwl_find(request: "DimseRequest", items: Callable[[], Iterable[W
     event = request.event
 
     def work() -> tuple[list[bytes], Dataset | None]:
-        return prepare_mwl_records(request.dataset, items(), request.context.transfer_syntax,
-                                   request.encode, **options)
+        version, records = snapshot()
+        key = (version, request.data, request.context.transfer_syntax,
+               tuple(sorted(options.items())))
+        if memo is not None:
+            known = memo.get(key)
+            if known is not None:
+                return known, None
+        encoded, failure = prepare_mwl_records(request.dataset, records,
+                                               request.context.transfer_syntax, request.encode,
+                                               **options)
+        if memo is not None and failure is None:
+            memo.put(key, encoded)
+        return encoded, failure
 
     encoded, failure = await request.run_blocking(work)
     event.detail["matches"] = 0

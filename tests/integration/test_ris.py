@@ -464,6 +464,35 @@ def test_the_default_limit_serves_200_modalities_with_broad_queries(events: Even
                 raw.close()
 
 
+def test_identical_queries_reuse_answers_only_while_the_worklist_is_unchanged(
+        events: EventBus) -> None:
+    """Issue 19: the second identical query is answered from the memo; any order change
+    (new order, cancelled order, new demographics) is seen by the very next query."""
+    with Ris(RisConfig(name="ris-memo", hl7=False), events=events) as ris:
+        for n in range(5):
+            ris.schedule(make_order(n, station="BROAD"))
+        host, port = ris.dicom_address
+        with RawAssociation(host, port, timeout=30) as raw:
+            raw.associate("MODALITY1", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+            counts = []
+
+            def ask() -> None:
+                raw_find(raw, mwl_query(station="BROAD"))
+                counts.append(read_find(raw))
+
+            ask()
+            ask()
+            assert ris._answers.hits == 1
+            ris.schedule(make_order(9, station="BROAD"))
+            ask()
+            ris.cancel("ACC0")
+            ask()
+            ask()
+            raw.release()
+    assert counts == [(5, 0), (5, 0), (6, 0), (5, 0), (5, 0)]
+    assert ris._answers.hits == 2  # only the unchanged repeats
+
+
 def test_c_cancel_while_the_query_runs_ends_it_with_fe00(events: EventBus) -> None:
     """C-CANCEL before the final response (PS3.7 9.3.2.3): FE00, nothing more after it.
 

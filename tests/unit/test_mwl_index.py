@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from simulators.actors.ris_orders import OrderBook
 from simulators.dicom.fast.files import decode_dataset, encode_dataset
-from simulators.dicom.mwl_index import WorklistRecord, compile_query, matching_answers
+from simulators.dicom.mwl_index import AnswerMemo, WorklistRecord, compile_query, matching_answers
 from simulators.dicom.worklist import (
     SPS_START_PAIR, build_worklist_item, mwl_matches, prepare_mwl_records,
 )
@@ -199,3 +199,14 @@ def test_a_changed_order_is_answered_with_its_new_values() -> None:
     after = answer()
     assert str(before.PatientName).split("^")[0] != "RENAMED"
     assert str(after.PatientName).split("^")[0] == "RENAMED"
+
+
+def test_answer_memo_is_bounded_and_keyed_exactly() -> None:
+    memo = AnswerMemo(size=2)
+    memo.put((1, b"q", "ts"), [b"a"])
+    memo.put((1, b"r", "ts"), [b"b"])
+    assert memo.get((1, b"q", "ts")) == [b"a"]       # refreshed: now most recent
+    memo.put((1, b"s", "ts"), [b"c"])                # evicts (1, b"r")
+    assert memo.get((1, b"r", "ts")) is None
+    assert memo.get((2, b"q", "ts")) is None          # another worklist version
+    assert memo.get((1, b"q", "ts")) == [b"a"] and memo.hits == 2
