@@ -37,7 +37,7 @@ from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.dicom.store import DicomStore
 from simulators.legacy.seed import seed_archive
 from simulators.migration.runner import MigrationOptions, run_migration
-from simulators.peers.dcmtk import run_dcmtk
+from simulators.peers.dcmtk import find_dcmtk_tool, run_dcmtk
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dirt", default="typical")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    if shutil.which("movescu") is None:
+    if find_dcmtk_tool("movescu") is None:
         raise SystemExit("DCMTK movescu is not installed (apt-get install dcmtk)")
     work = Path(tempfile.mkdtemp(prefix="pacsim-bench-migration-"))
     try:

@@ -27,6 +27,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators.dicom.ae import LISTEN_BACKLOG, NODELAY_HANDLERS
 from simulators.errors import ConfigError
+from simulators.peers.dcmtk import find_dcmtk_tool
 
 from simulators.events import EventBus, Exchange
 
@@ -75,11 +76,17 @@ def lane_of(tool: str) -> str:
 
 
 def require_tool(*names: str) -> dict[str, str]:
-    """Return the paths of command-line tools, skipping (or failing in CI) if absent."""
+    """Return the paths of command-line tools, skipping (or failing in CI) if absent.
+
+    DCMTK tools are resolved by absolute path and checked by ``--version``
+    (:func:`~simulators.peers.dcmtk.find_dcmtk_tool`): in the venv pynetdicom's
+    ``storescu``/``findscu``/... shadow DCMTK's, and a test of "DCMTK as the peer"
+    must not quietly run pynetdicom's app.
+    """
     found: dict[str, str] = {}
     for name in names:
         lane = lane_of(name)
-        path = shutil.which(name)
+        path = find_dcmtk_tool(name) if lane == "dcmtk" else shutil.which(name)
         if path is None:
             message = f"{name} is not installed ({_INSTALL[lane]})"
             if in_ci():

@@ -42,6 +42,7 @@ from simulators.dicom.fast.server import (
     DimseRequest, FastServer, Reply, ServerSettings, SupportedContext,
 )
 from simulators.dicom.mpps import MppsInstance, MppsManager
+from simulators.dicom.mwl_index import AnswerMemo
 from simulators.dicom.worklist import serve_mwl_find
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus
@@ -71,8 +72,12 @@ class RisConfig:
     stations: dict[str, tuple[str, str]] = field(default_factory=dict)
     default_station: tuple[str, str] | None = None
     #: Simultaneous DICOM associations; more are refused with A-ASSOCIATE-RJ
-    #: (transient, service provider, local limit exceeded).
-    max_associations: int = 50
+    #: (transient, service provider, local limit exceeded). 256: a department's 200
+    #: modalities polling at once are served, none refused (issue 19; at 50 the RIS
+    #: refused 150 of 200). Connections still negotiating have their own cap and
+    #: ARTIM (ServerSettings.max_unassociated / artim_timeout), so idle sockets
+    #: cannot take these slots.
+    max_associations: int = 256
     #: Threads for the DICOM side's blocking work (order book, matching, MPPS).
     workers: int = 4
     #: PN matching: False = case-insensitive (PS3.4 C.2.2.2.1 allows it; see matching.py).
@@ -139,6 +144,8 @@ class Ris(Actor):
             self.book, stations=self.config.stations,
             default_station=self.config.default_station, on_order=self._forward,
             application=self.config.ae_title)
+        #: Answers of recent identical MWL queries, per worklist version (mwl_index).
+        self._answers = AnswerMemo()
         self._server: FastServer | None = None
         self._mllp: MllpServer | None = None
         self._forwarder: ThreadPoolExecutor | None = None
@@ -252,7 +259,8 @@ class Ris(Actor):
         if request.context.abstract_syntax != ModalityWorklistInformationFind:
             return STATUS_SOP_CLASS_NOT_SUPPORTED
         return await serve_mwl_find(
-            request, self.book.worklist_items, pn_case_sensitive=cfg.pn_case_sensitive,
+            request, self.book.worklist_snapshot, memo=self._answers,
+            pn_case_sensitive=cfg.pn_case_sensitive,
             combined_datetime=cfg.combined_datetime_matching, max_results=cfg.max_results)
 
     async def _on_n_create(self, request: DimseRequest) -> Reply | int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pydicom.dataset import Dataset
 
 from simulators.dicom.mpps import COMPLETED, DISCONTINUED, IN_PROGRESS, MppsInstance, StepReference
+from simulators.dicom.mwl_index import WorklistRecord
 from simulators.dicom.worklist import build_worklist_item
 from simulators.errors import WorldError
 from simulators.world.models import Order, Patient
@@ -48,7 +49,9 @@ class OrderBook:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._orders: dict[str, Order] = {}
-        self._items: dict[str, Dataset] = {}
+        self._items: dict[str, WorklistRecord] = {}
+        #: Bumped by every change of an order: what an AnswerMemo entry is valid for.
+        self._version = 0
         self._patients: dict[str, Patient] = {}
         self._merged_into: dict[str, str] = {}
         self._mpps_links: dict[str, MppsLink] = {}
@@ -102,13 +105,24 @@ class OrderBook:
 
     def worklist_items(self) -> list[Dataset]:
         """The MWL items of every visible step. The datasets are shared, read-only."""
+        return [record.dataset for record in self.worklist_records()]
+
+    def worklist_records(self) -> list[WorklistRecord]:
+        """The visible steps' items with their plain values and cached answers (shared)."""
+        return self.worklist_snapshot()[1]
+
+    def worklist_snapshot(self) -> tuple[int, list[WorklistRecord]]:
+        """(version, visible records), read together under the lock."""
         with self._lock:
-            return [self._items[a] for a, o in self._orders.items()
-                    if o.step.status in VISIBLE_STEP_STATES]
+            return self._version, [self._items[a] for a, o in self._orders.items()
+                                   if o.step.status in VISIBLE_STEP_STATES]
 
     def _store(self, order: Order) -> None:
+        """Every change of an order goes through here: a new record, so the encoded
+        answers cached for the old item are dropped with it."""
         self._orders[order.accession] = order
-        self._items[order.accession] = build_worklist_item(order)
+        self._items[order.accession] = WorklistRecord.of(build_worklist_item(order))
+        self._version += 1
 
     # ---------------------------------------------------------------- patients
     def register_patient(self, patient: Patient) -> int:

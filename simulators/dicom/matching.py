@@ -206,7 +206,17 @@ def match_date_time_pair(date_key: str, time_key: str, date_value: str,
 # --------------------------------------------------------------------- elements
 def match_element_value(key: Any, value: Any, vr: str, *, pn_case_sensitive: bool = False) -> bool:
     """Match one non-sequence key value against a candidate value (both may be multi)."""
-    keys, candidates = values_of(key), values_of(value)
+    return match_values(values_of(key), values_of(value), vr, pn_case_sensitive=pn_case_sensitive)
+
+
+def match_values(keys: list[str], candidates: list[str], vr: str, *,
+                 pn_case_sensitive: bool = False) -> bool:
+    """:func:`match_element_value` on values already split by :func:`values_of`.
+
+    Why separate: the worklist index (:mod:`simulators.dicom.mwl_index`) splits each
+    item's values once when the item changes and then matches many queries against
+    them; both paths run this one function, so their semantics cannot drift.
+    """
     if not keys:
         return True
     if not candidates:
@@ -303,5 +313,5 @@ def _copy(response: Dataset, key: DataElement, have: DataElement | None) -> None
 __all__ = [
     "WILDCARD_VRS", "RANGE_VRS", "values_of", "is_empty", "is_universal_key",
     "match_wildcard", "match_string", "parse_range", "match_range", "match_date_time_pair",
-    "match_element_value", "match_sequence", "match_dataset",
+    "match_element_value", "match_values", "match_sequence", "match_dataset", "NON_KEY_TAGS",
 ]

@@ -85,6 +85,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
+from simulators.dicom.dirsync import DirectorySync, fsync_directory
 from simulators.dicom.fast.files import read_part10
 from simulators.dicom.part10 import (
     REQUIRED_KEYS, file_meta_bytes, index_keys, normalise_time, read_index_keys, text_value,
@@ -176,6 +177,8 @@ class DicomStore:
         self.db_path = self.root / "index.sqlite"
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._known_dirs: set[Path] = {self.objects}
+        #: Concurrent stores into one series share directory fsyncs (dirsync.py).
+        self._dir_sync = DirectorySync()
         self._index = StoreIndex(self.db_path, self.root)
         self._index.migrate_paths()
         self._index.migrate_demographics(_file_keys)
@@ -431,7 +434,7 @@ class DicomStore:
         try:
             self._ensure_dir(path.parent)
             os.replace(staged, path)
-            _fsync_dir(path.parent)
+            self._dir_sync.sync(path.parent)  # an fsync begun after this rename
         except OSError as exc:
             raise StoreError(f"cannot write object: {exc.strerror or exc}",
                              path=str(path)) from exc
@@ -511,11 +514,7 @@ def _file_keys(path: Path) -> dict[str, str] | None:
 
 def _fsync_dir(directory: Path) -> None:
     """Make a rename or a new entry in ``directory`` survive a crash."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(directory)
 
 
 __all__ = ["DicomStore", "StoreOutcome", "object_path", "index_rows",

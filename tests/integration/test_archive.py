@@ -35,6 +35,7 @@ from simulators.dicom.commitment import (
     CommitmentWaiter, request_commitment,
 )
 from simulators.events import EventBus, Exchange
+from simulators.peers.dcmtk import dcmtk_argv
 from tests.helpers import free_port, needs, require_tool, start_server, wait_until
 from tests.unit.test_store import make_image
 
@@ -45,7 +46,8 @@ STUDY_A, STUDY_B = "1.2.826.0.1.3680043.10.1.1", "1.2.826.0.1.3680043.10.1.2"
 
 
 def _run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run a DCMTK tool (resolved by absolute path: pynetdicom's apps shadow it)."""
+    return subprocess.run(dcmtk_argv(args), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -196,7 +198,7 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     require_tool("storescp", "echoscu")
     port, folder = free_port(), tmp_path / "dest"
     folder.mkdir()
-    process = subprocess.Popen(["storescp", "-aet", "DEST", "-od", str(folder), str(port)],
+    process = subprocess.Popen(dcmtk_argv(["storescp", "-aet", "DEST", "-od", str(folder), str(port)]),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: _run("echoscu", "-aec", "DEST", "127.0.0.1", str(port),

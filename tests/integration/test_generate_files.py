@@ -22,6 +22,7 @@ from pydicom.uid import (
 
 from simulators.actors.archive import Archive, ArchiveConfig
 from simulators.cli import main
+from simulators.peers.dcmtk import dcmtk_argv
 from simulators.world.export import MODALITIES, export_study
 from tests.helpers import require_tool
 from tests.integration.test_iod_validation import _check_all
@@ -38,7 +39,8 @@ DCMDUMP_NAMES = {
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    """Run a DCMTK tool (resolved by absolute path: pynetdicom's apps shadow it)."""
+    return subprocess.run(dcmtk_argv(args), capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.dciodvfy

@@ -441,6 +441,58 @@ def test_200_simultaneous_associations_are_all_answered_and_the_next_is_refused(
         ("0x0000", 2, "MWL")}
 
 
+def test_the_default_limit_serves_200_modalities_with_broad_queries(events: EventBus) -> None:
+    """Issue 19: 200 modalities asking at once for a broad worklist, default settings:
+    none refused (the default was 50), every one gets every match and 0000."""
+    with Ris(RisConfig(name="ris-default", hl7=False), events=events) as ris:
+        for n in range(60):
+            ris.schedule(make_order(n, station="BROAD" if n % 2 else f"ST{n}"))
+        host, port = ris.dicom_address
+        opened: list[RawAssociation] = []
+        try:
+            for n in range(200):
+                raw = RawAssociation(host, port, timeout=30)
+                opened.append(raw)
+                answer = raw.associate(f"MOD{n:03d}", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+                assert answer.kind == "accepted", (n, answer.describe())
+            for raw in opened:
+                raw_find(raw, mwl_query(station="BROAD"))
+            assert [read_find(raw) for raw in opened] == [(30, 0x0000)] * 200
+        finally:
+            for raw in opened:
+                raw.release()
+                raw.close()
+
+
+def test_identical_queries_reuse_answers_only_while_the_worklist_is_unchanged(
+        events: EventBus) -> None:
+    """Issue 19: the second identical query is answered from the memo; any order change
+    (new order, cancelled order, new demographics) is seen by the very next query."""
+    with Ris(RisConfig(name="ris-memo", hl7=False), events=events) as ris:
+        for n in range(5):
+            ris.schedule(make_order(n, station="BROAD"))
+        host, port = ris.dicom_address
+        with RawAssociation(host, port, timeout=30) as raw:
+            raw.associate("MODALITY1", "PACSIM_RIS", [(MWL_UID, [EXPLICIT])])
+            counts = []
+
+            def ask() -> None:
+                raw_find(raw, mwl_query(station="BROAD"))
+                counts.append(read_find(raw))
+
+            ask()
+            ask()
+            assert ris._answers.hits == 1
+            ris.schedule(make_order(9, station="BROAD"))
+            ask()
+            ris.cancel("ACC0")
+            ask()
+            ask()
+            raw.release()
+    assert counts == [(5, 0), (5, 0), (6, 0), (5, 0), (5, 0)]
+    assert ris._answers.hits == 2  # only the unchanged repeats
+
+
 def test_c_cancel_while_the_query_runs_ends_it_with_fe00(events: EventBus) -> None:
     """C-CANCEL before the final response (PS3.7 9.3.2.3): FE00, nothing more after it.
 

@@ -373,5 +373,6 @@ def test_a_missing_tool_skips_here_and_fails_in_ci(monkeypatch: pytest.MonkeyPat
                                                    ci: str, outcome: type) -> None:
     monkeypatch.setenv("CI", ci)
     monkeypatch.setattr(helpers.shutil, "which", lambda name: None)
+    monkeypatch.setattr(helpers, "find_dcmtk_tool", lambda name: None)  # DCMTK: by abs. path
     with pytest.raises(outcome, match=r"storescu is not installed \(apt-get install dcmtk\)"):
         require_tool("storescu")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as msgs
@@ -287,6 +287,26 @@ class ServerAssociation:
         command = dimse.response_command(request.message, status, bool(dataset), **fields)
         parts = codec.encoded_command_pdus(command, context_id, peer_max)
         if dataset:
+            parts.extend(codec.dataset_pdus(dataset, context_id, peer_max))
+        self._write(parts)
+        await self._drain()
+
+    async def respond_encoded(self, request: DimseRequest, status: int,
+                              datasets: Sequence[bytes | memoryview]) -> None:
+        """Send one response per already encoded data set, all with ``status``, in one write.
+
+        Why: a broad worklist query answers 250 pending responses whose command sets
+        are identical; the command is encoded once and the PDUs of all of them go
+        out in one write and one drain, not 250 (issue 19).
+        """
+        if not datasets:
+            return
+        context_id, peer_max = request.context.context_id, self._peer_max()
+        command = dimse.response_command(request.message, status, True)
+        head = codec.encoded_command_pdus(command, context_id, peer_max)
+        parts: list[bytes | memoryview] = []
+        for dataset in datasets:
+            parts.extend(head)
             parts.extend(codec.dataset_pdus(dataset, context_id, peer_max))
         self._write(parts)
         await self._drain()

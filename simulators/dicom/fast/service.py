@@ -17,7 +17,7 @@ import asyncio
 import functools
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as msgs
@@ -120,6 +120,13 @@ class DimseRequest:
                       status: int = STATUS_PENDING, **fields: Any) -> None:
         """Send one pending response, then let the loop read a C-CANCEL if one came."""
         await self.association.respond(self, status, dataset, fields)
+        await asyncio.sleep(0)
+
+    async def pending_encoded(self, datasets: Sequence[bytes | memoryview], *,
+                              status: int = STATUS_PENDING) -> None:
+        """Send one pending response per encoded data set in one write (see
+        ``ServerAssociation.respond_encoded``), then let the loop read a C-CANCEL."""
+        await self.association.respond_encoded(self, status, datasets)
         await asyncio.sleep(0)
 
     async def run_blocking(self, function: Callable[..., T], *args: Any,
