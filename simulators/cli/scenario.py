@@ -9,18 +9,17 @@ anything runs, so a typo in the fifth file does not waste the first four runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
 from simulators.reports import render_console, write_html, write_json, write_junit
 from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
+from simulators.scenario.results import RunResult
+from simulators.scenario.runner import NOT_RUN_INTERRUPTED
+from simulators.cli.interrupt import interrupted_label, report_interrupted
 from simulators.cli.targets import add_target_options, declared_supports, target_override
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -90,14 +89,33 @@ def _run(args: argparse.Namespace) -> int:
         if args.runtime == "docker":
             print(f"{scenario.name}: starting every actor in its own container...",
                   file=sys.stderr, flush=True)
-        with _sigterm_as_interrupt(args.runtime == "docker"):
+        try:
             result = run_in_environment(scenario, runtime=args.runtime)
+        except KeyboardInterrupt:  # before the runner took charge: nothing of it finished
+            result = RunResult(scenario=scenario.name, file=scenario.source_file,
+                               interrupted=True)
+        if result.interrupted:
+            result.warnings.append(f"{interrupted_label()}: the run was stopped; "
+                                   "steps not run are marked skipped")
         results.append(result)
         print(render_console(result), flush=True)
+        if result.interrupted:
+            break
+    written = _write_reports(args, results)
+    if results[-1].interrupted:
+        return _interrupted(results, len(scenarios), written)
+    return max(result.exit_code for result in results)
+
+
+def _write_reports(args: argparse.Namespace, results: list[RunResult]) -> list[str]:
+    """Every report asked for; the paths written (interrupted runs write them too)."""
+    written: list[str] = []
     if args.json:
         write_json(results, args.json)
+        written.append(str(args.json))
     if args.junit:
         write_junit(results, args.junit)
+        written.append(str(args.junit))
     if args.report_dir:
         report_dir = Path(args.report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -105,25 +123,20 @@ def _run(args: argparse.Namespace) -> int:
         write_junit(results, report_dir / "junit.xml")
         write_html(results, report_dir / "report.html")
         print(f"reports written to {report_dir}/ (report.html, report.json, junit.xml)")
-    return max(result.exit_code for result in results)
+        written.append(str(report_dir / "report.html"))
+    return written
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
-    """SIGTERM (a CI timeout, ``docker stop`` of a runner) unwinds like Ctrl-C, so the
-    run's containers and network are removed instead of left behind."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _interrupted(results: list[RunResult], planned: int, written: list[str]) -> int:
+    """What finished before the signal, where the partial report is; exit 130."""
+    last = results[-1]
+    done = [s for s in last.steps if s.status != "skipped" or s.message != NOT_RUN_INTERRUPTED]
+    counts = {status: sum(1 for s in done if s.status == status)
+              for status in ("passed", "failed", "error", "unsupported", "skipped")}
+    finished = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no step"
+    summary = (f"{len(results) - 1} of {planned} scenario(s) finished before it; "
+               f"in {last.scenario!r}: {finished} of {len(last.steps)} step(s)")
+    return report_interrupted(summary, partial=", ".join(written) if written else None)
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:

@@ -75,14 +75,20 @@ class RunResult:
     environment_error: str | None = None
     events_outside_steps: list[Exchange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Set when SIGINT/SIGTERM stopped the run: what finished is kept, the rest skipped.
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return self.environment_error is None and all(step.passed for step in self.steps)
+        return (self.environment_error is None and not self.interrupted
+                and all(step.passed for step in self.steps))
 
     @property
     def exit_code(self) -> int:
-        """The CLI contract: 0 all expectations met, 1 any failed, 2 environment error."""
+        """The CLI contract: 0 all expectations met, 1 any failed, 2 environment error,
+        130 interrupted (the shell's code for a run stopped by a signal)."""
+        if self.interrupted:
+            return 130
         if self.environment_error is not None:
             return 2
         return 0 if self.passed else 1
@@ -112,6 +118,7 @@ class RunResult:
                    steps=[_step_from_dict(step) for step in data.get("steps", [])],
                    environment_error=data.get("environment_error"),
                    warnings=list(data.get("warnings", [])),
+                   interrupted=bool(data.get("interrupted", False)),
                    events_outside_steps=[Exchange(**e) for e in data.get("events_outside_steps", [])])
 
 

@@ -77,7 +77,11 @@ class LoadStep(StepBase):
         run = run_load(profile, site_load_target(site), world=site.world,
                        allow_external=external, live=live, should_stop=lambda: ctx.cancelled,
                        isolate=True)
+        if ctx.interrupted:  # Ctrl-C/SIGTERM, not the step's own time limit
+            run.stopped_early = "INTERRUPTED (SIGINT/SIGTERM): partial figures"
         report = load_dict(run, target=site.describe())
+        if ctx.interrupted:
+            report["passed"] = False  # partial figures sign nothing off
         base = os.environ.get(REPORT_DIR_VARIABLE) or profile.report.dir
         json_path, html_path = write_load_reports(
             report, run_directory(base, profile.name or ctx.scenario.name))
