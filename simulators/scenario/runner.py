@@ -37,7 +37,7 @@ ActorsFactory = Callable[[Environment, EventBus], Mapping[str, Any]]
 DEFAULT_STEP_TIMEOUT = 120.0
 #: After Ctrl-C/SIGTERM, how long the running step may take to wrap up (a load step
 #: drains its operations and writes its partial report) before the run moves on.
-INTERRUPT_GRACE = 20.0
+INTERRUPT_GRACE = 30.0
 INTERRUPTED_STEP = "interrupted (SIGINT/SIGTERM) before the step finished"
 NOT_RUN_INTERRUPTED = "not run: the run was interrupted"
 #: How often a ``within:`` step is retried, at most (shorter windows poll faster).
@@ -158,6 +158,9 @@ class _StepRunner:
     def _execute_once(self, step: StepBase, ctx: StepContext, record: StepResult,
                       limit: float) -> tuple[StepOutcome | None, BaseException | None]:
         box: dict[str, Any] = {}
+        # Finished-ness is this event, not Thread.is_alive(): a join() interrupted by
+        # Ctrl-C can leave CPython 3.11 reporting a running thread as stopped.
+        done = threading.Event()
 
         def work() -> None:
             self.collector.bind_thread(record)
@@ -167,21 +170,22 @@ class _StepRunner:
                 box["error"] = exc
             finally:
                 self.collector.bind_thread(None)
+                done.set()
 
         worker = threading.Thread(target=work, name=f"pacsim-step-{record.name}", daemon=True)
         worker.start()
         try:
-            worker.join(limit)
+            done.wait(limit)
         except KeyboardInterrupt:  # Ctrl-C/SIGTERM: tell the executor, let it wrap up
             self.note_interrupt()
             ctx.cancel(interrupted=True)
             try:
-                worker.join(INTERRUPT_GRACE)
+                done.wait(INTERRUPT_GRACE)
             except KeyboardInterrupt:  # a second signal: stop waiting for it
                 self.note_interrupt()
-            if worker.is_alive() or "error" in box:
+            if not done.is_set() or "error" in box:
                 return None, PacsimError(INTERRUPTED_STEP)
-        if worker.is_alive():
+        if not done.is_set():
             ctx.cancel()
             return None, StepTimeout(f"did not finish within {format_duration(limit)}")
         if "error" in box:
