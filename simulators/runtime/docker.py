@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from simulators.errors import ConfigError
 from simulators.runtime.engine import (
-    ACTOR_LABEL, KIND_LABEL, RUN_LABEL, docker_client, new_run_id, remove_by_label,
+    ACTOR_LABEL, KIND_LABEL, OWNER_LABEL, RUN_LABEL, docker_client, new_run_id, owner,
+    remove_by_label,
 )
 from simulators.runtime.topology import Service, Topology
 
@@ -98,7 +99,7 @@ class DockerEnvironment:
         return self._client
 
     def labels(self, service: Service | None = None) -> dict[str, str]:
-        labels = {RUN_LABEL: self.run_id}
+        labels = {RUN_LABEL: self.run_id, OWNER_LABEL: owner()}
         if service is not None:
             labels.update({ACTOR_LABEL: service.name, KIND_LABEL: service.kind, **service.labels})
         return labels
