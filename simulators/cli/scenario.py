@@ -29,8 +29,9 @@ DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 def _validate(args: argparse.Namespace) -> int:
 
     invalid = 0
+    variables = _variables(getattr(args, "var", None))
     for path in args.scenarios:
-        problems = check_scenario(path)
+        problems = check_scenario(path, variables=variables)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -179,6 +180,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (draft 7)")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
     schema.set_defaults(func=_schema)
+    # issue 18: validate checks --var names as run does (a typo is exit 2, not ignored)
+    validate.add_argument("--var", action="append", metavar="NAME=VALUE",
+                          help="a scenario variable as `run` would get it (repeatable); "
+                               "an unknown NAME is an error")
 
 
 __all__ = ["register"]

@@ -15,10 +15,11 @@ plain dicts/lists plus a :class:`LineMap`. Runtime references such as ``$jane`` 
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from simulators.common.marked_yaml import Mark, MarkedDict, MarkedList, format_path, parse_marked_yaml
 from simulators.errors import ScenarioError
@@ -136,6 +137,11 @@ def _with_includes(path: Path, doc: MarkedDict, chain: tuple[Path, ...],
 
 
 # --------------------------------------------------------------------------- variables
+def _did_you_mean(name: str, known: Iterable[Any]) -> str:
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class _Vars:
     """``vars:`` values, resolved lazily so one variable may use another (cycles refused)."""
 
@@ -149,7 +155,8 @@ class _Vars:
             return self._done[name]
         if name not in self._raw:
             known = ", ".join(sorted(self._raw)) or "none defined"
-            raise ScenarioError(f"unknown variable ${{{name}}} (vars: {known})", file=mark.file,
+            raise ScenarioError(f"unknown variable ${{{name}}}{_did_you_mean(name, self._raw)} "
+                                f"(vars: {known})", file=mark.file,
                                 line=mark.line, field=format_path(field_path) or None)
         if name in self._busy:
             raise ScenarioError(f"variable ${{{name}}} refers to itself", file=mark.file,
@@ -208,6 +215,13 @@ def _apply_vars(doc: MarkedDict, overrides: Mapping[str, Any]) -> MarkedDict:
         where = doc.key_marks.get("vars", doc.mark)
         raise ScenarioError("vars must be a mapping of name: value", file=where.file,
                             line=where.line, field="vars")
+    unknown = [name for name in overrides if name not in raw_vars]
+    if unknown:  # a typo in --var would otherwise be ignored and the default used
+        where = doc.key_marks.get("vars", doc.mark)
+        known = ", ".join(sorted(map(str, raw_vars))) or "none defined"
+        raise ScenarioError(f"no variable {unknown[0]!r} in this scenario"
+                            f"{_did_you_mean(unknown[0], raw_vars)} (vars: {known})",
+                            file=where.file, line=where.line, field="--var")
     merged_vars = dict(raw_vars)
     merged_vars.update(overrides)
     variables = _Vars(merged_vars, getattr(raw_vars, "key_marks", {}))
