@@ -75,7 +75,8 @@ def test_json_round_trips(result: RunResult, tmp_path: Path) -> None:
     assert document["passed"] is False
     run = document["runs"][0]
     assert sorted(run) == ["duration", "environment_error", "events_outside_steps", "file",
-                           "passed", "scenario", "started", "steps", "warnings"]
+                           "interrupted", "passed", "scenario", "started", "steps", "warnings"]
+    assert run["interrupted"] is False  # true only when SIGINT/SIGTERM cut the run short
     assert run["steps"][1]["events"][0]["status"] == "0xA700"
     assert read_json(path) == [result]                      # dataclass equality, all fields
     assert render_json(read_json(path)) == path.read_text()
