@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.runtime.compose import write
-from simulators.runtime.docker import DockerEnvironment, container_logs, list_states
+from simulators.runtime.docker import DockerEnvironment, container_logs, follow_logs, list_states
 from simulators.errors import ConfigError
 from simulators.runtime.engine import docker_client, plan_down, remove_by_label
 from simulators.runtime.images import build_images
@@ -84,11 +84,29 @@ def status(args: argparse.Namespace) -> int:
 
 def logs(args: argparse.Namespace) -> int:
 
+    if getattr(args, "follow", False):
+        return _follow(args)
     for actor, text in container_logs(docker_client(), args.actor, run_id=args.run,
                                       tail=args.tail if args.tail is not None else "all"):
         if args.actor is None:
             _say(f"==> {actor} <==")
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """``logs -f``: every line as it comes, ``actor | line``; Ctrl-C is its normal end."""
+    width = 0 if args.actor else 14
+
+    def write(actor: str, line: str) -> None:
+        sys.stdout.write(f"{actor:<{width}} | {line}\n" if width else f"{line}\n")
+        sys.stdout.flush()
+
+    try:
+        follow_logs(docker_client(), write, args.actor, run_id=args.run,
+                    tail=args.tail if args.tail is not None else 10)
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -193,6 +211,8 @@ def register(subparsers: Any) -> None:
     stop.add_argument("--all", action="store_true",
                       help="every pacsim run on the engine, other users' too (asks first)")
     stop.add_argument("--yes", action="store_true", help="with --all: do not ask")
+    tail.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new lines as they are written (Ctrl-C stops)")
 
 
 __all__ = ["register"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -221,5 +222,42 @@ def container_logs(client: Any, actor: str | None = None, *, run_id: str | None 
     return sorted(found)
 
 
-__all__ = ["DockerEnvironment", "ContainerState", "list_states", "container_logs",
+def follow_logs(client: Any, write: Callable[[str, str], None], actor: str | None = None, *,
+                run_id: str | None = None, tail: int | str = 10,
+                stop: threading.Event | None = None) -> int:
+    """Stream the logs of pacsim's containers (one actor, one run, or all) as they are
+    written, ``write(actor, line)`` per line, until every stream ends or ``stop`` is
+    set; one reader thread per container. Returns how many containers were followed."""
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    chosen = [c for c in client.containers.list(filters={"label": selector})
+              if actor is None or (c.labels or {}).get(ACTOR_LABEL, c.name) == actor]
+    if not chosen:
+        raise ConfigError("no running pacsim container" + (f" runs an actor named {actor!r}"
+                                                          if actor else "")
+                          + (f" in run {run_id}" if run_id else ""))
+    stop = stop or threading.Event()
+    lock = threading.Lock()
+
+    def pump(container: Any) -> None:
+        name = (container.labels or {}).get(ACTOR_LABEL, container.name)
+        pending = b""
+        for chunk in container.logs(stream=True, follow=True, tail=tail):
+            if stop.is_set():
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            with lock:
+                for line in lines:
+                    write(name, line.decode(errors="replace"))
+
+    threads = [threading.Thread(target=pump, args=(c,), daemon=True,
+                                name=f"pacsim-logs-{c.name}") for c in chosen]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads) and not stop.wait(0.2):
+        pass
+    return len(chosen)
+
+
+__all__ = ["DockerEnvironment", "ContainerState", "list_states", "container_logs", "follow_logs",
            "HEALTHY_TIMEOUT"]
