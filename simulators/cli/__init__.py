@@ -6,15 +6,17 @@ input or an environment error (bad config, unreachable peer, missing tool).
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 
 from simulators.cli import interrupt
 
 # Run as the program (the `pacsim` script, `python -m simulators.cli`): a Ctrl-C
 # during the imports below exits 130 quietly instead of printing their traceback.
-# Imported by tests or other code, the process's signal handlers are left alone.
-_AS_PROGRAM = sys.argv[:1] == ["-m"] or sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in (
-    "pacsim", "cli.py")
+# Imported by tests or other code, the process's signal handlers are left alone; so in
+# a load worker (multiprocessing spawn re-imports the main module with the same argv).
+_AS_PROGRAM = (sys.argv[:1] == ["-m"] or sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in (
+    "pacsim", "cli.py")) and multiprocessing.parent_process() is None
 if _AS_PROGRAM:
     interrupt.install_early()
 
