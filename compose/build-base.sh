@@ -24,6 +24,13 @@ case "$WHICH" in pacsim|orthanc|all) ;; *) echo "usage: $0 [pacsim|orthanc|all]"
 command -v docker >/dev/null || { echo "build-base: docker CLI not found" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo "build-base: apt-get install debootstrap" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "build-base: debootstrap needs root" >&2; exit 2; }
+# The engine before the debootstrap: without one the root filesystem (200+ MB) would be
+# made only for `docker import` to fail.
+docker info >/dev/null 2>&1 || { echo "build-base: no Docker engine answers (is dockerd running?)" >&2; exit 2; }
+
+# Removed on every way out (set -e exits without running a RETURN trap).
+CURRENT_ROOT=""
+trap 'if [ -n "$CURRENT_ROOT" ]; then rm -rf "$CURRENT_ROOT" "$CURRENT_ROOT.log"; fi' EXIT
 
 build() {  # build NAME PACKAGES
     local name="$1" packages="$2"
@@ -33,9 +40,10 @@ build() {  # build NAME PACKAGES
     fi
     local root started
     root="$(mktemp -d /tmp/pacsim-rootfs.XXXXXX)"
+    CURRENT_ROOT="$root"
     started=$(date +%s)
     # shellcheck disable=SC2064  # expand now: the trap must remove this root
-    trap "rm -rf '$root'" RETURN
+    trap "rm -rf '$root'; CURRENT_ROOT=''" RETURN
     mkdir -p "$CACHE"
     echo "build-base: debootstrap $SUITE ($packages) -> $name"
     debootstrap --variant=minbase --cache-dir="$CACHE" --include="$packages" \

@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from simulators.common.fields import ae_title_problem
 from simulators.common.marked_yaml import MarkedDict, parse_marked_yaml
 from simulators.errors import ConfigError
 
@@ -119,6 +120,9 @@ def build_config(cls: type[C], *, file: Path | None = None, env_prefix: str = "P
         if key not in fields:
             raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
         values[key] = _convert(value, hints[key], f"--{key.replace('_', '-')}")
+    problem = ae_title_problem(values["ae_title"]) if "ae_title" in values else None
+    if problem:  # every actor's own AE title, from file, environment or --ae-title
+        raise ConfigError(problem, field="ae_title")
     try:
         return cls(**values)
     except TypeError as exc:

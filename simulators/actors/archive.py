@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ from simulators.tls import TlsSettings
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANCELLED = 0xFE00
 REPLY_MODES = ("same", "new", "auto")
+#: Studies whose "stored study" line was written; forgotten in bulk past this many.
+STUDIES_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class Archive(Actor):
         self._dicomweb: DicomWebServer | None = None
         self.mpps: MppsManager | None = None
         self.port: int = self.config.port
+        self._studies_seen: set[str] = set()
+        self._studies_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
     def _start(self) -> None:
@@ -293,7 +298,21 @@ class Archive(Actor):
             return STATUS_OUT_OF_RESOURCES, "object could not be stored"
         if outcome.duplicate:
             detail["duplicate"] = True
+        elif outcome.ok and outcome.study_uid:
+            self._log_new_study(outcome, calling)
         return outcome.status, outcome.comment if not outcome.ok else ""
+
+    def _log_new_study(self, outcome: StoreOutcome, calling: str) -> None:
+        """One INFO line per study this archive starts holding (not per image): what an
+        integration engineer greps for when asking "did my study arrive?"."""
+        with self._studies_lock:
+            if outcome.study_uid in self._studies_seen:
+                return
+            if len(self._studies_seen) >= STUDIES_REMEMBERED:  # a load run: stay bounded
+                self._studies_seen.clear()
+            self._studies_seen.add(outcome.study_uid)
+        self.log.info("stored study %s from %s (patient %s, accession %s)", outcome.study_uid,
+                      calling or "?", outcome.patient_id or "?", outcome.accession or "-")
 
     # -- C-FIND ------------------------------------------------------------------------
     async def _on_find(self, request: DimseRequest) -> Reply | int:

@@ -285,6 +285,10 @@ class Ris(Actor):
         """Every MPPS transition: move exactly the referenced steps, nothing else."""
         link = self.book.apply_mpps(instance)
         self.mpps.mark_scheduled(instance.sop_instance_uid, bool(link.accessions))
+        self.log.info("MPPS %s %s from %s: %s", instance.status or "?",
+                      instance.sop_instance_uid, instance.calling_ae or "?",
+                      "order(s) " + ", ".join(link.accessions) if link.accessions
+                      else "unscheduled (no order matched)")
         if link.unmatched:
             self.log.warning("MPPS %s references no known scheduled step: %s",
                              instance.sop_instance_uid, link.unmatched)

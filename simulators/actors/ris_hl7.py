@@ -39,7 +39,7 @@ from pydicom.uid import generate_uid
 from simulators.actors.ris_orders import OrderBook
 from simulators.errors import Hl7Error, WorldError
 from simulators.hl7.ack import ack
-from simulators.hl7.er7 import Header, read_header
+from simulators.hl7.er7 import Header, is_health_check, read_header
 from simulators.hl7.framing import normalize_segments
 from simulators.hl7.parsing import (
     merged_patient_id, order_fields, order_from_message, parse, patient_from_message,
@@ -136,7 +136,11 @@ class RisHl7Handler:
                 self._dispatch(parse(text), header)
                 reply = ack(text, "AA", sending_application=self.application)
             except Hl7Error as exc:
-                log.info("HL7 %s^%s refused: %s", header.message_type, header.trigger_event, exc)
+                if is_health_check(header):  # answered, not worth a line at INFO
+                    log.debug("health check from %s answered", header.sending_application)
+                else:
+                    log.info("HL7 %s^%s refused: %s", header.message_type,
+                             header.trigger_event, exc)
                 reply = ack(text, exc.ack_code, error_code=exc.hl7_code, error_text=exc.message,
                             error_location=exc.location, sending_application=self.application)
             if header.control_id:
@@ -179,6 +183,8 @@ class RisHl7Handler:
             existing = self._existing_order(fields, "cancel")
             cancelled = self.book.cancel(existing.accession)
             if cancelled is not None:
+                log.info("cancelled order %s for patient %s", cancelled.accession,
+                         cancelled.patient.patient_id)
                 self._notify(cancelled, "CA")
             return
         if control == "XO":
@@ -190,6 +196,9 @@ class RisHl7Handler:
             scheduled = self.book.schedule(order)
         except WorldError as exc:
             raise Hl7Error(exc.message, hl7_code=205, location="OBR^1^18") from exc
+        log.info("accepted order %s (%s) for patient %s: %s on %s", scheduled.accession,
+                 control, scheduled.patient.patient_id, scheduled.procedure.meaning,
+                 scheduled.step.station_ae or "?")
         self._notify(scheduled, control)
 
     def _existing_order(self, fields: Mapping[str, object], action: str) -> Order:

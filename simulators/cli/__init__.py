@@ -6,11 +6,24 @@ input or an environment error (bad config, unreachable peer, missing tool).
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+
+from simulators.cli import interrupt
+
+# Run as the program (the `pacsim` script, `python -m simulators.cli`): a Ctrl-C
+# during the imports below exits 130 quietly instead of printing their traceback.
+# Imported by tests or other code, the process's signal handlers are left alone; so in
+# a load worker (multiprocessing spawn re-imports the main module with the same argv).
+_AS_PROGRAM = (sys.argv[:1] == ["-m"] or sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in (
+    "pacsim", "cli.py")) and multiprocessing.parent_process() is None
+if _AS_PROGRAM:
+    interrupt.install_early()
+
 import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
@@ -133,15 +146,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # echo would drown the actor's own log lines.
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     try:
-        return args.func(args)
-    except PacsimError as exc:
-        print(f"pacsim: error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `pacsim schema | head`: the reader left, not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        with interrupt.signals_as_interrupt():
+            return _dispatch(args)
+    finally:
+        if _AS_PROGRAM:
+            # the command is over: a signal while the interpreter joins leftover
+            # threads must not print threading._shutdown's traceback
+            interrupt.exit_quietly_on_signal()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; map errors to exit codes. SIGINT and SIGTERM arrive here as
+    KeyboardInterrupt when the command has no partial report of its own to write."""
+    try:
+        try:
+            return args.func(args)
+        except PacsimError as exc:
+            print(f"pacsim: error: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        except KeyboardInterrupt:
+            return interrupt.report_interrupted(
+                f"`pacsim {args.command}` stopped before it finished")
+        except BrokenPipeError:  # e.g. `pacsim schema | head`: the reader left, not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+    except KeyboardInterrupt:  # a second signal while the first was being reported
+        return interrupt.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

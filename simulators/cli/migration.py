@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from simulators.cli.interrupt import report_interrupted
 from simulators.common.fields import parse_fraction
 from simulators.cli.options import add_report_dir, add_target
 from simulators.errors import ConfigError
@@ -47,7 +49,13 @@ def _migrate(args: argparse.Namespace) -> int:
         rollback_threshold=parse_rate(args.rollback_threshold),
         report_dir=Path(args.report_dir), via=args.via, rules=args.rules, seed=args.seed,
         progress=sys.stderr)
-    result = run_migration(options)
+    resume = "pacsim " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "the same command"
+    try:
+        result = run_migration(options)
+    except KeyboardInterrupt:  # while planning or sampling: the checkpoint keeps it
+        return report_interrupted(
+            "stopped before the bulk run; the checkpoint keeps the plan so far",
+            resume=resume)
     report = result.report
     totals = report["totals"]
     print(f"migration {'SIGNED OFF' if result.signed_off else 'NOT SIGNED OFF'}: "
@@ -57,6 +65,11 @@ def _migrate(args: argparse.Namespace) -> int:
     if report.get("stop_reason"):
         print(f"stopped: {report['stop_reason']}")
     print(f"report: {result.report_dir / 'validation.html'}")
+    if result.stopped == "interrupted":
+        return report_interrupted(
+            f"{totals['validated'] + totals['mismatch']} studies checked, "
+            f"{totals['pending']} pending", partial=result.report_dir / "validation.html",
+            resume=resume)
     return result.exit_code
 
 

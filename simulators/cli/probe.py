@@ -15,13 +15,14 @@ the exit code is the comparison's alone (the weekly table informs, it does not p
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from simulators.cli.interrupt import received, report_interrupted, signals_as_interrupt
 from simulators.cli.options import (
     add_json, add_report_dir, add_target, duration, emit_json, json_to_stdout,
 )
@@ -33,7 +34,7 @@ from simulators.kpi.metrics import ProbeMetrics
 from simulators.kpi.report import RegressionRule, as_json, compare, format_table, parse_window
 from simulators.kpi.result import FAIL, TIMEOUT, ProbeResult
 from simulators.kpi.runner import PROBES, ProbeRunner, parse_probes
-from simulators.kpi.store import ResultStore
+from simulators.kpi.store import DB_NAME, ResultStore
 from simulators.dicom.address import parse_ae_address
 from simulators.kpi.target import PROBE_AE, parse_hostport
 
@@ -88,11 +89,50 @@ def _run(args: argparse.Namespace) -> int:
         # pynetdicom would also log it as an ERROR line on every cycle.
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     failures = 0
+    cycles: list[list[ProbeResult]] = []
     options = _options(args)  # bad input is refused before anything is created
+    # The first SIGINT/SIGTERM lets the running cycle finish (the canary is cleaned
+    # up); a second one interrupts it. Either way the summary is written and printed.
+    try:
+        with signals_as_interrupt(on_first=lambda _name: stop.set()):
+            failures = _probe(args, options, count, stop, cycles)
+    except KeyboardInterrupt:
+        stop.set()
+    if stop.is_set() and received() is not None \
+            and (count is None or len(cycles) < count):
+        path = _write_run_summary(args.store, cycles, count, interrupted=count is not None)
+        if count is None:  # an endless run ends by a signal: that is its normal end
+            print(f"stopped by {received()} after {len(cycles)} cycle(s); summary {path}",
+                  flush=True)
+            return 0
+        failed = sum(1 for c in cycles for r in c if r.outcome in (FAIL, TIMEOUT))
+        return report_interrupted(
+            f"{len(cycles)} of {count} cycle(s) finished, {failed} probe failure(s); "
+            f"results so far in {args.store} (pacsim probe report --store {args.store})",
+            partial=path)
+    return 1 if count is not None and failures else 0
+
+
+def _write_run_summary(store: Path, cycles: list[list[ProbeResult]], count: int | None, *,
+                       interrupted: bool) -> Path:
+    """``probe-run.json`` beside the result store: this run's cycles, marked
+    INTERRUPTED when a bounded run was stopped before its last cycle."""
+    path = Path(store) / "probe-run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"status": "INTERRUPTED" if interrupted else "stopped",
+               "signal": received(), "cycles_planned": count, "cycles_finished": len(cycles),
+               "cycles": [[{"probe": r.probe, "target": r.target, "outcome": r.outcome,
+                            "seconds": r.seconds, "started": r.started, "error": r.error}
+                           for r in cycle] for cycle in cycles]}
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _probe(args: argparse.Namespace, options: SessionOptions, count: int | None,
+           stop: threading.Event, cycles: list[list[ProbeResult]]) -> int:
+    """The probe loop; appends each finished cycle to ``cycles``; returns failures."""
+    failures = 0
     with ResultStore(args.store) as store, ProbeSession(options) as session:
         target = session.open()
         metrics = ProbeMetrics()
@@ -117,12 +157,13 @@ def _run(args: argparse.Namespace) -> int:
         def on_cycle(results: list[ProbeResult]) -> None:
             nonlocal failures
             failures += sum(1 for r in results if r.outcome in (FAIL, TIMEOUT))
+            cycles.append(results)
             _print_cycle(runner.cycles, results)
 
         runner.run(args.every, count=count, stop=stop, on_cycle=on_cycle)
         if count is None and args.linger:
             stop.wait(args.linger)
-    return 1 if count is not None and failures else 0
+    return failures
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -130,7 +171,14 @@ def _report(args: argparse.Namespace) -> int:
     rule = RegressionRule(ratio=args.ratio, floor=args.floor)
     since, baseline = args.since, args.baseline or args.since
     now = time.time()
+    if not (Path(args.store) / DB_NAME).is_file():  # opening would create an empty one
+        raise ConfigError(f"--store {args.store}: no probe results there (no {DB_NAME}); "
+                          "run `pacsim probe --target ...` first or point --store at its "
+                          "folder", field="store")
     with ResultStore(args.store) as store:
+        if store.count() == 0:  # an empty table would print a green report: refuse
+            raise ConfigError(f"--store {args.store}: the probe store holds no results",
+                              field="store")
         rows = compare(store, since=since, baseline=baseline, rule=rule, target=args.for_target,
                        probes=PROBES, now=now)
         review = golive.build(store, start=now - since, end=now, probes=PROBES,

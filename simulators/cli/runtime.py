@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from simulators.runtime.compose import write
-from simulators.runtime.docker import DockerEnvironment, container_logs, list_states
-from simulators.runtime.engine import docker_client, remove_by_label
+from simulators.runtime.docker import DockerEnvironment, container_logs, follow_logs, list_states
+from simulators.errors import ConfigError
+from simulators.runtime.engine import docker_client, plan_down, remove_by_label
 from simulators.runtime.images import build_images
 from simulators.runtime.topology import plan
 from simulators.scenario.validate import load_environment
@@ -88,6 +89,8 @@ def status(args: argparse.Namespace) -> int:
 
 def logs(args: argparse.Namespace) -> int:
 
+    if getattr(args, "follow", False):
+        return _follow(args)
     for actor, text in container_logs(docker_client(), args.actor, run_id=args.run,
                                       tail=args.tail if args.tail is not None else "all"):
         if args.actor is None:
@@ -96,11 +99,62 @@ def logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def down(args: argparse.Namespace) -> int:
+def _follow(args: argparse.Namespace) -> int:
+    """``logs -f``: every line as it comes, ``actor | line``; Ctrl-C is its normal end."""
+    width = 0 if args.actor else 14
 
-    containers, networks = remove_by_label(docker_client(), args.run)
-    _say(f"removed {containers} container(s) and {networks} network(s)")
+    def write(actor: str, line: str) -> None:
+        sys.stdout.write(f"{actor:<{width}} | {line}\n" if width else f"{line}\n")
+        sys.stdout.flush()
+
+    try:
+        follow_logs(docker_client(), write, args.actor, run_id=args.run,
+                    tail=args.tail if args.tail is not None else 10)
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
+
+
+def down(args: argparse.Namespace) -> int:
+    """The last run you started (or ``--run ID``, or ``--all`` after a confirmation);
+    never a docker compose project's containers, nor another user's run by default."""
+    client = docker_client()
+    every = bool(getattr(args, "all", False))
+    if every and args.run:
+        raise ConfigError("pacsim down: give --run ID or --all, not both", field="run")
+    plan = plan_down(client, run_id=args.run, every=every)
+    for project, count in sorted(plan.compose.items()):
+        _say(f"left alone: {count} container(s) of docker compose project {project!r} "
+             "(stop them with `docker compose down` where they were started)")
+    if not plan.runs:
+        if args.run:
+            raise ConfigError(f"no pacsim run {args.run!r} on this engine"
+                              + (f" (runs: {', '.join(plan.others)})" if plan.others else ""),
+                              field="run")
+        _say("no pacsim run of yours to remove"
+             + (f"; other runs on this engine: {', '.join(plan.others)} "
+                "(pacsim down --run ID, or --all)" if plan.others else ""))
+        return EXIT_OK
+    if every and not getattr(args, "yes", False) and not _confirm(plan.runs):
+        _say("nothing removed")
+        return EXIT_FAILED
+    containers = networks = 0
+    for run in plan.runs:
+        removed = remove_by_label(client, run)
+        containers, networks = containers + removed[0], networks + removed[1]
+        _say(f"run {run}: removed {removed[0]} container(s) and {removed[1]} network(s)")
+    if len(plan.runs) > 1:
+        _say(f"removed {containers} container(s) and {networks} network(s)")
+    return EXIT_OK
+
+
+def _confirm(runs: list[str]) -> bool:
+    """One confirmation line on the terminal: --all removes other people's runs too."""
+    sys.stdout.write(f"remove {len(runs)} pacsim run(s) ({', '.join(runs)}), other "
+                     "users' included? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
 
 
 def register(subparsers: Any) -> None:
@@ -162,8 +216,13 @@ def register(subparsers: Any) -> None:
     tail.set_defaults(func=logs)
 
     stop = subparsers.add_parser("down", help="remove pacsim's containers and networks")
-    stop.add_argument("--run", help="only this run id (default: every pacsim run)")
+    stop.add_argument("--run", help="only this run id (default: the last run you started)")
     stop.set_defaults(func=down)
+    stop.add_argument("--all", action="store_true",
+                      help="every pacsim run on the engine, other users' too (asks first)")
+    stop.add_argument("--yes", action="store_true", help="with --all: do not ask")
+    tail.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new lines as they are written (Ctrl-C stops)")
 
 
 __all__ = ["register"]

@@ -88,8 +88,28 @@ def call_api(state: dict[str, Any], method: str, route: str,
 
 
 # ---------------------------------------------------------------------- commands
+def refuse_if_running(path: Path) -> None:
+    """ConfigError when ``path`` names a sandbox whose process still runs: a second
+    ``up`` in the same folder would overwrite its state file and leave it unreachable
+    by ``status``, ``reset`` and ``down``. A state file of a process that is gone is
+    stale and may be replaced."""
+    if not path.exists():
+        return
+    try:
+        state = read_state(path)
+    except ConfigError:
+        return  # unreadable or foreign: not a live sandbox's
+    pid = int(state.get("pid") or 0)
+    if pid and pid != os.getpid() and _alive(pid):
+        raise ConfigError(f"a sandbox is already running from {path} (pid {pid}, trainer API "
+                          f"{state.get('api')}): stop it with `pacsim sandbox down"
+                          f"{'' if path == DEFAULT_STATE else ' --state ' + str(path)}`, or "
+                          "start another one with --state OTHER.json", field="state")
+
+
 def up(args: argparse.Namespace) -> int:
 
+    refuse_if_running(args.state)  # before anything starts or binds
     environment = load_environment(args.site, target_override(args), declared_supports(args))
     try:
         duration = parse_duration(args.duration) if args.duration else None

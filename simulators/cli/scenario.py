@@ -9,20 +9,19 @@ anything runs, so a typo in the fifth file does not waste the first four runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 from simulators.errors import ScenarioError
 from simulators.reports import render_console, render_json, write_html, write_json, write_junit
 from simulators.reports.common import summary_line
 from simulators.scenario import check_scenario, json_schema, list_scenarios, load_scenario
 from simulators.scenario.environment import run_in_environment
+from simulators.scenario.results import RunResult
+from simulators.scenario.runner import NOT_RUN_INTERRUPTED
+from simulators.cli.interrupt import interrupted_label, report_interrupted
 from simulators.cli.options import add_json, add_report_dir, emit_json, json_to_stdout
 from simulators.cli.targets import add_target_options, declared_supports, target_override
 
@@ -33,8 +32,9 @@ DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 def _validate(args: argparse.Namespace) -> int:
 
     invalid = 0
+    variables = _variables(getattr(args, "var", None))
     for path in args.scenarios:
-        problems = check_scenario(path)
+        problems = check_scenario(path, variables=variables)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -91,48 +91,64 @@ def _run(args: argparse.Namespace) -> int:
     results = []
     began = time.monotonic()
     report_dir = Path(args.report_dir) if args.report_dir else None
+    console = sys.stderr if json_to_stdout(args) else sys.stdout
     for scenario in scenarios:
         if args.runtime == "docker":
             print(f"{scenario.name}: starting every actor in its own container...",
                   file=sys.stderr, flush=True)
-        with _sigterm_as_interrupt(args.runtime == "docker"):
+        try:
             result = run_in_environment(scenario, runtime=args.runtime, report_dir=report_dir)
+        except KeyboardInterrupt:  # before the runner took charge: nothing of it finished
+            result = RunResult(scenario=scenario.name, file=scenario.source_file,
+                               interrupted=True)
+        if result.interrupted:
+            result.warnings.append(f"{interrupted_label()}: the run was stopped; "
+                                   "steps not run are marked skipped")
         results.append(result)
         # with `--json -` stdout carries the JSON alone; the console report moves aside
-        print(render_console(result), flush=True,
-              file=sys.stderr if json_to_stdout(args) else sys.stdout)
+        print(render_console(result), flush=True, file=console)
+        if result.interrupted:
+            break
     # the one line a run ends with (k6/pytest style), also for a single scenario
-    print(summary_line(results, time.monotonic() - began), flush=True,
-          file=sys.stderr if json_to_stdout(args) else sys.stdout)
-    if args.json:
-        emit_json(args.json, render_json(results))
-    if args.junit:
-        write_junit(results, args.junit)
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        write_json(results, report_dir / "report.json")
-        write_junit(results, report_dir / "junit.xml")
-        write_html(results, report_dir / "report.html")
-        print(f"reports written to {report_dir}/ (report.html, report.json, junit.xml)")
+    print(summary_line(results, time.monotonic() - began), flush=True, file=console)
+    written = _write_reports(args, results, report_dir)
+    if results[-1].interrupted:
+        return _interrupted(results, len(scenarios), written)
     return max(result.exit_code for result in results)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
-    """SIGTERM (a CI timeout, ``docker stop`` of a runner) unwinds like Ctrl-C, so the
-    run's containers and network are removed instead of left behind."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _write_reports(args: argparse.Namespace, results: list[RunResult],
+                   report_dir: Path | None) -> list[str]:
+    """Every report asked for; the paths written (interrupted runs write them too)."""
+    written: list[str] = []
+    cut = results[-1].interrupted  # the partial report says INTERRUPTED in its banner
+    if args.json:
+        emit_json(args.json, render_json(results, interrupted=cut))
+        written.append(str(args.json))
+    if args.junit:
+        write_junit(results, args.junit)
+        written.append(str(args.junit))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        write_json(results, report_dir / "report.json", interrupted=cut)
+        write_junit(results, report_dir / "junit.xml")
+        write_html(results, report_dir / "report.html", interrupted=cut)
+        print(f"reports written to {report_dir}/ (report.html, report.json, junit.xml)",
+              file=sys.stderr if json_to_stdout(args) else sys.stdout)
+        written.append(str(report_dir / "report.html"))
+    return written
 
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _interrupted(results: list[RunResult], planned: int, written: list[str]) -> int:
+    """What finished before the signal, where the partial report is; exit 130."""
+    last = results[-1]
+    done = [s for s in last.steps if s.status != "skipped" or s.message != NOT_RUN_INTERRUPTED]
+    counts = {status: sum(1 for s in done if s.status == status)
+              for status in ("passed", "failed", "error", "unsupported", "skipped")}
+    finished = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no step"
+    summary = (f"{len(results) - 1} of {planned} scenario(s) finished before it; "
+               f"in {last.scenario!r}: {finished} of {len(last.steps)} step(s)")
+    return report_interrupted(summary, partial=", ".join(written) if written else None)
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
@@ -179,6 +195,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     schema.add_argument("-o", "--output", metavar="FILE",
                         help="write the schema to FILE instead of stdout")
     schema.set_defaults(func=_schema)
+    # issue 18: validate checks --var names as run does (a typo is exit 2, not ignored)
+    validate.add_argument("--var", action="append", metavar="NAME=VALUE",
+                          help="a scenario variable as `run` would get it (repeatable); "
+                               "an unknown NAME is an error")
 
 
 __all__ = ["register"]

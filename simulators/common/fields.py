@@ -59,6 +59,20 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 #: A DICOM AE title: 1-16 characters, no backslash or control characters (PS3.5 6.2 AE VR).
 AeTitle = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[^\\\x00-\x1f]*[^\\\s][^\\\x00-\x1f]*$")]
 
+
+def ae_title_problem(value: object) -> str | None:
+    """Why ``value`` is not a PS3.5 AE title (1-16 characters, not only spaces, no
+    backslash, no control characters), or None when it is one. A backslash is the VR
+    value separator: a peer reading ``A\\B`` sees two values."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 16:
+        return f"AE title must be 1 to 16 characters, got {value!r}"
+    if "\\" in value:
+        return f"AE title must not contain a backslash (PS3.5 AE VR), got {value!r}"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return f"AE title must not contain control characters (PS3.5 AE VR), got {value!r}"
+    return None
+
+
 #: Names of actors and saved variables: what ``by:`` and ``$name`` refer to.
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
 
@@ -113,5 +127,5 @@ Fraction = Annotated[float, BeforeValidator(parse_fraction), WithJsonSchema(
                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}],
      "description": "a percentage like 1%, or a fraction like 0.01"})]
 
-__all__ = ["Rate", "Fraction", "parse_rate", "parse_fraction", "Duration", "Port", "AeTitle", "Identifier", "VarRef", "parse_duration",
+__all__ = ["ae_title_problem", "Rate", "Fraction", "parse_rate", "parse_fraction", "Duration", "Port", "AeTitle", "Identifier", "VarRef", "parse_duration",
            "format_duration", "DURATION_PATTERN"]

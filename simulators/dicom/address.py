@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from simulators.common.fields import ae_title_problem
 from simulators.errors import ConfigError
 # The one TLS settings type; it lives in ``simulators.tls`` because MLLP uses it too.
 from simulators.tls import TlsSettings
@@ -50,9 +51,9 @@ class AeAddress:
                 or not 0 < self.port <= 65535:
             raise ConfigError(f"port must be 1-65535, got {self.port!r}", ae_title=self.ae_title,
                               host=self.host)
-        if not isinstance(self.ae_title, str) or not 0 < len(self.ae_title.strip()) <= 16:
-            raise ConfigError(f"AE title must be 1 to 16 characters, got {self.ae_title!r}",
-                              host=self.host, port=self.port)
+        problem = ae_title_problem(self.ae_title)
+        if problem:
+            raise ConfigError(problem, host=self.host, port=self.port)
         if not isinstance(self.host, str) or not self.host.strip():
             raise ConfigError("host must not be empty", ae_title=self.ae_title, port=self.port)
 

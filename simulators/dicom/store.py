@@ -120,6 +120,10 @@ class StoreOutcome:
     path: Path | None = None
     duplicate: bool = False
     comment: str = ""
+    #: Of a newly stored object: which study it belongs to (for the actor's log line).
+    study_uid: str = ""
+    patient_id: str = ""
+    accession: str = ""
 
     @property
     def ok(self) -> bool:
@@ -363,7 +367,9 @@ class DicomStore:
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
-        return StoreOutcome(STATUS_SUCCESS, sop_uid, path)
+        return StoreOutcome(STATUS_SUCCESS, sop_uid, path, study_uid=keys["StudyInstanceUID"],
+                            patient_id=keys.get("PatientID", ""),
+                            accession=keys.get("AccessionNumber", ""))
 
     @staticmethod
     def _same_content(digest: str, stored: Path, payload: bytes) -> bool:

@@ -65,6 +65,17 @@ def segments(text: str) -> list[str]:
     return [s for s in normalize_segments(text.lstrip()).split("\r") if s]
 
 
+#: Sending application (MSH-3) of pacsim's own liveness query (the image's
+#: HEALTHCHECK, a site's readiness wait): a QRY^Q01 no listener acts on.
+HEALTH_CHECK_SENDER = "PACSIM_PROBE"
+
+
+def is_health_check(header: Header) -> bool:
+    """True for pacsim's liveness query: listeners answer it (any ACK proves they are
+    up) but never log it as a refusal, or a 2-second healthcheck floods the log."""
+    return header.sending_application == HEALTH_CHECK_SENDER and header.message_type == "QRY"
+
+
 def read_header(text: str) -> Header:
     """Read MSH by splitting; raises :class:`Hl7Error` (code 100) if there is no MSH."""
     parts = segments(text)
@@ -205,5 +216,5 @@ def hl7_timestamp(moment: dt.date | None = None) -> str:
 __all__ = [
     "DEFAULT_ENCODING_CHARS", "ERROR_CODES", "REJECT_CODES", "Header",
     "segments", "read_header", "message_label", "msa_field", "ack_code", "err_code", "msa_text", "escape", "unescape",
-    "new_control_id", "hl7_timestamp", "version_tuple",
+    "new_control_id", "hl7_timestamp", "version_tuple", "HEALTH_CHECK_SENDER", "is_health_check",
 ]

@@ -51,7 +51,7 @@ from simulators.errors import ConfigError, Hl7Error, MllpError, PortInUse
 from simulators.events import EventBus, Exchange, bus as default_bus
 from simulators.hl7.ack import ack
 from simulators.hl7.charsets import decode_message
-from simulators.hl7.er7 import message_label
+from simulators.hl7.er7 import is_health_check, message_label, read_header
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
 from simulators.tls import TlsSettings, describe_tls_failure
@@ -291,7 +291,7 @@ class MllpServer:
                 reply = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self.handler, text)
             except Hl7Error as exc:
-                log.info("MLLP %s: %s rejected: %s", self.name, peer, exc)
+                _log_refusal(self.name, peer, text, exc)
                 reply = ack(text, exc.ack_code, error_code=exc.hl7_code,
                             error_text=exc.message, error_location=exc.location)
             except Exception as exc:  # noqa: BLE001 - any handler bug must still get a NACK
@@ -300,6 +300,18 @@ class MllpServer:
                             error_text=f"application error: {type(exc).__name__}")
             record_reply(event, reply)
             return reply
+
+
+def _log_refusal(name: str, peer: str, text: str, exc: Hl7Error) -> None:
+    """A refused message is worth a line; pacsim's own health check is not (DEBUG)."""
+    try:
+        health = is_health_check(read_header(text))
+    except Hl7Error:
+        health = False
+    if health:
+        log.debug("MLLP %s: health check from %s answered (%s)", name, peer, exc.ack_code)
+    else:
+        log.info("MLLP %s: %s rejected: %s", name, peer, exc)
 
 
 __all__ = ["Handler", "MllpServer", "MllpClient", "AsyncMllpClient"]

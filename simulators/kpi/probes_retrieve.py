@@ -21,6 +21,7 @@ timeout.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -78,6 +79,11 @@ def _client(target: ProbeTarget, events: EventBus | None) -> QrClient:
     return QrClient(target.store, target.calling_ae, events, "probe", target.timeout)
 
 
+def _reachable(host: str) -> str:
+    """The address to register: a wildcard listener is reached at this host's name."""
+    return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+
+
 def _checked(result: RetrieveResult, what: str) -> tuple[float, float]:
     """(request sent, final response) of a successful retrieve; ProtocolError otherwise."""
     if result.status != 0x0000:
@@ -132,6 +138,13 @@ def load_by_move(target: ProbeTarget, receiver: ImageReceiver | None, study_uid:
     arrivals = receiver.begin()  # nothing arrives before the request is sent
     result = _client(target, events).move({"StudyInstanceUID": study_uid},
                                           target.move_destination, study_uid=study_uid)
+    if result.status != 0x0000:  # most often: the target does not know our AE
+        host, port = receiver.address
+        raise StatusError(
+            f"C-MOVE answered status 0x{result.status:04X}, {arrivals.images} image(s) "
+            f"arrived: register AE {target.move_destination} at {_reachable(host)}:{port} on "
+            "the target as a C-MOVE destination (or use --probes load_cget)",
+            status=result.status)
     started, finished = _checked(result, "C-MOVE")
     return load_figures(started, arrivals.first, finished, arrivals.bytes, arrivals.images)
 

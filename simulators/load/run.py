@@ -26,7 +26,7 @@ def run_load(profile: LoadProfile, target: LoadTarget, *, world: World,
     process and must not share its interpreter with the generator)."""
     if profile.workers > 1 or isolate:
         return run_workers(profile, target, world_seed=world.seed,
-                           allow_external=allow_external, live=live)
+                           allow_external=allow_external, live=live, should_stop=should_stop)
     engine = LoadEngine(profile, target, world=world, events=events,
                         allow_external=allow_external, live=live)
     return asyncio.run(engine.run(should_stop))

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import queue as queue_module
+import signal
 import time
 import traceback
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from simulators.errors import ConfigError
 from simulators.events import EventBus, Exchange
@@ -53,10 +54,14 @@ def _from_tuple(row: EventTuple) -> Exchange:
 
 def _worker_main(profile_data: dict[str, Any], target: LoadTarget, seed: int,
                  share: tuple[int, int], allow_external: bool, barrier: Any,
-                 results: Any) -> None:
-    """Entry point of one worker process (spawned: nothing inherited but arguments)."""
+                 results: Any, stop: Any = None) -> None:
+    """Entry point of one worker process (spawned: nothing inherited but arguments).
+
+    Ctrl-C in a terminal reaches the whole process group: the worker ignores it and
+    stops when the parent sets ``stop``, so its figures still reach the report."""
 
     worker = share[0]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         profile = LoadProfile.model_validate(profile_data)
         events = EventBus()
@@ -70,7 +75,7 @@ def _worker_main(profile_data: dict[str, Any], target: LoadTarget, seed: int,
                             allow_external=allow_external, share=share,
                             before_start=lambda: barrier.wait(STARTUP_TIMEOUT),
                             on_progress=progress)
-        run = asyncio.run(engine.run())
+        run = asyncio.run(engine.run(stop.is_set if stop is not None else lambda: False))
         recorded = [r for r in rows if r[3] >= run.started]  # prepare's events stay out
         results.put(("done", worker, recorded, {
             "started": run.started, "operations_started": run.operations_started,
@@ -86,16 +91,19 @@ def _worker_main(profile_data: dict[str, Any], target: LoadTarget, seed: int,
 
 
 def run_workers(profile: LoadProfile, target: LoadTarget, *, world_seed: int,
-                allow_external: bool = False, live: TextIO | None = None) -> LoadRun:
-    """Run ``profile`` in ``max(profile.workers, 1)`` processes and merge the results."""
+                allow_external: bool = False, live: TextIO | None = None,
+                should_stop: Callable[[], bool] = lambda: False) -> LoadRun:
+    """Run ``profile`` in ``max(profile.workers, 1)`` processes and merge the results;
+    ``should_stop()`` true ends the stages early in every worker (Ctrl-C, SIGTERM)."""
     check_target(target, allow_external=allow_external and profile.allow_external)
     count = max(profile.workers, 1)
     context = mp.get_context("spawn")
     barrier = context.Barrier(count + 1)
     results = context.Queue()
+    stop = context.Event()
     processes = [context.Process(target=_worker_main, name=f"pacsim-load-{w}", daemon=True,
                                  args=(profile.model_dump(mode="json"), target, world_seed,
-                                       (w, count), allow_external, barrier, results))
+                                       (w, count), allow_external, barrier, results, stop))
                  for w in range(count)]
     for process in processes:
         process.start()
@@ -107,7 +115,14 @@ def run_workers(profile: LoadProfile, target: LoadTarget, *, world_seed: int,
             raise ConfigError("load workers did not start",
                               detail=_first_error(results) or "start-up timed out") from None
         started = time.time()
-        finished = _collect(results, count, profile, view, started)
+
+        def stopping() -> bool:
+            if should_stop():
+                stop.set()
+                return True
+            return False
+
+        finished = _collect(results, count, profile, view, started, stopping)
     finally:
         for process in processes:
             process.join(5)
@@ -138,12 +153,16 @@ def run_workers(profile: LoadProfile, target: LoadTarget, *, world_seed: int,
 
 
 def _collect(results: Any, count: int, profile: LoadProfile, view: LiveView | None,
-             started: float) -> list[tuple[list[EventTuple], dict[str, Any]]]:
-    """Progress messages until every worker is done; bounded by the run's own limits."""
+             started: float, stopping: Callable[[], bool] = lambda: False
+             ) -> list[tuple[list[EventTuple], dict[str, Any]]]:
+    """Progress messages until every worker is done; bounded by the run's own limits.
+    ``stopping()`` is asked each second (it tells the workers to stop when true)."""
     deadline = started + profile.total_duration + profile.grace + 60
     finished: dict[int, tuple[list[EventTuple], dict[str, Any]]] = {}
     progress: dict[int, tuple[int, dict[str, tuple[int, int]]]] = {}
     while len(finished) < count:
+        if stopping():
+            deadline = min(deadline, time.time() + profile.grace + 30)
         remaining = deadline - time.time()
         if remaining <= 0:
             raise ConfigError("load workers did not finish in time",

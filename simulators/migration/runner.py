@@ -203,14 +203,23 @@ class _Run:
             self._sample_pass(progress)
         self.timings["sample_s"] = time.monotonic() - phase
         phase = time.monotonic()
-        if self.stopped is None:
-            for stage in self.stages:
-                if not self._bulk(stage, progress):
-                    break
+        try:
+            if self.stopped is None:
+                for stage in self.stages:
+                    if not self._bulk(stage, progress):
+                        break
+        except KeyboardInterrupt:
+            # Ctrl-C/SIGTERM: the checkpoint holds every study finished so far; write
+            # the partial report and let the caller say how to resume (same command).
+            self.stopped = "interrupted"
+            self.stop_reason = ("INTERRUPTED (SIGINT/SIGTERM): run the same command again "
+                                "to resume from the checkpoint")
         self.timings["bulk_s"] = time.monotonic() - phase
         progress.finish(self.stop_reason)
         phase = time.monotonic()
-        conflicts = finalise(self.checkpoint, self.validator)
+        # classification of late proofs is skipped on an interrupt: the re-run does it
+        conflicts = finalise(self.checkpoint, self.validator) \
+            if self.stopped != "interrupted" else []
         self.timings["classify_s"] = time.monotonic() - phase
         self.timings["total_s"] = time.monotonic() - started
         report = build_report(self.checkpoint, options=self.options, endpoints=self.endpoints,
@@ -312,7 +321,11 @@ class _Run:
                 one(ref)
         else:
             with ThreadPoolExecutor(self.options.workers, thread_name_prefix="migrate") as pool:
-                list(pool.map(one, refs))
+                try:
+                    list(pool.map(one, refs))
+                except KeyboardInterrupt:  # let the running studies end, start no more
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
             # The pool's threads are gone, their associations are not: release them now,
             # or every batch leaves 2 x workers open on the legacy until it refuses more
             # (A-ASSOCIATE-RJ transient, local limit exceeded).

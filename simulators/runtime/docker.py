@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -22,7 +23,8 @@ from typing import Any, Callable
 
 from simulators.errors import ConfigError
 from simulators.runtime.engine import (
-    ACTOR_LABEL, KIND_LABEL, RUN_LABEL, docker_client, new_run_id, remove_by_label,
+    ACTOR_LABEL, KIND_LABEL, OWNER_LABEL, RUN_LABEL, docker_client, new_run_id, owner,
+    remove_by_label,
 )
 from simulators.runtime.topology import Service, Topology
 
@@ -98,7 +100,7 @@ class DockerEnvironment:
         return self._client
 
     def labels(self, service: Service | None = None) -> dict[str, str]:
-        labels = {RUN_LABEL: self.run_id}
+        labels = {RUN_LABEL: self.run_id, OWNER_LABEL: owner()}
         if service is not None:
             labels.update({ACTOR_LABEL: service.name, KIND_LABEL: service.kind, **service.labels})
         return labels
@@ -220,5 +222,42 @@ def container_logs(client: Any, actor: str | None = None, *, run_id: str | None 
     return sorted(found)
 
 
-__all__ = ["DockerEnvironment", "ContainerState", "list_states", "container_logs",
+def follow_logs(client: Any, write: Callable[[str, str], None], actor: str | None = None, *,
+                run_id: str | None = None, tail: int | str = 10,
+                stop: threading.Event | None = None) -> int:
+    """Stream the logs of pacsim's containers (one actor, one run, or all) as they are
+    written, ``write(actor, line)`` per line, until every stream ends or ``stop`` is
+    set; one reader thread per container. Returns how many containers were followed."""
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    chosen = [c for c in client.containers.list(filters={"label": selector})
+              if actor is None or (c.labels or {}).get(ACTOR_LABEL, c.name) == actor]
+    if not chosen:
+        raise ConfigError("no running pacsim container" + (f" runs an actor named {actor!r}"
+                                                          if actor else "")
+                          + (f" in run {run_id}" if run_id else ""))
+    stop = stop or threading.Event()
+    lock = threading.Lock()
+
+    def pump(container: Any) -> None:
+        name = (container.labels or {}).get(ACTOR_LABEL, container.name)
+        pending = b""
+        for chunk in container.logs(stream=True, follow=True, tail=tail):
+            if stop.is_set():
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            with lock:
+                for line in lines:
+                    write(name, line.decode(errors="replace"))
+
+    threads = [threading.Thread(target=pump, args=(c,), daemon=True,
+                                name=f"pacsim-logs-{c.name}") for c in chosen]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads) and not stop.wait(0.2):
+        pass
+    return len(chosen)
+
+
+__all__ = ["DockerEnvironment", "ContainerState", "list_states", "container_logs", "follow_logs",
            "HEALTHY_TIMEOUT"]

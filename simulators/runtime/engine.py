@@ -9,8 +9,12 @@ containers.
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import os
 import secrets
+import socket
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulators.errors import ConfigError
@@ -21,6 +25,10 @@ RUN_LABEL = "org.pacsim.run"
 ACTOR_LABEL = "org.pacsim.actor"
 #: The actor kind (ris, ehr, modality, archive, orthanc).
 KIND_LABEL = "org.pacsim.kind"
+#: Who started the run (user@host): `pacsim down` alone removes only your last run.
+OWNER_LABEL = "org.pacsim.owner"
+#: Set by docker compose on what it creates; `pacsim down` leaves those to compose.
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 DEFAULT_PACSIM_IMAGE = "pacsim/pacsim:latest"
 DEFAULT_ORTHANC_IMAGE = "pacsim/orthanc:latest"
@@ -66,6 +74,66 @@ def engine_available() -> bool:
     return True
 
 
+def owner() -> str:
+    """``user@host`` of this process: the value of :data:`OWNER_LABEL` on its runs."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's uid): still a value
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class DownPlan:
+    """What ``pacsim down`` will remove, and what it leaves alone and why."""
+
+    runs: list[str] = field(default_factory=list)
+    #: compose project name -> number of its containers (never removed: compose owns them)
+    compose: dict[str, int] = field(default_factory=dict)
+    #: every run on the engine (newest first), to name them when nothing was chosen
+    others: list[str] = field(default_factory=list)
+
+
+def plan_down(client: Any, *, run_id: str | None = None, every: bool = False,
+              me: str | None = None) -> DownPlan:
+    """Choose the runs ``pacsim down`` removes: ``run_id``; or ``every`` run; or the
+    last run this user (``me``, default :func:`owner`) started. Containers a docker
+    compose project made are never chosen: ``docker compose down`` is their owner."""
+    me = me or owner()
+    plan = DownPlan()
+    newest: dict[str, float] = {}
+    mine: set[str] = set()
+    for container in client.containers.list(all=True, filters={"label": RUN_LABEL},
+                                            ignore_removed=True):
+        labels = container.labels or {}
+        project = labels.get(COMPOSE_PROJECT_LABEL)
+        if project is not None:
+            plan.compose[project] = plan.compose.get(project, 0) + 1
+            continue
+        run = labels.get(RUN_LABEL, "")
+        created = str(container.attrs.get("Created", ""))
+        newest[run] = max(newest.get(run, 0.0), _timestamp(created))
+        if labels.get(OWNER_LABEL) == me:
+            mine.add(run)
+    ordered = sorted(newest, key=lambda r: newest[r], reverse=True)
+    plan.others = ordered
+    if run_id is not None:
+        plan.runs = [run_id] if run_id in newest else []
+    elif every:
+        plan.runs = ordered
+    else:
+        plan.runs = [r for r in ordered if r in mine][:1]
+    return plan
+
+
+def _timestamp(created: str) -> float:
+    """Docker's ``Created`` (RFC 3339 with nanoseconds) as seconds; 0 if unreadable."""
+    try:
+        return dt.datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
 def remove_by_label(client: Any, run_id: str | None = None) -> tuple[int, int]:
     """Remove pacsim's containers and networks (of one run, or of every run).
 
@@ -92,4 +160,5 @@ def remove_by_label(client: Any, run_id: str | None = None) -> tuple[int, int]:
 
 __all__ = ["RUN_LABEL", "ACTOR_LABEL", "KIND_LABEL", "DEFAULT_PACSIM_IMAGE",
            "DEFAULT_ORTHANC_IMAGE", "pacsim_image", "orthanc_image", "new_run_id",
-           "docker_client", "engine_available", "remove_by_label"]
+           "docker_client", "engine_available", "remove_by_label", "OWNER_LABEL",
+           "COMPOSE_PROJECT_LABEL", "owner", "DownPlan", "plan_down"]

@@ -113,8 +113,16 @@ def orthanc_modalities_config(modalities: dict[str, tuple[str, int]]) -> dict[st
     return {"DicomModalities": {ae: [ae, host, port] for ae, (host, port) in modalities.items()}}
 
 
+#: What docker says when a base image is neither local nor reachable: no network.
+_OFFLINE_SIGNS = ("pull access denied", "not found", "manifest unknown", "failed to resolve",
+                  "dial tcp", "name resolution", "i/o timeout", "no such host",
+                  "connection refused", "network is unreachable", "tls handshake timeout")
+OFFLINE_HINT = ("hint: no network to fetch the base image? build on local debootstrap "
+                "bases instead: pacsim images build --local-base")
+
+
 def _build(client: Any, context: Path, tag: str, base: str | None, progress: Progress,
-           dockerfile: str = "Dockerfile") -> BuiltImage:
+           dockerfile: str = "Dockerfile", hint: bool = True) -> BuiltImage:
     started = time.monotonic()
     buildargs = {"BASE": base} if base else {}
     progress(f"building {tag}" + (f" on {base}" if base else ""))
@@ -125,23 +133,15 @@ def _build(client: Any, context: Path, tag: str, base: str | None, progress: Pro
     except Exception as exc:  # noqa: BLE001 - docker.errors.BuildError / APIError
         lines = [str(item.get("stream", "")).rstrip() for item in getattr(exc, "build_log", [])]
         tail = "\n".join(line for line in lines if line)[-1500:]
+        offline = hint and base not in (LOCAL_PACSIM_BASE, LOCAL_ORTHANC_BASE) and any(
+            sign in f"{exc}\n{tail}".lower() for sign in _OFFLINE_SIGNS)
         raise ConfigError(f"building {tag} failed: {exc}" + (f"\n{tail}" if tail else "")
-                          + _offline_hint(base)) from None
+                          + (f"\n{OFFLINE_HINT}" if offline else "")) from None
     for item in logs:
         if "stream" in item and item["stream"].strip():
             log.debug("%s: %s", tag, item["stream"].rstrip())
     image.reload()
     return BuiltImage(tag, image.id, int(image.attrs.get("Size", 0)), time.monotonic() - started)
-
-
-def _offline_hint(base: str | None) -> str:
-    """What to try when a build on a registry base fails: most often the base image
-    cannot be pulled (no network, a proxy, an air-gapped site), and ``--local-base``
-    builds on a Debian base made here instead."""
-    if base in (LOCAL_PACSIM_BASE, LOCAL_ORTHANC_BASE):
-        return ""
-    return ("\nhint: if the base image cannot be pulled (offline or air-gapped), build on a "
-            "local Debian base instead: pacsim images build --local-base")
 
 
 def build_local_base(root: Path, progress: Progress = print) -> None:
@@ -165,22 +165,25 @@ def build_images(*, base: str | None = None, orthanc_base: str | None = None,
     """
     root = source_root()
     context = root / "compose"
-    if local_base:
-        build_local_base(root, progress)
-        base = base or LOCAL_PACSIM_BASE
-        orthanc_base = orthanc_base or LOCAL_ORTHANC_BASE
+    # The engine first: with none, a debootstrap would run for minutes (and fill the
+    # temp folder) only to fail at `docker import`.
     client = docker_client()
     built: list[BuiltImage] = []
     try:
+        if local_base:
+            build_local_base(root, progress)
+            base = base or LOCAL_PACSIM_BASE
+            orthanc_base = orthanc_base or LOCAL_ORTHANC_BASE
         if "pacsim" in which:
             make_wheelhouse(root, context / "wheelhouse", progress)
-            built.append(_build(client, context, pacsim_image(), base, progress))
+            built.append(_build(client, context, pacsim_image(), base, progress,
+                                hint=not local_base))
             progress(f"built {built[-1].describe()}")
         if "orthanc" in which:
             config = context / "orthanc" / "orthanc.json"
             config.write_text(json.dumps(orthanc_image_config(), indent=2) + "\n")
             built.append(_build(client, context / "orthanc", orthanc_image(), orthanc_base,
-                                progress))
+                                progress, hint=not local_base))
             progress(f"built {built[-1].describe()}")
     finally:
         client.close()

@@ -16,6 +16,7 @@ from pynetdicom import AE
 from simulators.dicom.ae import associate
 from simulators.errors import PacsimError, ProtocolError
 from simulators.events import EventBus
+from simulators.hl7.er7 import HEALTH_CHECK_SENDER
 from simulators.hl7.mllp_client import MllpClient
 from simulators.http.client import answers
 from simulators.tls import TlsSettings
@@ -46,7 +47,7 @@ def probe_message(receiving_application: str = "PACSIM") -> str:
     """An HL7 query no actor acts on: any ACK (AR included) proves the listener answers."""
     stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
     control = f"PROBE{secrets.token_hex(4).upper()}"
-    return (f"MSH|^~\\&|{PROBE_AE}|PACSIM|{receiving_application}|PACSIM|{stamp}||QRY^Q01|"
+    return (f"MSH|^~\\&|{HEALTH_CHECK_SENDER}|PACSIM|{receiving_application}|PACSIM|{stamp}||QRY^Q01|"
             f"{control}|P|2.5.1\rQRD|{stamp}|R|I|{control}|||1^RD|PROBE|DEM\r")
 
 

@@ -153,6 +153,7 @@ class StepContext:
         self._parent = parent
         self._report_dir = report_dir
         self._cancel = threading.Event()
+        self._interrupted = False
 
     @property
     def report_dir(self) -> Path | None:
@@ -214,8 +215,16 @@ class StepContext:
         """True once the runner gave up on this step (timeout) or on the run."""
         return self._cancel.is_set() or (self._parent is not None and self._parent.cancelled)
 
-    def cancel(self) -> None:
+    def cancel(self, interrupted: bool = False) -> None:
+        """Give up on this step; ``interrupted`` when the whole run was stopped by a
+        signal (a load step then marks its partial report INTERRUPTED)."""
+        self._interrupted = self._interrupted or interrupted
         self._cancel.set()
+
+    @property
+    def interrupted(self) -> bool:
+        """True once the run was interrupted (SIGINT/SIGTERM), not merely timed out."""
+        return self._interrupted or (self._parent is not None and self._parent.interrupted)
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; returns False early if the step was cancelled."""

@@ -15,10 +15,11 @@ plain dicts/lists plus a :class:`LineMap`. Runtime references such as ``$jane`` 
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from simulators.common.marked_yaml import Mark, MarkedDict, MarkedList, format_path, parse_marked_yaml
 from simulators.errors import ScenarioError
@@ -136,6 +137,22 @@ def _with_includes(path: Path, doc: MarkedDict, chain: tuple[Path, ...],
 
 
 # --------------------------------------------------------------------------- variables
+def _referenced(value: Any) -> set[str]:
+    """Every ``${name}`` written anywhere in ``value``."""
+    if isinstance(value, str):
+        return {m.group(1).strip() for m in _VAR.finditer(value) if m.group(1) is not None}
+    if isinstance(value, dict):
+        return set().union(*(_referenced(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_referenced(v) for v in value)) if value else set()
+    return set()
+
+
+def _did_you_mean(name: str, known: Iterable[Any]) -> str:
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class _Vars:
     """``vars:`` values, resolved lazily so one variable may use another (cycles refused)."""
 
@@ -149,7 +166,8 @@ class _Vars:
             return self._done[name]
         if name not in self._raw:
             known = ", ".join(sorted(self._raw)) or "none defined"
-            raise ScenarioError(f"unknown variable ${{{name}}} (vars: {known})", file=mark.file,
+            raise ScenarioError(f"unknown variable ${{{name}}}{_did_you_mean(name, self._raw)} "
+                                f"(vars: {known})", file=mark.file,
                                 line=mark.line, field=format_path(field_path) or None)
         if name in self._busy:
             raise ScenarioError(f"variable ${{{name}}} refers to itself", file=mark.file,
@@ -208,6 +226,16 @@ def _apply_vars(doc: MarkedDict, overrides: Mapping[str, Any]) -> MarkedDict:
         where = doc.key_marks.get("vars", doc.mark)
         raise ScenarioError("vars must be a mapping of name: value", file=where.file,
                             line=where.line, field="vars")
+    # A --var may set a declared variable or one the file only uses (a required one,
+    # like ${closed_port} with no default); any other name is a typo.
+    usable = {str(name) for name in raw_vars} | (_referenced(doc) if overrides else set())
+    unknown = [name for name in overrides if name not in usable]
+    if unknown:  # a typo in --var would otherwise be ignored and the default used
+        where = doc.key_marks.get("vars", doc.mark)
+        known = ", ".join(sorted(usable)) or "none defined"
+        raise ScenarioError(f"no variable {unknown[0]!r} in this scenario"
+                            f"{_did_you_mean(unknown[0], usable)} (vars: {known})",
+                            file=where.file, line=where.line, field="--var")
     merged_vars = dict(raw_vars)
     merged_vars.update(overrides)
     variables = _Vars(merged_vars, getattr(raw_vars, "key_marks", {}))

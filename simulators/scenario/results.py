@@ -83,14 +83,20 @@ class RunResult:
     target_address: str = ""
     capabilities: dict[str, dict[str, Any]] | None = None
     seed: int | None = None
+    #: Set when SIGINT/SIGTERM stopped the run: what finished is kept, the rest skipped.
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return self.environment_error is None and all(step.passed for step in self.steps)
+        return (self.environment_error is None and not self.interrupted
+                and all(step.passed for step in self.steps))
 
     @property
     def exit_code(self) -> int:
-        """The CLI contract: 0 all expectations met, 1 any failed, 2 environment error."""
+        """The CLI contract: 0 all expectations met, 1 any failed, 2 environment error,
+        130 interrupted (the shell's code for a run stopped by a signal)."""
+        if self.interrupted:
+            return 130
         if self.environment_error is not None:
             return 2
         return 0 if self.passed else 1
@@ -123,6 +129,7 @@ class RunResult:
                    target_kind=data.get("target_kind", ""),
                    target_address=data.get("target_address", ""),
                    capabilities=data.get("capabilities"), seed=data.get("seed"),
+                   interrupted=bool(data.get("interrupted", False)),
                    events_outside_steps=[Exchange(**e) for e in data.get("events_outside_steps", [])])
 
 

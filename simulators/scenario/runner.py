@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 ActorsFactory = Callable[[Environment, EventBus], Mapping[str, Any]]
 
 DEFAULT_STEP_TIMEOUT = 120.0
+#: After Ctrl-C/SIGTERM, how long the running step may take to wrap up (a load step
+#: drains its operations and writes its partial report) before the run moves on.
+INTERRUPT_GRACE = 30.0
+INTERRUPTED_STEP = "interrupted (SIGINT/SIGTERM) before the step finished"
+NOT_RUN_INTERRUPTED = "not run: the run was interrupted"
 #: How often a ``within:`` step is retried, at most (shorter windows poll faster).
 MAX_POLL_INTERVAL = 1.0
 
@@ -86,6 +91,16 @@ class _StepRunner:
     def __init__(self, collector: _EventCollector, default_timeout: float) -> None:
         self.collector = collector
         self.default_timeout = default_timeout
+        #: Signals received so far: the first interrupts the run (finally steps still
+        #: run), a second also skips the finally steps that have not started.
+        self.interrupts = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupts > 0
+
+    def note_interrupt(self) -> None:
+        self.interrupts += 1
 
     # ---------------------------------------------------------------- one step
     def run_step(self, step: StepBase, ctx: StepContext, position: str,
@@ -100,7 +115,11 @@ class _StepRunner:
                 record.status = "unsupported"
                 record.message = not_applicable(unsupported)
             else:
+                before = self.interrupts
                 self._execute_with_polling(step, ctx, record, began)
+                if self.interrupts > before and record.status != "error":
+                    record.notes.append("INTERRUPTED: the step wrapped up early; its "
+                                        "figures cover only the time before the signal")
         record.duration = time.monotonic() - began
         limit = step.max_duration
         if limit is not None and record.status != "unsupported":
@@ -126,7 +145,8 @@ class _StepRunner:
             attempt_ctx = ctx.child(ctx.step_path)
             outcome, error = self._execute_once(step, attempt_ctx, record, limit)
             self._judge(step, attempt_ctx, record, outcome, error)
-            if record.status in ("passed", "unsupported", "skipped") or deadline is None:
+            if record.status in ("passed", "unsupported", "skipped") or deadline is None \
+                    or self.interrupted:
                 break
             if time.monotonic() + poll >= deadline or ctx.cancelled:
                 record.message = (f"not met within {format_duration(step.within or 0)} "
@@ -139,6 +159,9 @@ class _StepRunner:
     def _execute_once(self, step: StepBase, ctx: StepContext, record: StepResult,
                       limit: float) -> tuple[StepOutcome | None, BaseException | None]:
         box: dict[str, Any] = {}
+        # Finished-ness is this event, not Thread.is_alive(): a join() interrupted by
+        # Ctrl-C can leave CPython 3.11 reporting a running thread as stopped.
+        done = threading.Event()
 
         def work() -> None:
             self.collector.bind_thread(record)
@@ -148,15 +171,22 @@ class _StepRunner:
                 box["error"] = exc
             finally:
                 self.collector.bind_thread(None)
+                done.set()
 
         worker = threading.Thread(target=work, name=f"pacsim-step-{record.name}", daemon=True)
         worker.start()
         try:
-            worker.join(limit)
-        except BaseException:  # Ctrl-C: tell the executor, then let the run unwind
-            ctx.cancel()
-            raise
-        if worker.is_alive():
+            done.wait(limit)
+        except KeyboardInterrupt:  # Ctrl-C/SIGTERM: tell the executor, let it wrap up
+            self.note_interrupt()
+            ctx.cancel(interrupted=True)
+            try:
+                done.wait(INTERRUPT_GRACE)
+            except KeyboardInterrupt:  # a second signal: stop waiting for it
+                self.note_interrupt()
+            if not done.is_set() or "error" in box:
+                return None, PacsimError(INTERRUPTED_STEP)
+        if not done.is_set():
             ctx.cancel()
             return None, StepTimeout(f"did not finish within {format_duration(limit)}")
         if "error" in box:
@@ -291,7 +321,12 @@ def run_scenario(scenario: Scenario, *, actors_factory: ActorsFactory | None = N
                                events=events, run_children=runner.run_children,
                                report_dir=report_dir)
             _run_phase(runner, root, scenario, keep_going, result)
+    except KeyboardInterrupt:
+        # Ctrl-C/SIGTERM outside a step (starting or stopping actors, between steps):
+        # the actors started are stopped by the stack; what finished is kept.
+        runner.note_interrupt()
     finally:
+        result.interrupted = result.interrupted or runner.interrupted
         collector.close()
         result.events_outside_steps = collector.outside_steps
         result.duration = time.monotonic() - began
@@ -303,6 +338,11 @@ def _run_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, keep_
     try:
         failed = False
         for index, step in enumerate(scenario.steps, start=1):
+            if runner.interrupted:
+                result.steps.append(StepResult(name=step.title(f"step {index}"), do=step.do,
+                                               status="skipped", started=time.time(),
+                                               message=NOT_RUN_INTERRUPTED))
+                continue
             if failed and not keep_going:
                 result.steps.append(StepResult(name=step.title(f"step {index}"), do=step.do,
                                                status="skipped", started=time.time(),
@@ -314,16 +354,24 @@ def _run_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, keep_
             failed = failed or not record.passed
         if scenario.load is not None:
             _run_load_phase(runner, root, scenario, skip=failed and not keep_going,
-                            result=result)
+                            result=result, interrupted=runner.interrupted)
+    except KeyboardInterrupt:  # between steps or while a ``within:`` step waits to retry
+        runner.note_interrupt()
     finally:
         for index, step in enumerate(scenario.finally_, start=1):
+            if runner.interrupts > 1:  # a second signal: clean-up is abandoned too
+                result.steps.append(StepResult(
+                    name=step.title(f"finally {index}"), do=step.do, phase="finally",
+                    status="skipped", started=time.time(),
+                    message="not run: interrupted twice"))
+                continue
             ctx = root.child(f"finally.{index}")
             ctx.phase = "finally"
             result.steps.append(runner.run_step(step, ctx, f"finally {index}", top_level=True))
 
 
 def _run_load_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, *, skip: bool,
-                    result: RunResult) -> None:
+                    result: RunResult, interrupted: bool = False) -> None:
     """The ``load:`` section as one more top-level step (its thresholds are expectations).
 
     The step type comes from the registry by its ``do:`` name, like every other step:
@@ -331,10 +379,11 @@ def _run_load_phase(runner: _StepRunner, root: StepContext, scenario: Scenario, 
     """
     assert scenario.load is not None
     step = default_registry.get("load.run").for_load_phase(scenario.load)
-    if skip:
-        result.steps.append(StepResult(name=step.title("load"), do=step.do, status="skipped",
-                                       started=time.time(),
-                                       message="skipped: an earlier step did not pass"))
+    if skip or interrupted:
+        result.steps.append(StepResult(
+            name=step.title("load"), do=step.do, status="skipped", started=time.time(),
+            message=NOT_RUN_INTERRUPTED if interrupted
+            else "skipped: an earlier step did not pass"))
         return
     result.steps.append(runner.run_step(step, root.child("load"), "load", top_level=True))
 

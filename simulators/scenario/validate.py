@@ -142,6 +142,49 @@ def _reference_errors(scenario: Scenario, lines: LineMap) -> list[ScenarioError]
     return problems
 
 
+#: A whole-string ``$name`` reference (``$acc``, ``$maria.id``), as the runner reads it.
+_REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)$")
+#: ``$patientN`` names a world patient by number (site.patient_resolver).
+_PATIENT_NUMBER = re.compile(r"^patient\d{1,6}$")
+
+
+def _variable_errors(scenario: Scenario, document: LoadedDocument) -> list[ScenarioError]:
+    """``$name`` references no step saves, no ``vars:`` defines and no patient of the
+    site is called: at run time they fail as ``:?:`` with no line, so say it here with
+    the file, line and a did-you-mean."""
+    saved: set[str] = set()
+    references: list[tuple[str, tuple[Any, ...]]] = []
+
+    def walk(value: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "save" and isinstance(item, dict):
+                    saved.update(str(v).lstrip("$") for v in item.values())
+                    continue
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*path, index))
+        elif isinstance(value, str) and not value.startswith("$$"):
+            match = _REFERENCE.match(value)
+            if match:
+                references.append((match.group(1), path))
+
+    for section in ("steps", "finally"):
+        walk(document.data.get(section) or [], (section,))
+    known = saved | {str(k) for k in scenario.vars} | set(scenario.environment.patients)
+    problems = []
+    for name, path in references:
+        if name in known or _PATIENT_NUMBER.match(name):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean ${close[0]}?" if close else ""
+        problems.append(document.lines.error(
+            f"unknown variable ${name}: no step saves it, vars: does not define it and the "
+            f"site has no such patient{hint}", path))
+    return problems
+
+
 def check_document(document: LoadedDocument, registry: StepRegistry | None = None
                    ) -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate loaded data; returns the scenario (or None) and every problem, by line."""
@@ -153,7 +196,7 @@ def check_document(document: LoadedDocument, registry: StepRegistry | None = Non
         problems = _errors_from(exc, document, registry, model)
         return None, sorted(problems, key=lambda p: (p.file or "", p.line or 0))
     scenario._source_file = document.file
-    problems = _reference_errors(scenario, document.lines)
+    problems = _reference_errors(scenario, document.lines) + _variable_errors(scenario, document)
     return (None if problems else scenario), problems
 
 

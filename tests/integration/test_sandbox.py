@@ -24,7 +24,7 @@ import pytest
 from simulators.events import EventBus
 from simulators.sandbox.api import TrainerApi
 from simulators.sandbox.clock import SimClock
-from simulators.cli.sandbox import load_environment
+from simulators.cli.sandbox import load_environment, refuse_if_running
 from simulators.sandbox.sandbox import Sandbox
 from simulators.site.site import QUERY_AE
 from simulators.dicom.address import AeAddress
@@ -331,3 +331,30 @@ def test_a_whole_simulated_hour_at_60x_into_orthanc(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def test_a_second_up_is_refused_and_leaves_the_first_ones_state(tmp_path: Path) -> None:
+    """Issue 18: `sandbox up` twice with one state file: the second exits 2 naming the
+    running one, and the first keeps its state file (status still reaches it)."""
+    state = tmp_path / "sandbox.json"
+    site = tmp_path / "small.yaml"
+    site.write_text(SMALL_SITE, encoding="utf-8")
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "sandbox", "up", str(site), "--pace", "60x",
+         "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        _until(state.exists, 60, "the state file")
+        before = state.read_text()
+        second = _pacsim("sandbox", "up", str(site), "--state", str(state))
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
+        assert state.read_text() == before  # the first one's state is untouched
+        assert _cli_status(state)["pace"] == "60x"  # and it is still reachable
+    finally:
+        _pacsim("sandbox", "down", "--state", str(state))
+        first.wait(60)
+    assert not state.exists()
+    # a state file whose process is gone is stale: `up` may replace it
+    state.write_text(json.dumps({"api": "http://127.0.0.1:9", "pid": 2 ** 22 + 7}))
+    refuse_if_running(state)

@@ -144,3 +144,14 @@ def test_cli_shows_not_measured_for_a_probe_with_zero_runs(tmp_path, capsys) -> 
     # A probe that never ran at all is listed too, not left out of the table.
     assert lines["load_wado"].split()[1:3] == ["builtin", "0"]
     assert lines["load_wado"].rstrip().endswith("not measured")
+
+
+def test_report_on_a_missing_or_empty_store_exits_2(tmp_path, capsys) -> None:
+    """Issue 18: "(no probe results)" with exit 0 was a false green in CI."""
+    assert main(["probe", "report", "--store", str(tmp_path / "nowhere")]) == 2
+    assert "no probe results there" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()  # asking did not create a store
+    with ResultStore(tmp_path / "empty"):
+        pass
+    assert main(["probe", "report", "--store", str(tmp_path / "empty")]) == 2
+    assert "holds no results" in capsys.readouterr().err

@@ -76,8 +76,10 @@ def test_json_round_trips(result: RunResult, tmp_path: Path) -> None:
     assert document["passed"] is False
     run = document["runs"][0]
     assert sorted(run) == ["capabilities", "duration", "environment_error",
-                           "events_outside_steps", "file", "passed", "scenario", "seed",
-                           "started", "steps", "target_address", "target_kind", "warnings"]
+                           "events_outside_steps", "file", "interrupted", "passed", "scenario",
+                           "seed", "started", "steps", "target_address", "target_kind",
+                           "warnings"]
+    assert run["interrupted"] is False  # true only when SIGINT/SIGTERM cut the run short
     assert document["verdict"] == "FAIL"
     assert sorted(document["header"]) == ["capabilities", "command_line", "ended", "host",
                                           "pacsim_version", "seed", "started", "supports",

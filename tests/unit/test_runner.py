@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 
-from simulators.errors import ProtocolError
+from simulators.errors import ProtocolError, ScenarioError
 from simulators.events import EventBus
 from simulators.scenario import StepBase, StepOutcome, default_registry, load_scenario, run_scenario
 from simulators.scenario.models import BaseExpect
@@ -257,13 +258,24 @@ def test_save_and_references(tmp_path: Path) -> None:
 
 
 def test_unknown_reference_and_unsavable_value_are_step_errors(tmp_path: Path) -> None:
+    # $v passes the load-time check (a step saves it) but that save fails at run time
     result = run_scenario(scenario(tmp_path, (
-        "  - {do: assert.vars, expect: {x: $nobody}}\n"
-        "  - {do: test.ping, by: ct1, save: {nothing.here: $v}}\n")), actors_factory=Factory(),
+        "  - {do: test.ping, by: ct1, save: {nothing.here: $v}}\n"
+        "  - {do: assert.vars, expect: {x: $v}}\n")), actors_factory=Factory(),
         keep_going=True)
     assert [s.status for s in result.steps] == ["error", "error"]
-    assert "unknown variable $nobody" in result.steps[0].message
-    assert "cannot save 'nothing.here'" in result.steps[1].message
+    assert "cannot save 'nothing.here'" in result.steps[0].message
+    assert "unknown variable $v" in result.steps[1].message
+
+
+def test_a_reference_nothing_defines_is_refused_at_load_with_its_line(tmp_path: Path) -> None:
+    """Issue 18: caught by `validate` with file:line and a did-you-mean, not at run time."""
+    with pytest.raises(ScenarioError) as caught:
+        scenario(tmp_path, ("  - {do: test.ping, by: ct1, save: {status: $answer}}\n"
+                            "  - {do: assert.vars, expect: {x: $answr}}\n"))
+    assert "unknown variable $answr" in caught.value.message
+    assert "did you mean $answer?" in caught.value.message
+    assert caught.value.line == 10 and caught.value.field == "steps[1].expect.x"  # 2nd step
 
 
 def test_unsupported_transactions_are_reported_not_failed(tmp_path: Path) -> None:

@@ -147,3 +147,22 @@ def test_step_defaults_reach_nested_steps_but_not_data_lists(tmp_path) -> None:
     steps = doc.data["steps"]
     assert steps[0]["steps"][0]["timeout"] == "7s"
     assert "timeout" not in steps[1]["data"][0]
+
+
+def test_an_unknown_var_override_is_refused_with_a_did_you_mean(tmp_path) -> None:
+    """Issue 18: `--var holdd=3s` was silently ignored (the default 50s ran)."""
+    import pytest as _pytest
+
+    from simulators.errors import ScenarioError
+    from simulators.scenario.loader import load_document
+
+    path = tmp_path / "s.yaml"
+    path.write_text("pacsim: 1\nname: v\nvars:\n  hold: 5s\nsteps:\n"
+                    "  - {do: wait, duration: '${hold}'}\n"
+                    "  - {do: note, message: 'port ${port}'}\n", encoding="utf-8")
+    with _pytest.raises(ScenarioError) as caught:
+        load_document(path, variables={"holdd": "3s"})
+    assert "no variable 'holdd'" in caught.value.message
+    assert "did you mean 'hold'?" in caught.value.message and caught.value.line == 3
+    # declared, or used without a default (a required --var): both accepted
+    assert load_document(path, variables={"hold": "1s", "port": "104"}).data["vars"]["hold"] == "1s"

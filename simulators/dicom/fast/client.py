@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import TracebackType
-from typing import Awaitable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -29,6 +29,11 @@ from simulators.tls import TlsSettings
 T = TypeVar("T")
 
 
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class FastClient:
     """One association driven synchronously; a context manager that releases on exit."""
 
@@ -42,7 +47,16 @@ class FastClient:
         if asyncio._get_running_loop() is not None:
             coroutine.close()  # type: ignore[attr-defined]
             raise ConfigError("FastClient cannot run inside an event loop; use FastAssociation")
-        return self._loop.run_until_complete(coroutine)
+        task = asyncio.ensure_future(coroutine, loop=self._loop)
+        try:
+            return self._loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            # Ctrl-C/SIGTERM left the task mid-exchange: cancel it and take its outcome,
+            # or asyncio prints "Task exception was never retrieved" and a traceback
+            # when the peer later drops the connection.
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise
 
     def connect(self, host: str, port: int, calling_ae: str, called_ae: str,
                 contexts: Iterable[ContextRequest], max_pdu: int | None = None,

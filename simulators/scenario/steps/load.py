@@ -79,7 +79,11 @@ class LoadStep(StepBase):
         run = run_load(profile, site_load_target(site), world=site.world,
                        allow_external=external, live=live, should_stop=lambda: ctx.cancelled,
                        isolate=True)
+        if ctx.interrupted:  # Ctrl-C/SIGTERM, not the step's own time limit
+            run.stopped_early = "INTERRUPTED (SIGINT/SIGTERM): partial figures"
         report = load_dict(run, target=site.describe(), header=site_header(site))
+        if ctx.interrupted:
+            report["passed"] = False  # partial figures sign nothing off
         json_path, html_path = write_load_reports(
             report, run_directory(_base(ctx, profile), profile.name or ctx.scenario.name))
         notes = [f"load report: {json_path} and {html_path}"]
