@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence as ReadOnlyList
+from typing import Any, Callable, Iterable, Iterator
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
@@ -304,7 +305,7 @@ SEND_BATCH = 64
 
 
 async def serve_mwl_find(request: "DimseRequest",
-                         snapshot: Callable[[], tuple[int, Sequence[WorklistRecord]]], *,
+                         snapshot: Callable[[], tuple[int, ReadOnlyList[WorklistRecord]]], *,
                          memo: AnswerMemo | None = None, **options: Any) -> "Reply":
     """A :class:`~simulators.dicom.fast.server.FastServer` C-FIND handler body for MWL.
 

@@ -344,7 +344,7 @@ def test_a_second_up_is_refused_and_leaves_the_first_ones_state(tmp_path: Path) 
          "--state", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
-        _until(state.exists, 60, "the state file")
+        eventually(state.exists, 60, "the state file")
         before = state.read_text()
         second = _pacsim("sandbox", "up", str(site), "--state", str(state))
         assert second.returncode == 2, second.stdout + second.stderr
