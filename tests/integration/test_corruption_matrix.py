@@ -92,8 +92,10 @@ def choose_victims(report: Path, *, patient_alone: bool) -> dict[str, list[str]]
     # the only defects whose excuses a damage could borrow: a lost instance "held under
     # the other study", a Patient ID "one of the study's own"
     borrowed = {"duplicate-sop-uid", "split-study"}
+    # on the target (a study whose every instance the rules exclude is validated, not held)
     clean = {uid for uid, state in states.items()
-             if state == "validated" and not quality.get(uid, set()) & borrowed}
+             if state == "validated" and evidence[uid].found and evidence[uid].target_count
+             and not quality.get(uid, set()) & borrowed}
     usable = sorted((uid for uid in clean if evidence[uid].target_count >= 2),
                     key=lambda uid: (not quality.get(uid), uid))
     taken: set[str] = set()
