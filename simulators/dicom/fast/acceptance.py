@@ -37,7 +37,7 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
 from simulators.dicom.fast.negotiation import AcceptedContext
-from simulators.errors import ConfigError
+from simulators.errors import AssociationError, ConfigError
 
 #: A-ASSOCIATE-RJ (result, source, reason) triples, PS3.8 9.3.4.
 REJECT_APPLICATION_CONTEXT = (1, 1, 2)
@@ -150,8 +150,16 @@ def build_supported(contexts: Iterable[SupportedContext]) -> list[PresentationCo
 
 def negotiate(rq: A_ASSOCIATE_RQ, policy: AcceptorPolicy,
               supported: Sequence[PresentationContext]) -> Negotiated | Rejection:
-    """Apply ``policy`` to a decoded A-ASSOCIATE-RQ; returns the accept or the reject."""
-    primitive = rq.to_primitive()
+    """Apply ``policy`` to a decoded A-ASSOCIATE-RQ; returns the accept or the reject.
+
+    Raises :class:`AssociationError` when the RQ's items decode but cannot be read
+    (pynetdicom's ``to_primitive`` validates them and raises its own types).
+    """
+    try:
+        primitive = rq.to_primitive()
+    except Exception as exc:  # noqa: BLE001 - pynetdicom raises many types on bad items
+        raise AssociationError("malformed A-ASSOCIATE-RQ items",
+                               reason=f"{type(exc).__name__}: {exc}"[:200]) from exc
     calling = str(primitive.calling_ae_title or "").strip()
     called = str(primitive.called_ae_title or "").strip()
 
