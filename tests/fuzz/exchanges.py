@@ -10,6 +10,7 @@ the archive acknowledges during fuzzing can be told apart from every other one.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import random
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ _counter = itertools.count(1)
 class Exchange:
     """One valid conversation, as the PDUs or frames a client sends in order."""
 
-    kind: str           # "dicom" or "hl7"
+    kind: str           # "dicom", "hl7" or "http"
     name: str           # what it is: "c-store", "orm", ...
     chunks: tuple[bytes, ...]
 
@@ -117,6 +118,25 @@ def mwl_find(called_ae: str) -> Exchange:
         codec.release_rq_bytes()))
 
 
+def stow(rng: random.Random) -> Exchange:
+    """STOW-RS of one instance to the archive's DICOMweb port, as an HTTP/1.1 request.
+
+    Chunks: request line and headers, then the multipart body, so a mutation can hit
+    either the HTTP framing (Content-Length, the boundary) or the DICOM part.
+    """
+    ds = ct_instance()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    boundary = f"fuzz{next(_counter)}x{rng.randrange(1 << 30)}"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + buffer.getvalue() + f"\r\n--{boundary}--\r\n".encode())
+    head = (f"POST /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: multipart/related; type=\"application/dicom\"; boundary={boundary}\r\n"
+            f"Accept: application/dicom+json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    return Exchange("http", "stow", (head, body))
+
+
 def order(rng: random.Random) -> Order:
     n = next(_counter)
     patient = Patient(f"FZ{n}", "PACSIM", rng.choice(["DOE", "MÜLLER", "Dvořák"]), "JANE",
@@ -141,5 +161,5 @@ def hl7_to_ehr(rng: random.Random) -> Exchange:
     return Exchange("hl7", "oru", (encode_frame(messages.oru_r01(order(rng), "NO ACUTE FINDING")),))
 
 
-__all__ = ["Exchange", "echo", "store", "mwl_find", "hl7_to_ris", "hl7_to_ehr", "ct_instance",
+__all__ = ["Exchange", "echo", "store", "mwl_find", "stow", "hl7_to_ris", "hl7_to_ehr", "ct_instance",
            "VERIFICATION", "CT_STORAGE", "MWL_FIND", "EXPLICIT", "IMPLICIT"]

@@ -8,11 +8,13 @@ stream, or one PDU/frame of it), sends it and reads what comes back. After each
 batch it checks, through the front door:
 
 * liveness: C-ECHO answers 0x0000 on every DICOM listener, a valid ADT/ORU gets AA
-  on every HL7 listener, and a valid C-STORE to the archive is acknowledged 0x0000;
+  on every HL7 listener, QIDO-RS answers 200 on the archive's DICOMweb port, and a
+  valid C-STORE to the archive is acknowledged 0x0000;
 * resources stay bounded: RSS, open files and threads of this process (which is the
   servers' process) against the first batch's figures plus fixed allowances;
 * no acknowledged instance is lost: every SOP instance the archive answered 0x0000
-  to (the fuzz cases' own C-STORE-RSPs included) is still indexed and readable;
+  to (the fuzz cases' own C-STORE-RSPs and STOW-RS responses included) is still
+  indexed and readable;
 * no listener logged an unexpected exception (the listeners' catch-alls log with a
   traceback: each such log record is a crash the catch-all hid).
 
@@ -55,7 +57,7 @@ class Target:
 
     name: str
     port: int
-    kind: str  # "dicom" | "hl7"
+    kind: str  # "dicom" | "hl7" | "http"
     make: Callable[[random.Random], exchanges.Exchange]
     ae_title: str = ""
 
@@ -118,6 +120,20 @@ class _CrashLog(logging.Handler):
                                 f"({record.exc_info[0].__name__ if record.exc_info[0] else '?'})")
 
 
+def acknowledged_stows(reply: bytes) -> list[str]:
+    """SOP Instance UIDs a STOW-RS response (200 or 202) lists as stored."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    if status not in ([b"200"], [b"202"]):
+        return []
+    try:
+        document = json.loads(body.decode("utf-8"))
+        items = document.get("00081199", {}).get("Value", [])
+        return [str(item["00081155"]["Value"][0]) for item in items]
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError):
+        return []
+
+
 def acknowledged_stores(reply: bytes) -> list[str]:
     """SOP Instance UIDs of C-STORE-RSPs with status 0x0000 in a DICOM reply stream."""
     uids: list[str] = []
@@ -178,7 +194,7 @@ class SocketFuzzer:
                     sock.sendall(data)
                 if mode == "half-close":
                     sock.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + (0.6 if target.kind == "dicom" else 0.4)
+                deadline = time.monotonic() + (0.4 if target.kind == "hl7" else 0.6)
                 while time.monotonic() < deadline and len(reply) < 1 << 20:
                     ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
                     if not ready:
@@ -208,6 +224,8 @@ class SocketFuzzer:
         for (target, exchange, _, operators, mode), reply in zip(cases, replies):
             if target.kind == "dicom":
                 self.acknowledged.update(acknowledged_stores(reply))
+            elif target.kind == "http":
+                self.acknowledged.update(acknowledged_stows(reply))
             report.cases += 1
             key = f"{target.name}:{exchange.name}"
             report.by_target[key] = report.by_target.get(key, 0) + 1
@@ -248,6 +266,20 @@ class SocketFuzzer:
         finally:
             assoc.release()
 
+    def _http_alive(self, target: Target) -> int:
+        """QIDO-RS /studies over a fresh connection: the HTTP status (200 = alive)."""
+        with socket.create_connection((LOOPBACK, target.port), timeout=10) as sock:
+            sock.sendall(b"GET /dicom-web/studies?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Accept: application/dicom+json\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while len(reply) < 1 << 20:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        parts = reply.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+
     def _hl7_ack(self, target: Target) -> str:
         exchange = target.make(self.rng)
         text = exchange.chunks[-1][1:-2].decode("utf-8")
@@ -285,6 +317,10 @@ class SocketFuzzer:
                     status = self._echo(target)
                     if status != 0:
                         report.failures.append(f"batch {batch}: {target.name} C-ECHO -> {status}")
+                elif target.kind == "http":
+                    status = self._http_alive(target)
+                    if status != 200:
+                        report.failures.append(f"batch {batch}: {target.name} QIDO -> {status}")
                 else:
                     code = self._hl7_ack(target)
                     if code != "AA":
@@ -345,4 +381,4 @@ class SocketFuzzer:
 
 
 __all__ = ["SocketFuzzer", "Target", "Limits", "FuzzReport", "Sample", "process_sample",
-           "acknowledged_stores", "MUTATORS"]
+           "acknowledged_stores", "acknowledged_stows", "MUTATORS"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,7 +22,7 @@ from simulators.dicom.fast import codec, dimse
 from simulators.events import EventBus
 from tests.fuzz import exchanges
 from tests.fuzz.socket_fuzzer import (
-    FuzzReport, Limits, Sample, SocketFuzzer, Target, acknowledged_stores,
+    FuzzReport, Limits, Sample, SocketFuzzer, Target, acknowledged_stores, acknowledged_stows,
 )
 
 SECONDS = float(os.environ.get("FUZZ_SECONDS", "120"))
@@ -35,7 +36,8 @@ def listeners(tmp_path: Path) -> Iterator[tuple[Ris, Archive, Ehr]]:
     with Ris(RisConfig(name="ris-fuzz", network_timeout=5.0, hl7_read_timeout=2.0),
              events=events) as ris, \
             Archive(ArchiveConfig(name="archive-fuzz", storage_dir=tmp_path / "store",
-                                  idle_timeout=5.0), events=events) as archive, \
+                                  idle_timeout=5.0, dicomweb_port=0),
+                    events=events) as archive, \
             Ehr(EhrConfig(name="ehr-fuzz"), events=events) as ehr:
         yield ris, archive, ehr
 
@@ -48,6 +50,8 @@ def targets(ris: Ris, archive: Archive, ehr: Ehr) -> list[Target]:
         Target("archive-dicom", archive.port, "dicom",
                lambda rng: rng.choice([exchanges.echo, exchanges.store, exchanges.store])(arc_ae),
                arc_ae),
+        Target("archive-dicomweb", urlsplit(archive.dicomweb_url or "").port or 0, "http",
+               exchanges.stow),
         Target("ris-hl7", ris.hl7_address[1], "hl7", exchanges.hl7_to_ris),
         Target("ehr-hl7", ehr.address[1], "hl7", exchanges.hl7_to_ehr),
     ]
@@ -102,3 +106,10 @@ def test_acknowledged_stores_reads_store_responses() -> None:
     reply = b"".join(codec.message_pdus(dimse.response_to(request, 0x0000), 3, 0))
     failed = b"".join(codec.message_pdus(dimse.response_to(request, 0xA700), 3, 0))
     assert acknowledged_stores(b"\x02\x00\x00\x00\x00\x00" + reply + failed) == ["1.2.3.4"]
+
+
+def test_acknowledged_stows_reads_stow_responses() -> None:
+    body = b'{"00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.5"]}}]}}'
+    assert acknowledged_stows(b"HTTP/1.0 200 OK\r\nContent-Type: x\r\n\r\n" + body) == ["1.2.5"]
+    assert acknowledged_stows(b"HTTP/1.0 409 Conflict\r\n\r\n" + body) == []
+    assert acknowledged_stows(b"HTTP/1.0 200 OK\r\n\r\n{not json") == []
