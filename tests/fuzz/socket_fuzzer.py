@@ -16,7 +16,8 @@ batch it checks, through the front door:
   to (the fuzz cases' own C-STORE-RSPs and STOW-RS responses included) is still
   indexed and readable;
 * no listener logged an unexpected exception (the listeners' catch-alls log with a
-  traceback: each such log record is a crash the catch-all hid).
+  traceback: each such log record is a crash the catch-all hid) and no thread died
+  of an uncaught one.
 
 Only 127.0.0.1: the fuzzer refuses any other host. Bounded by ``seconds`` (and per
 case by short read timeouts), so it always ends.
@@ -361,6 +362,15 @@ class SocketFuzzer:
         report = FuzzReport(seed=self.seed, seconds=seconds)
         crashes = _CrashLog()
         logging.getLogger().addHandler(crashes)
+        previous_hook = threading.excepthook
+
+        def thread_died(args: threading.ExceptHookArgs) -> None:
+            # a listener thread killed by an exception nobody caught is a crash too
+            crashes.records.append(f"thread {args.thread.name if args.thread else '?'} died: "
+                                   f"{args.exc_type.__name__}: {args.exc_value}")
+            previous_hook(args)
+
+        threading.excepthook = thread_died
         start = time.monotonic()
         baseline: Sample | None = None
         try:
@@ -376,6 +386,7 @@ class SocketFuzzer:
                     break  # enough to act on; the rest would repeat
         finally:
             logging.getLogger().removeHandler(crashes)
+            threading.excepthook = previous_hook
         report.acknowledged = len(self.acknowledged)
         return report
 
