@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench venv shell clean
+.PHONY: demo test test-fast lint bench fuzz soak venv shell clean
 
 $(BIN)/pacsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,21 @@ bench: venv
 	$(BIN)/python -m benchmarks.migration --studies 500
 	$(BIN)/python -m benchmarks.probe_overhead --orthanc
 	$(BIN)/python -m benchmarks.sandbox_day --pace 600 --hours 24
+
+## fuzz: the parser property tests with many examples (hypothesis profile "fuzz") and the
+## socket fuzzer for FUZZ_SECONDS (default 600; `make test` runs it for 120 s)
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	mkdir -p reports
+	HYPOTHESIS_PROFILE=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_REPORT=reports/fuzz.json \
+	    $(BIN)/pytest tests/property tests/fuzz -p no:cacheprovider --timeout=0 -s -q
+
+## soak: SOAK_MINUTES (default 30) of mixed worklist/MPPS/C-STORE/HL7/DICOMweb load against
+## the built-in RIS and archive; RSS, open files and threads sampled, verdict flat or not
+## (reports/soak/soak.json and soak.txt; exit 1 when not flat)
+SOAK_MINUTES ?= 30
+soak: venv
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m benchmarks.soak --report-dir reports/soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -43,7 +43,9 @@ from simulators.dicom.fast.server import (
 )
 from simulators.dicom.mpps import MppsInstance, MppsManager
 from simulators.dicom.mwl_index import AnswerMemo
-from simulators.dicom.worklist import serve_mwl_find
+from simulators.dicom.worklist import (
+    MWL_FIND, combined_datetime_for, mwl_extended_answer, serve_mwl_find,
+)
 from simulators.errors import ConfigError, PacsimError
 from simulators.events import EventBus
 from simulators.tls import TlsSettings
@@ -82,7 +84,8 @@ class RisConfig:
     workers: int = 4
     #: PN matching: False = case-insensitive (PS3.4 C.2.2.2.1 allows it; see matching.py).
     pn_case_sensitive: bool = False
-    #: Match SPS start date and time as one instant range (C.2.2.2.5.1).
+    #: Match SPS start date and time as one instant range (C.2.2.2.5.1) when the SCU
+    #: sends no SOP Class Extended Negotiation; an SCU that does decides per association.
     combined_datetime_matching: bool = False
     #: Upper bound of items one MWL query returns (None: all).
     max_results: int | None = None
@@ -139,7 +142,7 @@ class Ris(Actor):
             max_associations=self.config.max_associations,
             allowed_calling=frozenset(self.config.allowed_calling),
             idle_timeout=self.config.network_timeout, workers=self.config.workers,
-            tls=self.config.tls)
+            tls=self.config.tls, extended_negotiation=mwl_extended_answer)
         self.hl7_handler = RisHl7Handler(
             self.book, stations=self.config.stations,
             default_station=self.config.default_station, on_order=self._forward,
@@ -261,7 +264,13 @@ class Ris(Actor):
         return await serve_mwl_find(
             request, self.book.worklist_snapshot, memo=self._answers,
             pn_case_sensitive=cfg.pn_case_sensitive,
-            combined_datetime=cfg.combined_datetime_matching, max_results=cfg.max_results)
+            combined_datetime=self._combined_datetime(request), max_results=cfg.max_results)
+
+    def _combined_datetime(self, request: DimseRequest) -> bool:
+        """The SCU's extended negotiation decides (PS3.4 C.2.2.2.5.1); else the setting."""
+        negotiated = request.association.negotiated
+        agreed = negotiated.extended.get(MWL_FIND) if negotiated is not None else None
+        return combined_datetime_for(agreed, self.config.combined_datetime_matching)
 
     async def _on_n_create(self, request: DimseRequest) -> Reply | int:
         return await self._on_mpps_request(request, self.mpps.serve_n_create)

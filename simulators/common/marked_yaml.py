@@ -114,7 +114,13 @@ def parse_marked_yaml(text: str, source: str, *, error: ErrorFactory = MarkedYam
     ``error`` builds the exception (``error(message, file=..., line=..., field=...)``):
     scenarios raise ScenarioError, actor configs ConfigError, and this module stays free
     of pacsim's own types. With ``allow_empty`` an empty file is an empty mapping."""
-    loader = _MarkingLoader(text)
+    try:
+        loader = _MarkingLoader(text)  # the reader checks for unprintable characters here
+    except yaml.reader.ReaderError as exc:  # found by tests/property: escaped as a traceback
+        line = text[:exc.position].count("\n") + 1 if isinstance(text, str) else None
+        raise error(f"invalid YAML: character {exc.character!r} is not allowed "
+                    "(a control character; is this a text file?)", file=source,
+                    line=line) from exc
     loader.source_name = source
     loader.error = error
     try:

@@ -235,9 +235,11 @@ def match_values(keys: list[str], candidates: list[str], vr: str, *,
 
 
 def match_sequence(key: DataElement, candidate: DataElement | None, *,
-                   pn_case_sensitive: bool = False) -> list[Dataset] | None:
+                   pn_case_sensitive: bool = False,
+                   combined_pairs: Iterable[tuple[int, int]] = ()) -> list[Dataset] | None:
     """Sequence matching (C.2.2.2.6). Returns the matching candidate items (reduced
-    to the requested attributes), or ``None`` if no item matches."""
+    to the requested attributes), or ``None`` if no item matches. ``combined_pairs``
+    carry into the items: MWL's SPS start date/time live in a sequence item."""
     if is_universal_key(key):
         # Copies: the candidate may be a shared, cached item and a Sequence re-parents
         # the datasets put into it.
@@ -247,7 +249,8 @@ def match_sequence(key: DataElement, candidate: DataElement | None, *,
     key_item = key.value[0]
     matched = []
     for item in candidate.value:
-        reduced = match_dataset(key_item, item, pn_case_sensitive=pn_case_sensitive)
+        reduced = match_dataset(key_item, item, pn_case_sensitive=pn_case_sensitive,
+                                combined_pairs=combined_pairs)
         if reduced is not None:
             matched.append(reduced)
     return matched or None
@@ -263,6 +266,7 @@ def match_dataset(query: Dataset, candidate: Dataset, *, pn_case_sensitive: bool
     (date tag, time tag) pairs to match as one instant (C.2.2.2.5.1).
     """
     response = Dataset()
+    combined_pairs = tuple(combined_pairs)  # read at this level and again in sequences
     matched_as_pair: set[int] = set()
     for date_tag, time_tag in combined_pairs:
         date_key, time_key = query.get(date_tag), query.get(time_tag)
@@ -282,7 +286,8 @@ def match_dataset(query: Dataset, candidate: Dataset, *, pn_case_sensitive: bool
             continue
         have = candidate.get(key.tag)
         if key.VR == "SQ":
-            items = match_sequence(key, have, pn_case_sensitive=pn_case_sensitive)
+            items = match_sequence(key, have, pn_case_sensitive=pn_case_sensitive,
+                                   combined_pairs=combined_pairs)
             if items is None:
                 return None
             response.add_new(key.tag, "SQ", Sequence(items))

@@ -128,9 +128,27 @@ class _Key:
 class _Keys:
     keys: list[_Key]
     signature: Signature
+    #: The combined date-time pairs that apply at this level (date tag, time tag, date
+    #: key text, time key text): match_dataset carries the pairs into sequence items,
+    #: where MWL's Scheduled Procedure Step Start Date/Time live.
+    pairs: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
-def _compile_keys(ds: Dataset) -> _Keys:
+def _active_pairs(ds: Dataset, pairs: list[tuple[int, int]]) -> list[tuple[int, int, str, str]]:
+    """match_dataset's rule: both keys present, neither universal."""
+    active = []
+    for date_tag, time_tag in pairs:
+        date_key, time_key = ds.get(date_tag), ds.get(time_tag)
+        if date_key is None or time_key is None:
+            continue
+        if is_universal_key(date_key) or is_universal_key(time_key):
+            continue
+        active.append((date_tag, time_tag, _text(date_key.value), _text(time_key.value)))
+    return active
+
+
+def _compile_keys(ds: Dataset, pairs: list[tuple[int, int]] | None = None) -> _Keys:
+    pairs = pairs or []
     keys, signature = [], []
     for element in ds:
         tag = int(element.tag)
@@ -138,13 +156,13 @@ def _compile_keys(ds: Dataset) -> _Keys:
             continue
         universal = is_universal_key(element)
         if element.VR == "SQ":
-            item = None if universal else _compile_keys(element.value[0])
+            item = None if universal else _compile_keys(element.value[0], pairs)
             keys.append(_Key(tag, "SQ", universal, [], item))
             signature.append((tag, "SQ", universal, item.signature if item else None))
         else:
             keys.append(_Key(tag, element.VR, universal, values_of(element.value), None))
             signature.append((tag, element.VR))
-    return _Keys(keys, tuple(signature))
+    return _Keys(keys, tuple(signature), _active_pairs(ds, pairs))
 
 
 @dataclass(slots=True)
@@ -167,15 +185,8 @@ def compile_query(identifier: Dataset, *, pn_case_sensitive: bool = False,
                   combined_pairs: Iterable[tuple[int, int]] = ()) -> CompiledQuery:
     """Prepare ``identifier`` once; ``combined_pairs`` as in ``match_dataset``."""
     pairs = list(combined_pairs)
-    active = []
-    for date_tag, time_tag in pairs:  # match_dataset's rule: both present, neither universal
-        date_key, time_key = identifier.get(date_tag), identifier.get(time_tag)
-        if date_key is None or time_key is None:
-            continue
-        if is_universal_key(date_key) or is_universal_key(time_key):
-            continue
-        active.append((date_tag, time_tag, _text(date_key.value), _text(time_key.value)))
-    return CompiledQuery(identifier, _compile_keys(identifier), pairs, active, pn_case_sensitive)
+    keys = _compile_keys(identifier, pairs)
+    return CompiledQuery(identifier, keys, pairs, keys.pairs, pn_case_sensitive)
 
 
 def _text(value: Any) -> str:
@@ -187,9 +198,14 @@ def match_plain(query: CompiledQuery, record: WorklistRecord) -> Shape | None:
 
     Same decision as ``match_dataset(query.identifier, record.dataset, ...) is not None``.
     """
-    elements = record.plain.elements
+    return _match_keys(query.keys, record.plain, query.pn_case_sensitive)
+
+
+def _match_keys(keys: _Keys, candidate: PlainDataset, pn_case_sensitive: bool) -> Shape | None:
+    shape = []
+    elements = candidate.elements
     paired: set[int] = set()
-    for date_tag, time_tag, date_key, time_key in query.active_pairs:
+    for date_tag, time_tag, date_key, time_key in keys.pairs:
         date_have, time_have = elements.get(date_tag), elements.get(time_tag)
         if (date_have is not None and date_have.vr == "SQ") or \
                 (time_have is not None and time_have.vr == "SQ"):
@@ -199,13 +215,6 @@ def match_plain(query: CompiledQuery, record: WorklistRecord) -> Shape | None:
                                     time_have.text if time_have else ""):
             return None
         paired.update((date_tag, time_tag))
-    return _match_keys(query.keys, record.plain, query.pn_case_sensitive, paired)
-
-
-def _match_keys(keys: _Keys, candidate: PlainDataset, pn_case_sensitive: bool,
-                paired: set[int] | frozenset[int] = frozenset()) -> Shape | None:
-    shape = []
-    elements = candidate.elements
     for key in keys.keys:
         have = elements.get(key.tag)
         if key.vr == "SQ":

@@ -54,6 +54,43 @@ UTF8 = "ISO_IR 192"
 
 FindResponse = tuple[int | Dataset, Dataset | None]
 
+#: Modality Worklist Information Model - FIND.
+MWL_FIND = "1.2.840.10008.5.1.4.31"
+#: Service-class-application-information of C-FIND extended negotiation (PS3.4
+#: C.5.1.1.4, which the Basic Worklist SOP class uses, K.5.1.1): byte 1 relational
+#: queries, byte 2 combined date-time matching, byte 3 fuzzy semantic PN matching,
+#: byte 4 timezone query adjustment; 1 = supported/asked, 0 = not.
+EXT_COMBINED_DATETIME = 1
+_EXT_FIELDS = 4
+
+
+def mwl_extended_answer(sop_class: str, requested: bytes) -> bytes | None:
+    """What an MWL SCP agrees to when the SCU sends SOP Class Extended Negotiation.
+
+    Why: combined date-time matching (C.2.2.2.5.1) is the SCU's choice per association;
+    we support it and grant exactly what was asked, and refuse (0) relational queries,
+    fuzzy PN matching and timezone adjustment, which we do not implement. The answer is
+    as long as the request (at most the four fields we know), per PS3.7 D.3.3.5.2.
+    """
+    if sop_class != MWL_FIND or not requested:
+        return None
+    answer = bytearray(min(len(requested), _EXT_FIELDS))
+    if len(answer) > EXT_COMBINED_DATETIME and requested[EXT_COMBINED_DATETIME] == 1:
+        answer[EXT_COMBINED_DATETIME] = 1
+    return bytes(answer)
+
+
+def combined_datetime_for(agreed: bytes | None, default: bool) -> bool:
+    """Combined date-time matching for one association: the agreed byte, else ``default``.
+
+    ``agreed`` is what :func:`mwl_extended_answer` granted on this association (None
+    when the SCU sent no extended negotiation, or too short to carry the field): then
+    the SCP's own setting decides.
+    """
+    if agreed is None or len(agreed) <= EXT_COMBINED_DATETIME:
+        return default
+    return agreed[EXT_COMBINED_DATETIME] == 1
+
 #: After each of the first CANCEL_WINDOW pending responses, pause CANCEL_PAUSE
 #: seconds. Why: a modality cancels when it has seen the first results (PS3.7
 #: 9.3.2.3), but matches are prepared up front and loopback takes megabytes at

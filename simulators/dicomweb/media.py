@@ -139,7 +139,8 @@ def multipart_boundary(content_type: str | None, *, part_type: str = DICOM) -> s
     if declared and declared != part_type:
         raise HttpError(415, f"unsupported multipart type {declared!r}; {part_type} only")
     boundary = media.param("boundary")
-    if not boundary or len(boundary) > 200:
+    if not boundary or len(boundary) > 200 or not boundary.isascii():
+        # RFC 2046 5.1.1: a boundary is ASCII (bcharsnospace); anything else is refused
         raise HttpError(400, "multipart Content-Type without a usable boundary")
     return boundary
 
@@ -158,7 +159,10 @@ class Part:
 
 def split_multipart(body: bytes, boundary: str) -> Iterator[Part]:
     """The parts of a multipart body; :class:`HttpError` 400 for a broken one."""
-    marker = b"--" + boundary.encode("latin-1")
+    try:
+        marker = b"--" + boundary.encode("latin-1")
+    except UnicodeEncodeError:  # found by tests/property: was an unhandled error (a 500)
+        raise HttpError(400, "multipart boundary is not a header-safe string") from None
     start = body.find(marker)
     if start < 0:
         raise HttpError(400, "multipart body does not contain its boundary")

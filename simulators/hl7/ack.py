@@ -13,6 +13,7 @@ from __future__ import annotations
 from hl7apy import SUPPORTED_LIBRARIES
 from hl7apy.core import Message
 
+from simulators.hl7.charsets import reply_charset
 from simulators.hl7.er7 import (
     ERROR_CODES, Header, Hl7Error, escape, hl7_timestamp, new_control_id, read_header,
     version_tuple,
@@ -52,6 +53,9 @@ def ack(incoming: str, code: str, *, error_code: int | None = None, error_text: 
     msh.msh_10 = new_control_id()
     msh.msh_11 = header.processing_id or "P"
     msh.msh_12 = version
+    charset = reply_charset(incoming)
+    if charset:  # answered in the sender's set (mllp encodes it so), and says so
+        msh.msh_18 = charset
     message.msa.msa_1 = code
     message.msa.msa_2 = header.control_id
     failed = code not in {"AA", "CA"}

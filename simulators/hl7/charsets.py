@@ -80,4 +80,33 @@ def decode_message(frame: bytes, default: str = "utf-8") -> str:
                        hl7_code=102, location="MSH^1^18") from exc
 
 
-__all__ = ["HL7_CODECS", "codec_for", "decode_message"]
+def reply_codec(incoming: str, default: str = "utf-8") -> str:
+    """The codec to encode the answer to ``incoming`` in: its MSH-18's, else ``default``.
+
+    Why: an ACK goes back to the sender, who reads it in the set it declared; an ACK
+    in UTF-8 to an ``8859/2`` sender turns any non-ASCII text in it (MSA-3, ERR-8)
+    into mojibake. An unknown or unreadable MSH-18 (the message was refused for it)
+    falls back to ``default``.
+    """
+    try:
+        return codec_for(read_header(incoming).charset) or default
+    except Hl7Error:
+        return default
+
+
+def reply_charset(incoming: str) -> str:
+    """The MSH-18 an answer to ``incoming`` declares: the sender's, when we can use it."""
+    try:
+        charset = read_header(incoming).charset.split("~")[0].strip()
+        return charset if codec_for(charset) else ""
+    except Hl7Error:
+        return ""
+
+
+def encode_reply(reply: str, incoming: str, default: str = "utf-8") -> bytes:
+    """``reply`` as bytes in :func:`reply_codec`; a character the set lacks becomes ``?``."""
+    return reply.encode(reply_codec(incoming, default), errors="replace")
+
+
+__all__ = ["HL7_CODECS", "codec_for", "decode_message", "reply_codec", "reply_charset",
+           "encode_reply"]

@@ -27,9 +27,10 @@ END_BLOCK = b"\x1c"  # <FS>
 CARRIAGE_RETURN = b"\x0d"  # <CR>
 
 
-def encode_frame(message: str, encoding: str = "utf-8") -> bytes:
+def encode_frame(message: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """Wrap one message as an MLLP frame, with segment separators normalized to CR."""
-    return START_BLOCK + normalize_segments(message).encode(encoding) + END_BLOCK + CARRIAGE_RETURN
+    payload = normalize_segments(message).encode(encoding, errors)
+    return START_BLOCK + payload + END_BLOCK + CARRIAGE_RETURN
 
 
 def normalize_segments(text: str) -> str:

@@ -50,7 +50,7 @@ from typing import Callable, Self
 from simulators.errors import ConfigError, Hl7Error, MllpError, PortInUse
 from simulators.events import EventBus, Exchange, bus as default_bus
 from simulators.hl7.ack import ack
-from simulators.hl7.charsets import decode_message
+from simulators.hl7.charsets import decode_message, reply_codec
 from simulators.hl7.er7 import is_health_check, message_label, read_header
 from simulators.hl7.framing import FrameDecoder, decode_frame, encode_frame
 from simulators.hl7.mllp_client import AsyncMllpClient, MllpClient, record_reply
@@ -267,21 +267,28 @@ class MllpServer:
             if result.frames:
                 frame_started = None
             for frame in result.frames:
-                reply = await self._answer(frame, peer)
-                if reply is not None:
-                    writer.write(encode_frame(reply, self.encoding))
+                answered = await self._answer(frame, peer)
+                if answered is not None:
+                    reply, codec = answered
+                    writer.write(encode_frame(reply, codec, errors="replace"))
                     await writer.drain()
             if result.oversize:
                 log.warning("MLLP %s: frame from %s exceeds %d bytes; closing",
                             self.name, peer, self.max_frame)
                 return
 
-    async def _answer(self, frame: bytes, peer: str) -> str | None:
-        """Run the handler off the loop; turn its exceptions into AE/AR ACKs."""
+    async def _answer(self, frame: bytes, peer: str) -> tuple[str, str] | None:
+        """Run the handler off the loop; turn its exceptions into AE/AR ACKs.
+
+        Returns the reply and the codec to send it in: the sender's MSH-18 set when
+        the message was decoded in it, else the listener's default.
+        """
         try:
             text, refused = decode_message(frame, self.encoding), None
         except Hl7Error as exc:  # unknown MSH-18 or bytes not in it: refuse, never guess
             text, refused = decode_frame(frame, "latin-1"), exc  # enough to address a NACK
+        # the same rule ack() uses for MSH-18, so the ACK says the set it is in
+        codec = reply_codec(text, self.encoding)
         with self.events.exchange("hl7.receive", self.name, peer,
                                   message=message_label(text)) as event:
             event.bytes = len(frame)
@@ -299,7 +306,7 @@ class MllpServer:
                 reply = ack(text, "AE", error_code=207,
                             error_text=f"application error: {type(exc).__name__}")
             record_reply(event, reply)
-            return reply
+            return (reply, codec) if reply is not None else None
 
 
 def _log_refusal(name: str, peer: str, text: str, exc: Hl7Error) -> None:

@@ -33,6 +33,7 @@ import errno
 import json
 import logging
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -81,6 +82,19 @@ class _Listener(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left mid-answer is routine; anything else is a bug, logged.
+
+        Why: socketserver's default prints a traceback to stderr for every request that
+        raised - a client closing before reading its answer (BrokenPipe/reset, seen by
+        the socket fuzzer, issue 13) then floods stderr, and real bugs bypass logging.
+        """
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("HTTP client %s went away: %s", client_address, exc)
+            return
+        log.error("HTTP request from %s failed", client_address, exc_info=True)
 
 
 class JsonHttpServer:

@@ -24,7 +24,7 @@ Kept free of sockets so every case can be checked without a peer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
@@ -32,12 +32,12 @@ from pynetdicom._globals import APPLICATION_CONTEXT_NAME
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.pdu_primitives import (
     A_ASSOCIATE, ImplementationClassUIDNotification, ImplementationVersionNameNotification,
-    MaximumLengthNotification, SCP_SCU_RoleSelectionNegotiation,
+    MaximumLengthNotification, SCP_SCU_RoleSelectionNegotiation, SOPClassExtendedNegotiation,
 )
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
 from simulators.dicom.fast.negotiation import AcceptedContext
-from simulators.errors import ConfigError
+from simulators.errors import AssociationError, ConfigError
 
 #: A-ASSOCIATE-RJ (result, source, reason) triples, PS3.8 9.3.4.
 REJECT_APPLICATION_CONTEXT = (1, 1, 2)
@@ -45,6 +45,11 @@ REJECT_CALLING_AE = (1, 1, 3)
 REJECT_CALLED_AE = (1, 1, 7)
 REJECT_PROTOCOL_VERSION = (1, 2, 2)
 REJECT_LOCAL_LIMIT = (2, 3, 2)
+
+#: Answers a requestor's SOP Class Extended Negotiation (PS3.7 D.3.3.5): given the SOP
+#: class UID and the service-class-application-information it sent, the information
+#: we agree to (echoed in the A-ASSOCIATE-AC), or None to ignore the sub-item.
+ExtendedAnswer = Callable[[str, bytes], "bytes | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,8 @@ class AcceptorPolicy:
     max_pdu: int
     require_called: bool = True
     allowed_calling: frozenset[str] = field(default_factory=frozenset)
+    #: None: extended negotiation is ignored (no sub-item in the AC), as before.
+    extended: ExtendedAnswer | None = None
 
     def __post_init__(self) -> None:
         if not 0 < len(self.ae_title.strip()) <= 16:
@@ -100,6 +107,9 @@ class Negotiated:
     #: context ID -> (we may act as SCU, we may act as SCP)
     roles: dict[int, tuple[bool, bool]]
     ac_bytes: bytes
+    #: SOP class UID -> the extended negotiation we agreed to (what the AC carries);
+    #: a class absent here had none, so its service falls back to its settings.
+    extended: dict[str, bytes] = field(default_factory=dict)
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None,
                     *, as_scu: bool = False) -> AcceptedContext | None:
@@ -140,8 +150,16 @@ def build_supported(contexts: Iterable[SupportedContext]) -> list[PresentationCo
 
 def negotiate(rq: A_ASSOCIATE_RQ, policy: AcceptorPolicy,
               supported: Sequence[PresentationContext]) -> Negotiated | Rejection:
-    """Apply ``policy`` to a decoded A-ASSOCIATE-RQ; returns the accept or the reject."""
-    primitive = rq.to_primitive()
+    """Apply ``policy`` to a decoded A-ASSOCIATE-RQ; returns the accept or the reject.
+
+    Raises :class:`AssociationError` when the RQ's items decode but cannot be read
+    (pynetdicom's ``to_primitive`` validates them and raises its own types).
+    """
+    try:
+        primitive = rq.to_primitive()
+    except Exception as exc:  # noqa: BLE001 - pynetdicom raises many types on bad items
+        raise AssociationError("malformed A-ASSOCIATE-RQ items",
+                               reason=f"{type(exc).__name__}: {exc}"[:200]) from exc
     calling = str(primitive.calling_ae_title or "").strip()
     called = str(primitive.called_ae_title or "").strip()
 
@@ -173,6 +191,8 @@ def negotiate(rq: A_ASSOCIATE_RQ, policy: AcceptorPolicy,
             contexts[context_id] = AcceptedContext(context_id, str(cx.abstract_syntax), syntax, 0)
             roles[context_id] = (bool(cx.as_scu), bool(cx.as_scp))
 
+    agreed = _answer_extended(primitive.user_information, policy, contexts.values())
+
     reply = A_ASSOCIATE()
     reply.application_context_name = UID(APPLICATION_CONTEXT_NAME)
     reply.calling_ae_title = primitive.calling_ae_title
@@ -185,12 +205,42 @@ def negotiate(rq: A_ASSOCIATE_RQ, policy: AcceptorPolicy,
     implementation.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
     version = ImplementationVersionNameNotification()
     version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
-    reply.user_information = [max_length, implementation, version, *reply_roles]
+    extended_items = []
+    for sop_class, info in agreed.items():
+        item = SOPClassExtendedNegotiation()
+        item.sop_class_uid = UID(sop_class)
+        item.service_class_application_information = info
+        extended_items.append(item)
+    reply.user_information = [max_length, implementation, version, *reply_roles,
+                              *extended_items]
     return Negotiated(calling, called, int(primitive.maximum_length_received or 0), contexts,
-                      roles, A_ASSOCIATE_AC(reply).encode())
+                      roles, A_ASSOCIATE_AC(reply).encode(), agreed)
 
 
-__all__ = ["SupportedContext", "AcceptorPolicy", "Negotiated", "Rejection", "negotiate",
+def _answer_extended(items: Iterable[object], policy: AcceptorPolicy,
+                     accepted: Iterable[AcceptedContext]) -> dict[str, bytes]:
+    """The extended negotiation we agree to: one answer per accepted SOP class asked.
+
+    PS3.7 D.3.3.5: at most one sub-item per SOP class in the AC, and only for a class
+    the requestor asked about; a class we did not accept gets none.
+    """
+    if policy.extended is None:
+        return {}
+    classes = {context.abstract_syntax for context in accepted}
+    agreed: dict[str, bytes] = {}
+    for item in items:
+        if not isinstance(item, SOPClassExtendedNegotiation):
+            continue
+        sop_class = str(item.sop_class_uid or "")
+        if sop_class not in classes or sop_class in agreed:
+            continue
+        answer = policy.extended(sop_class, bytes(item.service_class_application_information or b""))
+        if answer is not None:
+            agreed[sop_class] = answer
+    return agreed
+
+
+__all__ = ["SupportedContext", "ExtendedAnswer", "AcceptorPolicy", "Negotiated", "Rejection", "negotiate",
            "build_supported", "associate_rj_bytes", "REJECT_APPLICATION_CONTEXT",
            "REJECT_CALLING_AE", "REJECT_CALLED_AE", "REJECT_PROTOCOL_VERSION",
            "REJECT_LOCAL_LIMIT"]

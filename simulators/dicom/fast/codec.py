@@ -27,7 +27,9 @@ from pynetdicom.pdu import (
 )
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 
-from simulators.errors import AssociationError, PduTooLarge  # PduTooLarge: imported from here too
+from simulators.errors import (  # PduTooLarge: imported from here too
+    AssociationError, PduTooLarge, ProtocolError,
+)
 
 #: PDU type bytes (PS3.8 9.3.1).
 A_ASSOCIATE_RQ_TYPE, A_ASSOCIATE_AC_TYPE, A_ASSOCIATE_RJ_TYPE = 0x01, 0x02, 0x03
@@ -106,12 +108,22 @@ def _buffered(reader: asyncio.StreamReader) -> int:
 
 
 def decode_pdu(pdu_type: int, raw: bytes) -> object:
-    """Decode raw PDU bytes with pynetdicom's PDU class for ``pdu_type``."""
+    """Decode raw PDU bytes with pynetdicom's PDU class for ``pdu_type``.
+
+    Raises :class:`AssociationError` for bytes that are not a valid PDU of that type.
+    Why the broad catch: pynetdicom's decoders raise KeyError, ValueError, struct.error
+    and more on damaged input (found by the property tests, issue 13); a caller must
+    be able to refuse a bad PDU without guessing which.
+    """
     cls = PDU_CLASSES.get(pdu_type)
     if cls is None:
         raise AssociationError("peer sent an unknown PDU type", pdu_type=f"0x{pdu_type:02X}")
     pdu = cls()
-    pdu.decode(raw)
+    try:
+        pdu.decode(raw)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise AssociationError("malformed PDU", pdu_type=f"0x{pdu_type:02X}",
+                               reason=f"{type(exc).__name__}: {exc}"[:200]) from exc
     return pdu
 
 
@@ -239,8 +251,14 @@ class MessageAssembler:
         if self._size > self.max_message:
             raise PduTooLarge("DIMSE message exceeds the size limit", limit=self.max_message)
         pdu = P_DATA_TF()
-        pdu.decode(raw_pdata)
-        if not self._message.decode_msg(pdu.to_primitive()):
+        try:
+            pdu.decode(raw_pdata)
+            complete = self._message.decode_msg(pdu.to_primitive())
+        except Exception as exc:  # noqa: BLE001 - pynetdicom raises many types (decode_pdu)
+            self._message, self._size = DIMSEMessage(), 0
+            raise ProtocolError("malformed P-DATA-TF or DIMSE command set",
+                                reason=f"{type(exc).__name__}: {exc}"[:200]) from exc
+        if not complete:
             return None
         done, self._message, self._size = self._message, DIMSEMessage(), 0
         return done

@@ -102,7 +102,11 @@ class RawMessage:
         message = cls()
         message.context_id = self.context_id
         message.encoded_command_set = BytesIO(self.command)
-        message.command_set = decode(BytesIO(self.command), True, True)
+        try:
+            message.command_set = decode(BytesIO(self.command), True, True)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad bytes
+            raise ProtocolError("malformed DIMSE command set",
+                                reason=f"{type(exc).__name__}: {exc}"[:200]) from exc
         message.data_set = BytesIO(self.data or b"")
         return message
 

@@ -105,6 +105,8 @@ class ServerSettings:
     #: of ``tls.profile`` within ``artim_timeout``; ``tls.require_client_cert`` makes
     #: it mutual TLS.
     tls: TlsSettings | None = None
+    #: Answers SOP Class Extended Negotiation (PS3.7 D.3.3.5); None ignores it.
+    extended_negotiation: ExtendedAnswer | None = None
 
     def __post_init__(self) -> None:
         if self.max_pdu and self.max_pdu < 4096:
@@ -154,7 +156,8 @@ class FastServer:
                  *, events: EventBus | None = None, actor: str = "fast-server") -> None:
         self.settings = settings
         self.policy = AcceptorPolicy(settings.ae_title, tuple(settings.contexts), settings.max_pdu,
-                                     settings.require_called, frozenset(settings.allowed_calling))
+                                     settings.require_called, frozenset(settings.allowed_calling),
+                                     settings.extended_negotiation)
         self.supported = build_supported(settings.contexts)
         # built now, so a missing key or CA file is a ConfigError before anything listens
         self._ssl: ssl.SSLContext | None = (settings.tls.server_context()
