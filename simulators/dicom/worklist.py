@@ -289,21 +289,31 @@ def prepare_mwl_answer(decode: Callable[[], Dataset | None], items: Iterable[Dat
     status (A900 not an MWL identifier, C000 undecodable or failed) instead of
     success. Blocking (CPU-bound) work: an acceptor runs it off its event loop.
     """
-    try:
-        identifier = decode()
-    except Exception as exc:  # noqa: BLE001 - any decode error is the peer's bad bytes
-        log.warning("undecodable MWL identifier: %s", exc)
-        return [], status_dataset(STATUS_UNABLE_TO_PROCESS, "identifier cannot be decoded")
+    identifier, refusal = _valid_identifier(decode)
     if identifier is None:
-        return [], status_dataset(STATUS_NOT_MWL_IDENTIFIER, "C-FIND without an identifier")
-    reason = invalid_mwl_identifier(identifier)
-    if reason is not None:
-        return [], status_dataset(STATUS_NOT_MWL_IDENTIFIER, reason)
+        return [], refusal
     try:
         return [encode(ds) for ds in mwl_matches(identifier, items, **options)], None
     except Exception as exc:  # noqa: BLE001 - answer with a status, keep serving
         log.exception("MWL query failed")
         return [], status_dataset(STATUS_UNABLE_TO_PROCESS, f"unable to process: {exc}")
+
+
+def _valid_identifier(decode: Callable[[], Dataset | None]
+                      ) -> tuple[Dataset, None] | tuple[None, Dataset]:
+    """The decoded MWL identifier, or the final status that refuses it (C000 when it
+    cannot be decoded, A900 when absent or not an MWL identifier)."""
+    try:
+        identifier = decode()
+    except Exception as exc:  # noqa: BLE001 - any decode error is the peer's bad bytes
+        log.warning("undecodable MWL identifier: %s", exc)
+        return None, status_dataset(STATUS_UNABLE_TO_PROCESS, "identifier cannot be decoded")
+    if identifier is None:
+        return None, status_dataset(STATUS_NOT_MWL_IDENTIFIER, "C-FIND without an identifier")
+    reason = invalid_mwl_identifier(identifier)
+    if reason is not None:
+        return None, status_dataset(STATUS_NOT_MWL_IDENTIFIER, reason)
+    return identifier, None
 
 
 def prepare_mwl_records(decode: Callable[[], Dataset | None], records: Iterable[WorklistRecord],
@@ -316,16 +326,9 @@ def prepare_mwl_records(decode: Callable[[], Dataset | None], records: Iterable[
     answer is encoded once per transfer syntax and requested-key set, so a burst of
     identical broad queries costs one decode and plain string matching per query.
     """
-    try:
-        identifier = decode()
-    except Exception as exc:  # noqa: BLE001 - any decode error is the peer's bad bytes
-        log.warning("undecodable MWL identifier: %s", exc)
-        return [], status_dataset(STATUS_UNABLE_TO_PROCESS, "identifier cannot be decoded")
+    identifier, refusal = _valid_identifier(decode)
     if identifier is None:
-        return [], status_dataset(STATUS_NOT_MWL_IDENTIFIER, "C-FIND without an identifier")
-    reason = invalid_mwl_identifier(identifier)
-    if reason is not None:
-        return [], status_dataset(STATUS_NOT_MWL_IDENTIFIER, reason)
+        return [], refusal
     try:
         query = compile_query(identifier, pn_case_sensitive=pn_case_sensitive,
                               combined_pairs=[SPS_START_PAIR] if combined_datetime else [])
