@@ -214,9 +214,9 @@ def _judge_instances(evidence: Evidence, excuses: dict[str, tuple[str, str] | No
             out.append(Judged("missing-study", f"the target does not know the study "
                                                f"({evidence.source_count} instance(s) in the "
                                                "source's files)"))
-        else:
-            cls = sorted(by_class)[0]
-            out.append(Judged("missing-study", "; ".join(by_class[cls][:3]), cls))
+        else:  # every instance excused: name every class that excused one
+            whys = [why for cls in sorted(by_class) for why in by_class[cls]]
+            out.append(Judged("missing-study", "; ".join(whys[:3]), "+".join(sorted(by_class))))
         return
     for cls, whys in sorted(by_class.items()):
         out.append(Judged("sop-uid-set", f"{len(whys)} instance(s) not under this study on "
