@@ -268,14 +268,9 @@ def match_dataset(query: Dataset, candidate: Dataset, *, pn_case_sensitive: bool
     response = Dataset()
     combined_pairs = tuple(combined_pairs)  # read at this level and again in sequences
     matched_as_pair: set[int] = set()
-    for date_tag, time_tag in combined_pairs:
-        date_key, time_key = query.get(date_tag), query.get(time_tag)
-        if date_key is None or time_key is None:
-            continue
-        if is_universal_key(date_key) or is_universal_key(time_key):
-            continue
+    for date_tag, time_tag, date_key, time_key in applicable_pairs(query, combined_pairs):
         date_have, time_have = candidate.get(date_tag), candidate.get(time_tag)
-        if not match_date_time_pair(_text(date_key.value), _text(time_key.value),
+        if not match_date_time_pair(date_key, time_key,
                                     _text(date_have.value if date_have else None),
                                     _text(time_have.value if time_have else None)):
             return None
@@ -303,6 +298,22 @@ def match_dataset(query: Dataset, candidate: Dataset, *, pn_case_sensitive: bool
     return response
 
 
+def applicable_pairs(query: Dataset, pairs: Iterable[tuple[int, int]]
+                     ) -> list[tuple[int, int, str, str]]:
+    """The combined date-time pairs that apply to ``query`` at this level, with its key
+    texts: both keys present and neither universal (C.2.2.2.5.1). The plain-value MWL
+    matcher uses the same rule, so both decide alike."""
+    active = []
+    for date_tag, time_tag in pairs:
+        date_key, time_key = query.get(date_tag), query.get(time_tag)
+        if date_key is None or time_key is None:
+            continue
+        if is_universal_key(date_key) or is_universal_key(time_key):
+            continue
+        active.append((date_tag, time_tag, _text(date_key.value), _text(time_key.value)))
+    return active
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -318,5 +329,6 @@ def _copy(response: Dataset, key: DataElement, have: DataElement | None) -> None
 __all__ = [
     "WILDCARD_VRS", "RANGE_VRS", "values_of", "is_empty", "is_universal_key",
     "match_wildcard", "match_string", "parse_range", "match_range", "match_date_time_pair",
-    "match_element_value", "match_values", "match_sequence", "match_dataset", "NON_KEY_TAGS",
+    "match_element_value", "match_values", "applicable_pairs", "match_sequence",
+    "match_dataset", "NON_KEY_TAGS",
 ]

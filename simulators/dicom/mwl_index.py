@@ -30,7 +30,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator
 from pydicom.dataset import Dataset
 
 from simulators.dicom.matching import (
-    NON_KEY_TAGS, is_universal_key, match_dataset, match_date_time_pair, match_values, values_of,
+    NON_KEY_TAGS, applicable_pairs, is_universal_key, match_dataset, match_date_time_pair,
+    match_values, values_of,
 )
 
 #: Encoded answers kept per item; a query with a new signature beyond this starts over.
@@ -134,19 +135,6 @@ class _Keys:
     pairs: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
-def _active_pairs(ds: Dataset, pairs: list[tuple[int, int]]) -> list[tuple[int, int, str, str]]:
-    """match_dataset's rule: both keys present, neither universal."""
-    active = []
-    for date_tag, time_tag in pairs:
-        date_key, time_key = ds.get(date_tag), ds.get(time_tag)
-        if date_key is None or time_key is None:
-            continue
-        if is_universal_key(date_key) or is_universal_key(time_key):
-            continue
-        active.append((date_tag, time_tag, _text(date_key.value), _text(time_key.value)))
-    return active
-
-
 def _compile_keys(ds: Dataset, pairs: list[tuple[int, int]] | None = None) -> _Keys:
     pairs = pairs or []
     keys, signature = [], []
@@ -162,7 +150,7 @@ def _compile_keys(ds: Dataset, pairs: list[tuple[int, int]] | None = None) -> _K
         else:
             keys.append(_Key(tag, element.VR, universal, values_of(element.value), None))
             signature.append((tag, element.VR))
-    return _Keys(keys, tuple(signature), _active_pairs(ds, pairs))
+    return _Keys(keys, tuple(signature), applicable_pairs(ds, pairs))
 
 
 @dataclass(slots=True)
@@ -187,10 +175,6 @@ def compile_query(identifier: Dataset, *, pn_case_sensitive: bool = False,
     pairs = list(combined_pairs)
     keys = _compile_keys(identifier, pairs)
     return CompiledQuery(identifier, keys, pairs, keys.pairs, pn_case_sensitive)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def match_plain(query: CompiledQuery, record: WorklistRecord) -> Shape | None:
