@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Iterable, Protocol
 
 from pydicom.uid import UID
 
@@ -158,6 +158,15 @@ def judge(evidence: Evidence, facts: Facts, rules: IngestionRules) -> list[Judge
         _judge_demographics(evidence, facts, out)
         _judge_pixels(evidence, out)
     return _one_per_class(out)
+
+
+def state_of(unexcused: Iterable[str]) -> str:
+    """A study's state from the classes of its unexcused transfer findings: ``failed``
+    when its transfer failed, ``mismatch`` when anything else differs, else ``validated``."""
+    classes = set(unexcused)
+    if "transfer-failed" in classes:
+        return "failed"
+    return "mismatch" if classes else "validated"
 
 
 def _missing_excuse(evidence: Evidence, sop: str, sop_class: str, facts: Facts,
@@ -338,5 +347,5 @@ def _one_per_class(found: list[Judged]) -> list[Judged]:
     return list(merged.values())
 
 
-__all__ = ["Evidence", "PixelSample", "Facts", "Judged", "judge", "TRANSFER_CLASSES",
+__all__ = ["Evidence", "PixelSample", "Facts", "Judged", "judge", "state_of", "TRANSFER_CLASSES",
            "DEMOGRAPHICS"]

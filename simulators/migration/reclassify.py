@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from simulators.migration.checkpoint import Checkpoint, FindingRow
-from simulators.migration.judge import Judged
+from simulators.migration.judge import state_of
 from simulators.migration.validation import Validator
 from simulators.quality import classes as C
 from simulators.quality.checks import Conflict
@@ -43,15 +43,8 @@ def finalise(checkpoint: Checkpoint, validator: Validator, *,
             continue
         judged = validator.rejudge(evidence)
         checkpoint.replace_verdict(study_uid, [(j.cls, j.stored_detail, j.kind) for j in judged],
-                                   _state(judged))
+                                   state_of(j.cls for j in judged if not j.explained_by))
     return conflicts
-
-
-def _state(judged: list[Judged]) -> str:
-    unexcused = [j for j in judged if not j.explained_by]
-    if any(j.cls == "transfer-failed" for j in unexcused):
-        return "failed"
-    return "mismatch" if unexcused else "validated"
 
 
 __all__ = ["finalise", "CROSS_CLASSES"]

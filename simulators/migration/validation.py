@@ -34,7 +34,7 @@ from simulators.migration.checkpoint import Checkpoint
 from simulators.migration.headers import Header
 from simulators.migration.inventory import StudyInventory, take_inventory, text
 from simulators.migration.judge import (
-    DEMOGRAPHICS, TRANSFER_CLASSES, Evidence, Judged, PixelSample, judge,
+    DEMOGRAPHICS, TRANSFER_CLASSES, Evidence, Judged, PixelSample, judge, state_of,
 )
 from simulators.migration.mover import Sessions, TransferOutcome
 from simulators.quality.checks import CrossStudyChecker, check_instance, identity_rows
@@ -75,9 +75,7 @@ class StudyVerdict:
     @property
     def state(self) -> str:
         """``failed`` (the transfer failed), ``mismatch`` or ``validated``."""
-        if any(f.cls == "transfer-failed" for f in self.transfer):
-            return "failed"
-        return "mismatch" if self.transfer else "validated"
+        return state_of(f.cls for f in self.transfer)
 
     def rows(self) -> list[tuple[str, str, str]]:
         return [(f.cls, f.detail, f.kind) for f in (*self.findings, *self.explained)]
