@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Callable, Iterable, Sequence
@@ -88,6 +89,10 @@ class Validator:
                  *, seed: int = 0, pixel_check: PixelCheck | None = None) -> None:
         self.rules, self.checkpoint, self.headers, self.seed = rules, checkpoint, headers, seed
         self.pixel_check = pixel_check or PixelCheck()
+        #: The target's negotiation answer per SOP class: asked once per run, not once
+        #: per study (an archive of retired ultrasound would otherwise open thousands).
+        self._answers: dict[str, str] = {}
+        self._answers_lock = threading.Lock()
 
     def validate(self, source: StudyInventory, transfer: TransferOutcome | None,
                  sessions: Sessions) -> StudyVerdict:
@@ -118,14 +123,20 @@ class Validator:
         the report can say whether the rules or the target draw the line."""
         classes = sorted({cls for _series, cls in evidence.missing.values()
                           if cls and not self.rules.sop_class_allowed(cls)})
-        if not classes:
-            return {}
-        target = sessions.target
-        try:
-            answer = negotiate(target.peer, target.calling_ae, classes, timeout=target.timeout)
-            return {cls: answer.results[cls] for cls in classes}
-        except PacsimError:
-            return {}  # the target would not say; the report says it was not asked
+        with self._answers_lock:
+            unknown = [cls for cls in classes if cls not in self._answers]
+        if unknown:
+            target = sessions.target
+            try:
+                answer = negotiate(target.peer, target.calling_ae, unknown,
+                                   timeout=target.timeout)
+            except PacsimError:  # the target would not say: "not asked" in the detail
+                answer = None  # and not remembered: the next study asks again
+            if answer is not None:
+                with self._answers_lock:
+                    self._answers.update((cls, answer.results[cls]) for cls in unknown)
+        with self._answers_lock:
+            return {cls: self._answers[cls] for cls in classes if cls in self._answers}
 
     @staticmethod
     def _apply(verdict: StudyVerdict, judged: list[Judged]) -> None:
